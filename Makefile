@@ -1,0 +1,76 @@
+# glasshouse: run `make help` for the list of targets.
+SHELL := /bin/bash
+GO ?= go
+FUZZTIME ?= 5s
+BIN := bin
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: run
+run: ## Run the API with zero setup (embedded SQLite under ./data, dev JWT key).
+	$(GO) run ./app/cmd/glasshouse-api
+
+.PHONY: build
+build: ## Build every binary into ./bin.
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./app/cmd/... ./alerts/cmd/... ./loadtest/cmd/...
+
+.PHONY: test
+test: ## Run the whole test suite (race detector, then brief fuzzing).
+	$(GO) test -race -count=1 ./...
+	$(MAKE) --no-print-directory fuzz
+
+.PHONY: fuzz
+fuzz: ## Run every fuzz target for FUZZTIME (default 5s) each.
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
+	  for f in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/^func //'); do \
+	    echo "fuzz $$pkg $$f"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg >/dev/null || { $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; exit 1; }; \
+	  done; \
+	done
+
+.PHONY: lint
+lint: ## go vet and staticcheck (pinned in go.mod as a tool).
+	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
+
+.PHONY: bench
+bench: ## Benchmark the middleware chain against the bare handler and print the ratio.
+	$(GO) test -run '^$$' -bench 'BenchmarkChain' -benchmem -count 5 ./app/httpapi/ | tee /tmp/glasshouse-bench.txt
+	$(GO) run ./app/httpapi/internal/benchratio < /tmp/glasshouse-bench.txt
+
+.PHONY: rules
+rules: ## Regenerate recording and alerting rules (and everything else derived) from alerts/slo.yaml.
+	$(GO) run ./alerts/cmd/rulegen
+
+.PHONY: gameday
+gameday: ## Inject faults into a live API under real Prometheus + Alertmanager and time the alerts.
+	$(GO) test -count=1 -run 'TestGameday' -v ./alerts/gameday/
+
+.PHONY: load
+load: ## Run the smoke/average load scenario against a running API (TARGET, default http://127.0.0.1:8080).
+	$(GO) run ./loadtest/cmd/glasshouse-load -target $${TARGET:-http://127.0.0.1:8080} -scenario $${SCENARIO:-average}
+
+.PHONY: bench-loadgen
+bench-loadgen: ## Compare the load engine with wrk and hey on loopback (prints a ratio table).
+	./loadtest/bench/run.sh
+
+.PHONY: dashboards
+dashboards: ## Regenerate the committed dashboard JSON.
+	$(GO) run ./dashboards/cmd/dashgen
+
+.PHONY: dashboards-check
+dashboards-check: ## Prove every dashboard panel returns data from a live Prometheus scraping the API.
+	$(GO) test -count=1 -run 'TestLive' -v ./dashboards/
+
+.PHONY: stack-up
+stack-up: ## Start the whole stack (docker compose, or a native fallback without Docker).
+	./compose/stack.sh up
+
+.PHONY: stack-down
+stack-down: ## Stop the stack started by stack-up (VOLUMES=1 also removes volumes).
+	./compose/stack.sh down
