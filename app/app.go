@@ -95,7 +95,12 @@ type Store interface {
 
 // Check is one named dependency check run by /health/ready and
 // /health/detailed. Check must honour ctx's deadline.
+//
+// A failing required check makes /health/ready answer 503 naming it. An
+// Optional check (for example Redis, whose outage only degrades the service)
+// never fails readiness; /health/detailed reports it as "degraded".
 type Check struct {
-	Name  string
-	Check func(ctx context.Context) error
+	Name     string
+	Optional bool
+	Check    func(ctx context.Context) error
 }
