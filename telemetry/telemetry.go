@@ -4,35 +4,43 @@
 // metrics (exemplars carrying trace IDs), system and runtime collectors, and
 // a slog logger whose records carry trace_id, span_id and request_id.
 //
-// It must not import anything from this repository's app/ tree.
-//
-// CONTRACT STUB: the exported API below is fixed so app/ can be wired while
-// the implementation is written. Bodies are placeholders.
+// It must not import anything from this repository's app/ tree: services
+// import telemetry, never the other way round. It sets no globals (no
+// otel.SetTracerProvider, no prometheus.DefaultRegisterer); callers pass
+// TracerProvider and Registry to the libraries that need them.
 package telemetry
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 )
 
-// Config configures New. The zero value is usable: JSON logs at info level to
-// os.Stdout, no trace export, access log on.
+// Config configures New. The zero value is usable: logs at info level to
+// os.Stdout (JSON unless stdout is a terminal), no trace export, access log
+// on, system gauges sampled at most once a second.
 type Config struct {
 	ServiceName    string // default "glasshouse-api"; OTEL_SERVICE_NAME wins
-	ServiceVersion string
-	Environment    string // "development", "production", ...
+	ServiceVersion string // default: the main module version from the build info
+	Environment    string // "development", "production", ...; "production" forces JSON logs in "auto"
 
 	LogLevel  slog.Level
-	LogFormat string    // "auto" (tint on a terminal, JSON otherwise), "json", "text"
+	LogFormat string    // "auto" or "" (tint on a terminal, JSON otherwise), "json", "text" (tint)
 	LogWriter io.Writer // default os.Stdout
 
-	// LogFile, when set, also writes JSON logs to a rotating file.
+	// LogFile, when set, also writes JSON logs to a rotating file
+	// (lumberjack): LogFileMaxSizeMB per file (default 100), keeping
+	// LogFileMaxBackups old files (default 5).
 	LogFile           string
 	LogFileMaxSizeMB  int
 	LogFileMaxBackups int
@@ -42,68 +50,166 @@ type Config struct {
 
 	// Getenv reads OTEL_* variables; nil means os.Getenv.
 	Getenv func(string) string
+
+	// Now is the clock used for request durations and the system-stats
+	// cache; nil means time.Now. Tests pass a fake clock.
+	Now func() time.Time
+
+	// SystemStatsTTL is how long one gopsutil reading is reused by scrapes
+	// and SystemStats; zero means one second, negative disables caching.
+	SystemStatsTTL time.Duration
+
+	// SpanProcessors are added to the tracer provider next to the exporter's
+	// processor, e.g. a tracetest.SpanRecorder in tests.
+	SpanProcessors []sdktrace.SpanProcessor
 }
 
-// Telemetry owns the tracer provider, the registry and the logger.
+// Telemetry owns the tracer provider, the registry and the logger. Its
+// methods are safe for concurrent use. Build it with New, stop it with
+// Shutdown.
 type Telemetry struct {
 	Logger   *slog.Logger
 	Registry *prometheus.Registry
 	Tracer   trace.Tracer
+
+	now         func() time.Time
+	tp          trace.TracerProvider
+	propagator  propagation.TextMapPropagator
+	accessLog   bool
+	metrics     *metrics
+	system      *systemSampler
+	shutdownFns []func(context.Context) error
 }
 
-// New builds the telemetry stack. Call Shutdown to flush spans.
-func New(ctx context.Context, cfg Config) (*Telemetry, error) { panic("stub") }
+// New builds the telemetry stack from cfg and the OTEL_* variables read
+// through cfg.Getenv. It reports every configuration problem at once. Call
+// Shutdown to flush spans and close the log file.
+func New(ctx context.Context, cfg Config) (*Telemetry, error) {
+	if cfg.Getenv == nil {
+		cfg.Getenv = os.Getenv
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.ServiceName == "" {
+		cfg.ServiceName = "glasshouse-api"
+	}
+	if cfg.ServiceVersion == "" {
+		cfg.ServiceVersion = mainVersion()
+	}
+	t := &Telemetry{
+		Registry:   prometheus.NewRegistry(),
+		now:        cfg.Now,
+		accessLog:  !cfg.DisableAccessLog,
+		propagator: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
+	}
 
-// Shutdown flushes and stops exporters, honouring ctx's deadline.
-func (t *Telemetry) Shutdown(ctx context.Context) error { panic("stub") }
+	var errs []error
+	logger, closeLog, err := newLogger(cfg)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	t.metrics = newMetrics(t.Registry, cfg.ServiceVersion)
+	tcfg, err := traceConfigFromEnv(cfg)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		if closeLog != nil {
+			_ = closeLog(ctx)
+		}
+		return nil, fmt.Errorf("telemetry config: %w", errors.Join(errs...))
+	}
+	t.Logger = logger
+	if closeLog != nil {
+		t.shutdownFns = append(t.shutdownFns, closeLog)
+	}
 
-// Router is what Middleware needs from the request router: *http.ServeMux
-// satisfies it. Handler reports the matched pattern ("" when none).
-type Router interface {
-	http.Handler
-	Handler(r *http.Request) (h http.Handler, pattern string)
+	tp, shutdownTP, err := newTracerProvider(ctx, tcfg, cfg.SpanProcessors, t.metrics, logger)
+	if err != nil {
+		_ = t.Shutdown(ctx)
+		return nil, err
+	}
+	t.tp = tp
+	t.Tracer = tp.Tracer(instrumentationName)
+	// Flush spans before closing the log file so export errors still log.
+	t.shutdownFns = append([]func(context.Context) error{shutdownTP}, t.shutdownFns...)
+
+	t.system = newSystemSampler(ctx, cfg.Now, cfg.SystemStatsTTL)
+	if err := t.Registry.Register(newSystemCollector(t.system)); err != nil {
+		_ = t.Shutdown(ctx)
+		return nil, fmt.Errorf("register system collector: %w", err)
+	}
+	return t, nil
 }
 
-// Middleware wraps mux with tracing (server span "<METHOD> <route>"), RED
-// metrics labelled by route template, the trace-ID response header and the
-// access log. Unmatched paths share route="unmatched".
-func (t *Telemetry) Middleware(mux Router) http.Handler { panic("stub") }
+// Shutdown flushes queued spans and stops the exporter, then closes the log
+// file, honouring ctx's deadline. Spans still queued when ctx expires are
+// lost. It is safe to call more than once; later calls do nothing.
+func (t *Telemetry) Shutdown(ctx context.Context) error {
+	fns := t.shutdownFns
+	t.shutdownFns = nil
+	var errs []error
+	for _, fn := range fns {
+		if err := fn(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("telemetry shutdown: %w", err)
+	}
+	return nil
+}
 
-// MetricsHandler serves the registry (OpenMetrics with exemplars when asked).
-func (t *Telemetry) MetricsHandler() http.Handler { panic("stub") }
+// TracerProvider returns the provider behind Tracer, for libraries that take
+// one (redisotel.WithTracerProvider, a pgx QueryTracer, an otelhttp client
+// transport). It is never nil.
+func (t *Telemetry) TracerProvider() trace.TracerProvider { return t.tp }
+
+// Propagator returns the W3C trace-context and baggage propagator that
+// Middleware uses to read incoming headers; use it for outgoing requests.
+func (t *Telemetry) Propagator() propagation.TextMapPropagator { return t.propagator }
+
+// MetricsHandler serves the registry: OpenMetrics (with exemplars) when the
+// scraper asks for it, the Prometheus text format otherwise. Serve it on an
+// admin listener only.
+func (t *Telemetry) MetricsHandler() http.Handler { return t.metrics.handler }
+
+// Span starts a child span of the span in ctx named name (e.g. "db.query",
+// "password.hash"). The caller must End the returned span; it may add
+// attributes and record errors on it.
+func (t *Telemetry) Span(ctx context.Context, name string) (context.Context, trace.Span) {
+	return t.Tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindInternal))
+}
+
+type ctxKey int
+
+const (
+	requestIDKey ctxKey = iota
+	routeKey
+)
 
 // WithRequestID returns ctx carrying the request ID that log records and
-// spans pick up.
-func WithRequestID(ctx context.Context, id string) context.Context { panic("stub") }
+// the access log pick up. Middleware calls it for every request (taking a
+// well-formed incoming X-Request-Id or generating one) unless ctx already
+// carries an ID.
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKey, id)
+}
 
 // RequestID returns the request ID in ctx, or "".
-func RequestID(ctx context.Context) string { panic("stub") }
-
-// Route returns the route template Middleware resolved for this request, or "".
-func Route(ctx context.Context) string { panic("stub") }
-
-// SystemStats is what /health/detailed reports about the host and process.
-type SystemStats struct {
-	CPUPercent       float64 `json:"cpu_percent"`
-	MemoryUsedBytes  uint64  `json:"memory_used_bytes"`
-	MemoryAvailBytes uint64  `json:"memory_available_bytes"`
-	ProcessRSSBytes  uint64  `json:"process_rss_bytes"`
-	Goroutines       int     `json:"goroutines"`
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey).(string)
+	return id
 }
 
-// SystemStats reads the same gopsutil source as the system gauges.
-func (t *Telemetry) SystemStats(ctx context.Context) (SystemStats, error) { panic("stub") }
-
-// Span starts a child span named name (e.g. "db.query", "password.hash").
-func (t *Telemetry) Span(ctx context.Context, name string) (context.Context, trace.Span) {
-	panic("stub")
+// Route returns the route template Middleware resolved for this request
+// ("/api/v1/items/{id}", or "unmatched"), or "" outside Middleware.
+func Route(ctx context.Context) string {
+	r, _ := ctx.Value(routeKey).(string)
+	return r
 }
 
-// Counters the app increments. Each is safe for concurrent use.
-func (t *Telemetry) RateLimited(route, scope string)                          { panic("stub") }
-func (t *Telemetry) ConcurrencyRejected()                                     { panic("stub") }
-func (t *Telemetry) PanicRecovered(route string)                              { panic("stub") }
-func (t *Telemetry) SignedUp()                                                { panic("stub") }
-func (t *Telemetry) LoginAttempt(result string)                               { panic("stub") }
-func (t *Telemetry) ItemCreated()                                             { panic("stub") }
-func (t *Telemetry) ObserveDependency(dep string, d time.Duration, err error) { panic("stub") }
+func withRoute(ctx context.Context, route string) context.Context {
+	return context.WithValue(ctx, routeKey, route)
+}

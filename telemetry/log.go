@@ -1,0 +1,213 @@
+package telemetry
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+
+	"github.com/lmittmann/tint"
+	"github.com/mattn/go-isatty"
+	"go.opentelemetry.io/otel/trace"
+	"gopkg.in/natefinch/lumberjack.v2"
+)
+
+// Redacted replaces the value of every sensitive attribute.
+const Redacted = "[REDACTED]"
+
+// Secret is a string that never appears in logs or fmt output: its
+// LogValue, String and GoString return "[REDACTED]". Use Reveal where the
+// value is really needed.
+type Secret string
+
+// LogValue implements slog.LogValuer.
+func (Secret) LogValue() slog.Value { return slog.StringValue(Redacted) }
+
+// String implements fmt.Stringer.
+func (Secret) String() string { return Redacted }
+
+// GoString implements fmt.GoStringer, so %#v redacts too.
+func (Secret) GoString() string { return Redacted }
+
+// MarshalText keeps encoding/json and friends from printing the value.
+func (Secret) MarshalText() ([]byte, error) { return []byte(Redacted), nil }
+
+// Reveal returns the secret value.
+func (s Secret) Reveal() string { return string(s) }
+
+// sensitiveKeys are attribute keys (lower case, '-' read as '_') whose
+// values are always redacted; keys ending in _password, _token, _secret or
+// _key (as in new_password, refresh_token, api_key) are redacted too.
+var sensitiveKeys = map[string]bool{
+	"authorization":       true,
+	"proxy_authorization": true,
+	"password":            true,
+	"passwd":              true,
+	"token":               true,
+	"access_token":        true,
+	"refresh_token":       true,
+	"id_token":            true,
+	"secret":              true,
+	"client_secret":       true,
+	"jwt_secret":          true,
+	"cookie":              true,
+	"set_cookie":          true,
+	"api_key":             true,
+	"apikey":              true,
+	"x_api_key":           true,
+	"private_key":         true,
+	"database_url":        true,
+	"redis_url":           true,
+}
+
+// IsSensitiveKey reports whether the handler redacts values logged under key.
+func IsSensitiveKey(key string) bool {
+	k := strings.ToLower(strings.ReplaceAll(key, "-", "_"))
+	if sensitiveKeys[k] {
+		return true
+	}
+	for _, suf := range []string{"_password", "_token", "_secret", "_key"} {
+		if strings.HasSuffix(k, suf) {
+			return true
+		}
+	}
+	return false
+}
+
+// redact is the ReplaceAttr of every handler New builds: it runs on all
+// attributes, including those added with Logger.With and inside groups, so
+// callers cannot forget it.
+func redact(_ []string, a slog.Attr) slog.Attr {
+	if IsSensitiveKey(a.Key) {
+		return slog.String(a.Key, Redacted)
+	}
+	if a.Value.Kind() != slog.KindAny {
+		return a
+	}
+	switch v := a.Value.Any().(type) {
+	case http.Header:
+		return slog.Any(a.Key, redactHeader(v))
+	case *url.URL:
+		if v != nil {
+			return slog.String(a.Key, v.Redacted())
+		}
+	case url.Values:
+		c := make(url.Values, len(v))
+		for k, vs := range v {
+			if IsSensitiveKey(k) {
+				vs = []string{Redacted}
+			}
+			c[k] = vs
+		}
+		return slog.Any(a.Key, c)
+	}
+	return a
+}
+
+func redactHeader(h http.Header) http.Header {
+	c := make(http.Header, len(h))
+	for k, vs := range h {
+		if IsSensitiveKey(k) {
+			vs = []string{Redacted}
+		}
+		c[k] = vs
+	}
+	return c
+}
+
+// NewJSONHandler returns the JSON handler New uses in production: records
+// carry trace_id, span_id and request_id from their context, and sensitive
+// attributes are redacted. Tests use it to decode log lines.
+func NewJSONHandler(w io.Writer, level slog.Leveler) slog.Handler {
+	return NewContextHandler(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: redact}))
+}
+
+// NewTextHandler returns tint's coloured console handler with the same
+// redaction and context attributes as NewJSONHandler; color toggles ANSI
+// colours.
+func NewTextHandler(w io.Writer, level slog.Leveler, color bool) slog.Handler {
+	return NewContextHandler(tint.NewHandler(w, &tint.Options{
+		Level:       level,
+		ReplaceAttr: redact,
+		TimeFormat:  "15:04:05.000",
+		NoColor:     !color,
+	}))
+}
+
+// NewContextHandler wraps h so that every record logged with a context
+// gains trace_id and span_id (when the context holds a valid span) and
+// request_id (when it holds one). Under Logger.WithGroup the keys are
+// nested in the open group, as any attribute would be.
+func NewContextHandler(h slog.Handler) slog.Handler { return contextHandler{h} }
+
+type contextHandler struct{ slog.Handler }
+
+func (h contextHandler) Handle(ctx context.Context, r slog.Record) error {
+	if ctx != nil {
+		if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+			r.AddAttrs(slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
+		}
+		if id := RequestID(ctx); id != "" {
+			r.AddAttrs(slog.String("request_id", id))
+		}
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h contextHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return contextHandler{h.Handler.WithAttrs(as)}
+}
+
+func (h contextHandler) WithGroup(name string) slog.Handler {
+	return contextHandler{h.Handler.WithGroup(name)}
+}
+
+// newLogger builds the logger described by cfg and, when it writes a log
+// file, a func that closes it.
+func newLogger(cfg Config) (*slog.Logger, func(context.Context) error, error) {
+	w := cfg.LogWriter
+	if w == nil {
+		w = os.Stdout
+	}
+	level := cfg.LogLevel
+	terminal := false
+	if f, ok := w.(*os.File); ok {
+		terminal = isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd())
+	}
+	var base slog.Handler
+	switch strings.ToLower(cfg.LogFormat) {
+	case "", "auto":
+		if terminal && cfg.Environment != "production" {
+			base = NewTextHandler(w, level, true)
+		} else {
+			base = NewJSONHandler(w, level)
+		}
+	case "json":
+		base = NewJSONHandler(w, level)
+	case "text", "tint":
+		base = NewTextHandler(w, level, terminal)
+	default:
+		return nil, nil, fmt.Errorf("log format %q: want auto, json or text", cfg.LogFormat)
+	}
+	if cfg.LogFile == "" {
+		return slog.New(base), nil, nil
+	}
+	size, backups := cfg.LogFileMaxSizeMB, cfg.LogFileMaxBackups
+	if size <= 0 {
+		size = 100
+	}
+	if backups <= 0 {
+		backups = 5
+	}
+	lj := &lumberjack.Logger{Filename: cfg.LogFile, MaxSize: size, MaxBackups: backups}
+	// Fail at start-up, not on the first record, when the file is unwritable.
+	if _, err := lj.Write(nil); err != nil {
+		return nil, nil, fmt.Errorf("log file %q: %w", cfg.LogFile, err)
+	}
+	h := slog.NewMultiHandler(base, NewJSONHandler(lj, level))
+	return slog.New(h), func(context.Context) error { return lj.Close() }, nil
+}
