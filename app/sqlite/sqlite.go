@@ -1,0 +1,400 @@
+// Package sqlite implements app.Store on an embedded SQLite database
+// (modernc.org/sqlite: pure Go, so CGO_ENABLED=0 builds stay static).
+//
+// The database runs in WAL mode with foreign keys on. Writes go through a
+// single connection, so the API's own writers queue in Go instead of failing
+// with SQLITE_BUSY; reads use a separate pool that WAL lets run beside the
+// writer. busy_timeout still covers other processes opening the same file.
+//
+// It imports app, never httpapi or cmd.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/glasshouse-dev/glasshouse/app"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// busyTimeout is how long a connection waits for another process's lock
+// before SQLite reports SQLITE_BUSY (which the store maps to ErrUnavailable).
+const busyTimeout = 5 * time.Second
+
+// Store is an app.Store backed by one SQLite file. It is safe for concurrent
+// use; Close it once.
+type Store struct {
+	w      *sql.DB // exactly one connection: the single writer
+	r      *sql.DB // readers
+	now    func() time.Time
+	tracer trace.Tracer
+}
+
+var _ app.Store = (*Store)(nil)
+
+// Option configures Open.
+type Option func(*Store)
+
+// WithClock sets the clock used for created_at/updated_at (default time.Now).
+func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
+
+// WithTracer makes every query a child span of the request's span (default:
+// no spans).
+func WithTracer(t trace.Tracer) Option { return func(s *Store) { s.tracer = t } }
+
+// Open opens (creating if needed) the database file at path, applies the
+// embedded migrations and returns the store. The directory must exist.
+func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
+	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") {
+		// Two pools on ":memory:" would be two different databases.
+		return nil, fmt.Errorf("sqlite: open %q: need a file path", path)
+	}
+	s := &Store{now: time.Now, tracer: noop.NewTracerProvider().Tracer("")}
+	for _, o := range opts {
+		o(s)
+	}
+	common := url.Values{}
+	common.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
+	common.Add("_pragma", "foreign_keys(1)")
+	common.Add("_pragma", "synchronous(NORMAL)")
+
+	wq := cloneValues(common)
+	wq.Add("_pragma", "journal_mode(WAL)")
+	wq.Set("_txlock", "immediate") // take the write lock at BEGIN, never upgrade mid-transaction
+	w, err := sql.Open("sqlite", "file:"+(&url.URL{Path: path}).EscapedPath()+"?"+wq.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	if err := w.PingContext(ctx); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	if err := migrate(ctx, w); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: migrate %s: %w", path, err)
+	}
+
+	rq := cloneValues(common)
+	rq.Add("_pragma", "query_only(1)")
+	r, err := sql.Open("sqlite", "file:"+(&url.URL{Path: path}).EscapedPath()+"?"+rq.Encode())
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	n := max(4, 2*runtime.GOMAXPROCS(0))
+	r.SetMaxOpenConns(n)
+	r.SetMaxIdleConns(n)
+	if err := r.PingContext(ctx); err != nil {
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	s.w, s.r = w, r
+	return s, nil
+}
+
+func cloneValues(v url.Values) url.Values {
+	out := url.Values{}
+	for k, vs := range v {
+		out[k] = append([]string(nil), vs...)
+	}
+	return out
+}
+
+// migrate applies every embedded migration not yet recorded in
+// schema_migrations, each in its own immediate transaction, so two processes
+// starting at once apply each migration exactly once.
+func migrate(ctx context.Context, db *sql.DB) error {
+	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version TEXT PRIMARY KEY, applied_at INTEGER NOT NULL) STRICT`); err != nil {
+		return err
+	}
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		version := strings.TrimSuffix(strings.TrimPrefix(name, "migrations/"), ".sql")
+		body, err := migrations.ReadFile(name)
+		if err != nil {
+			return err
+		}
+		if err := applyMigration(ctx, db, version, string(body)); err != nil {
+			return fmt.Errorf("%s: %w", version, err)
+		}
+	}
+	return nil
+}
+
+func applyMigration(ctx context.Context, db *sql.DB, version, body string) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, version).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, body); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`,
+		version, time.Now().UnixMicro()); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// Close closes both pools.
+func (s *Store) Close() error {
+	return errors.Join(s.r.Close(), s.w.Close())
+}
+
+// Ping checks both the reader pool and the writer connection answer a query.
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	if err := s.r.QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
+		return s.wrap("ping", err)
+	}
+	if err := s.w.QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
+		return s.wrap("ping", err)
+	}
+	return nil
+}
+
+func (s *Store) stamp() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
+
+func micros(us int64) time.Time { return time.UnixMicro(us).UTC() }
+
+// span starts a client span following the OpenTelemetry database
+// conventions: name "<operation> <table>".
+func (s *Store) span(ctx context.Context, op, table string) (context.Context, trace.Span) {
+	return s.tracer.Start(ctx, op+" "+table,
+		trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(
+			attribute.String("db.system.name", "sqlite"),
+			attribute.String("db.operation.name", op),
+			attribute.String("db.collection.name", table),
+		))
+}
+
+func end(sp trace.Span, err error) {
+	if err != nil && !errors.Is(err, app.ErrNotFound) && !errors.Is(err, app.ErrConflict) {
+		sp.RecordError(err)
+		sp.SetStatus(codes.Error, err.Error())
+	}
+	sp.End()
+}
+
+// wrap turns driver errors into the app's sentinel errors.
+func (s *Store) wrap(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("%s: %w", what, app.ErrNotFound)
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case sqlite3.SQLITE_CONSTRAINT:
+			if se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY {
+				return fmt.Errorf("%s: %w", what, app.ErrConflict)
+			}
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL,
+			sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY:
+			return fmt.Errorf("%s: %w: %v", what, app.ErrUnavailable, err)
+		}
+	}
+	if errors.Is(err, sql.ErrConnDone) {
+		return fmt.Errorf("%s: %w: %v", what, app.ErrUnavailable, err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// CreateUser implements app.Store.
+func (s *Store) CreateUser(ctx context.Context, u *app.User) (err error) {
+	ctx, sp := s.span(ctx, "INSERT", "users")
+	defer func() { end(sp, err) }()
+	now := s.stamp()
+	res, err := s.w.ExecContext(ctx, `INSERT INTO users
+		(username, username_key, email, email_key, password_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		u.Username, strings.ToLower(u.Username), u.Email, strings.ToLower(u.Email), u.PasswordHash, now.UnixMicro())
+	if err != nil {
+		return s.wrap(fmt.Sprintf("create user %q", u.Username), err)
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return s.wrap("create user", err)
+	}
+	u.ID, u.CreatedAt = id, now
+	return nil
+}
+
+const userCols = `id, username, email, password_hash, created_at`
+
+func scanUser(row *sql.Row) (app.User, error) {
+	var u app.User
+	var created int64
+	if err := row.Scan(&u.ID, &u.Username, &u.Email, &u.PasswordHash, &created); err != nil {
+		return app.User{}, err
+	}
+	u.CreatedAt = micros(created)
+	return u, nil
+}
+
+// UserByID implements app.Store.
+func (s *Store) UserByID(ctx context.Context, id int64) (_ app.User, err error) {
+	ctx, sp := s.span(ctx, "SELECT", "users")
+	defer func() { end(sp, err) }()
+	u, err := scanUser(s.r.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE id = ?`, id))
+	return u, s.wrap(fmt.Sprintf("user %d", id), err)
+}
+
+// UserByUsername implements app.Store.
+func (s *Store) UserByUsername(ctx context.Context, username string) (_ app.User, err error) {
+	ctx, sp := s.span(ctx, "SELECT", "users")
+	defer func() { end(sp, err) }()
+	u, err := scanUser(s.r.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE username_key = ?`,
+		strings.ToLower(username)))
+	return u, s.wrap(fmt.Sprintf("user %q", username), err)
+}
+
+// CreateItem implements app.Store. An OwnerID that names no user is an error
+// (foreign key), not a conflict.
+func (s *Store) CreateItem(ctx context.Context, it *app.Item) (err error) {
+	ctx, sp := s.span(ctx, "INSERT", "items")
+	defer func() { end(sp, err) }()
+	now := s.stamp()
+	res, err := s.w.ExecContext(ctx, `INSERT INTO items (owner_id, name, description, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?)`, it.OwnerID, it.Name, it.Description, now.UnixMicro(), now.UnixMicro())
+	if err != nil {
+		var se *sqlite.Error
+		if errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY {
+			return fmt.Errorf("create item: owner %d does not exist", it.OwnerID)
+		}
+		return s.wrap("create item", err)
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return s.wrap("create item", err)
+	}
+	it.ID, it.CreatedAt, it.UpdatedAt = id, now, now
+	return nil
+}
+
+const itemCols = `id, owner_id, name, description, created_at, updated_at`
+
+type scanner interface{ Scan(...any) error }
+
+func scanItem(row scanner) (app.Item, error) {
+	var it app.Item
+	var created, updated int64
+	if err := row.Scan(&it.ID, &it.OwnerID, &it.Name, &it.Description, &created, &updated); err != nil {
+		return app.Item{}, err
+	}
+	it.CreatedAt, it.UpdatedAt = micros(created), micros(updated)
+	return it, nil
+}
+
+// Item implements app.Store.
+func (s *Store) Item(ctx context.Context, ownerID, id int64) (_ app.Item, err error) {
+	ctx, sp := s.span(ctx, "SELECT", "items")
+	defer func() { end(sp, err) }()
+	it, err := scanItem(s.r.QueryRowContext(ctx, `SELECT `+itemCols+` FROM items WHERE id = ? AND owner_id = ?`, id, ownerID))
+	return it, s.wrap(fmt.Sprintf("item %d", id), err)
+}
+
+// ListItems implements app.Store. The page and the total come from one read
+// transaction, so they agree with each other.
+func (s *Store) ListItems(ctx context.Context, ownerID int64, p app.Page) (_ []app.Item, _ int, err error) {
+	ctx, sp := s.span(ctx, "SELECT", "items")
+	defer func() { end(sp, err) }()
+	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, 0, s.wrap("list items", err)
+	}
+	defer tx.Rollback()
+	var total int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM items WHERE owner_id = ?`, ownerID).Scan(&total); err != nil {
+		return nil, 0, s.wrap("list items", err)
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT `+itemCols+` FROM items WHERE owner_id = ? ORDER BY id LIMIT ? OFFSET ?`,
+		ownerID, p.Limit, p.Offset)
+	if err != nil {
+		return nil, 0, s.wrap("list items", err)
+	}
+	defer rows.Close()
+	items := make([]app.Item, 0, min(p.Limit, total))
+	for rows.Next() {
+		it, err := scanItem(rows)
+		if err != nil {
+			return nil, 0, s.wrap("list items", err)
+		}
+		items = append(items, it)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, s.wrap("list items", err)
+	}
+	return items, total, nil
+}
+
+// UpdateItem implements app.Store.
+func (s *Store) UpdateItem(ctx context.Context, it *app.Item) (err error) {
+	ctx, sp := s.span(ctx, "UPDATE", "items")
+	defer func() { end(sp, err) }()
+	now := s.stamp()
+	got, err := scanItem(s.w.QueryRowContext(ctx, `UPDATE items SET name = ?, description = ?, updated_at = ?
+		WHERE id = ? AND owner_id = ? RETURNING `+itemCols,
+		it.Name, it.Description, now.UnixMicro(), it.ID, it.OwnerID))
+	if err != nil {
+		return s.wrap(fmt.Sprintf("update item %d", it.ID), err)
+	}
+	*it = got
+	return nil
+}
+
+// DeleteItem implements app.Store.
+func (s *Store) DeleteItem(ctx context.Context, ownerID, id int64) (err error) {
+	ctx, sp := s.span(ctx, "DELETE", "items")
+	defer func() { end(sp, err) }()
+	res, err := s.w.ExecContext(ctx, `DELETE FROM items WHERE id = ? AND owner_id = ?`, id, ownerID)
+	if err != nil {
+		return s.wrap(fmt.Sprintf("delete item %d", id), err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return s.wrap(fmt.Sprintf("delete item %d", id), err)
+	}
+	if n == 0 {
+		return fmt.Errorf("delete item %d: %w", id, app.ErrNotFound)
+	}
+	return nil
+}
