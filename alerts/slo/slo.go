@@ -8,6 +8,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"math"
+	"net/url"
 	"os"
 	"regexp"
 	"strconv"
@@ -28,10 +31,27 @@ const Metric = "http_server_request_duration_seconds"
 
 // Spec is the whole file.
 type Spec struct {
-	Service  string   `yaml:"service"`
-	Selector string   `yaml:"selector"`
-	Period   Duration `yaml:"period"`
-	SLOs     []SLO    `yaml:"slos"`
+	// Service is the value of the service label on every generated series.
+	Service string `yaml:"service"`
+	// Selector holds PromQL label matchers without braces (job="glasshouse-api").
+	Selector string `yaml:"selector"`
+	// Period is the SLO's compliance window (30d); burn-rate factors derive from it.
+	Period Duration `yaml:"period"`
+	// Links says where alert annotations point. Optional here; the rule
+	// generator requires it.
+	Links Links `yaml:"links"`
+	SLOs  []SLO `yaml:"slos"`
+}
+
+// Links are the URL prefixes alert annotations are built from, so a fork
+// changes them in one place.
+type Links struct {
+	// Runbooks is the URL of the alerts/runbooks/ folder, ending in "/";
+	// runbook_url is Runbooks + "<file>.md".
+	Runbooks string `yaml:"runbooks"`
+	// Grafana is the Grafana base URL without a trailing "/"; dashboard
+	// links are Grafana + "/d/<uid>".
+	Grafana string `yaml:"grafana"`
 }
 
 // SLO is one objective.
@@ -61,13 +81,16 @@ func (d Duration) String() string { return FormatDuration(time.Duration(d)) }
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	v, err := ParseDuration(n.Value)
 	if err != nil {
-		return err
+		return fmt.Errorf("line %d: %w", n.Line, err)
 	}
 	*d = Duration(v)
 	return nil
 }
 
-var durRE = regexp.MustCompile(`^([0-9]+)(ms|s|m|h|d|w)$`)
+var (
+	durRE  = regexp.MustCompile(`^([0-9]+)(ms|s|m|h|d|w)$`)
+	nameRE = regexp.MustCompile(`^[a-z][a-z0-9_-]*$`)
+)
 
 // ParseDuration parses one Prometheus duration unit ("30d", "5m").
 func ParseDuration(s string) (time.Duration, error) {
@@ -80,6 +103,9 @@ func ParseDuration(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("invalid duration %q: %w", s, err)
 	}
 	unit := map[string]time.Duration{"ms": time.Millisecond, "s": time.Second, "m": time.Minute, "h": time.Hour, "d": 24 * time.Hour, "w": 7 * 24 * time.Hour}[m[2]]
+	if n > int64(math.MaxInt64/unit) {
+		return 0, fmt.Errorf("invalid duration %q: too long", s)
+	}
 	return time.Duration(n) * unit, nil
 }
 
@@ -115,7 +141,7 @@ func Parse(b []byte) (Spec, error) {
 	var s Spec
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
-	if err := dec.Decode(&s); err != nil {
+	if err := dec.Decode(&s); err != nil && !errors.Is(err, io.EOF) {
 		return Spec{}, fmt.Errorf("parse slo spec: %w", err)
 	}
 	return s, s.Validate()
@@ -135,11 +161,16 @@ func (s Spec) Validate() error {
 	if time.Duration(s.Period) < 24*time.Hour {
 		errs = append(errs, errors.New("period: required, at least 1d (e.g. 30d)"))
 	}
+	if s.Links.Runbooks != "" && !validURL(s.Links.Runbooks, true) {
+		errs = append(errs, fmt.Errorf("links.runbooks: %q must be an http(s) URL ending in /", s.Links.Runbooks))
+	}
+	if s.Links.Grafana != "" && !validURL(s.Links.Grafana, false) {
+		errs = append(errs, fmt.Errorf("links.grafana: %q must be an http(s) URL without a trailing /", s.Links.Grafana))
+	}
 	if len(s.SLOs) == 0 {
 		errs = append(errs, errors.New("slos: at least one SLO is required"))
 	}
 	seen := map[string]bool{}
-	nameRE := regexp.MustCompile(`^[a-z][a-z0-9_-]*$`)
 	for i, o := range s.SLOs {
 		f := fmt.Sprintf("slos[%d]", i)
 		if !nameRE.MatchString(o.Name) {
@@ -149,6 +180,9 @@ func (s Spec) Validate() error {
 			errs = append(errs, fmt.Errorf("%s.name: duplicate %q", f, o.Name))
 		}
 		seen[o.Name] = true
+		if strings.TrimSpace(o.Description) == "" {
+			errs = append(errs, fmt.Errorf("%s.description: required (alert descriptions quote it)", f))
+		}
 		if !(o.Objective > 0 && o.Objective < 1) {
 			errs = append(errs, fmt.Errorf("%s.objective: %v must be between 0 and 1 exclusive (e.g. 0.999)", f, o.Objective))
 		}
@@ -158,12 +192,20 @@ func (s Spec) Validate() error {
 				errs = append(errs, fmt.Errorf("%s.sli.threshold_seconds: only for latency SLIs", f))
 			}
 		case Latency:
-			if o.SLI.ThresholdSeconds <= 0 {
-				errs = append(errs, fmt.Errorf("%s.sli.threshold_seconds: required and > 0 for a latency SLI", f))
+			if !(o.SLI.ThresholdSeconds > 0 && o.SLI.ThresholdSeconds <= 3600) {
+				errs = append(errs, fmt.Errorf("%s.sli.threshold_seconds: required, > 0 and <= 3600 for a latency SLI (a histogram bucket boundary such as 0.25)", f))
 			}
 		default:
 			errs = append(errs, fmt.Errorf("%s.sli.type: %q must be %q or %q", f, o.SLI.Type, Availability, Latency))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func validURL(s string, slash bool) bool {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return false
+	}
+	return strings.HasSuffix(s, "/") == slash
 }
