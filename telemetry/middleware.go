@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/felixge/httpsnoop"
 	"github.com/prometheus/client_golang/prometheus"
@@ -64,7 +65,7 @@ func (t *Telemetry) Middleware(mux Router) http.Handler {
 	)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, pattern := mux.Handler(r)
-		ctx := withRoute(r.Context(), routeFromPattern(pattern))
+		ctx := withRoute(r.Context(), t.routes.bound(routeFromPattern(pattern)))
 		traced.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
@@ -204,6 +205,44 @@ func routeFromPattern(p string) string {
 		p = strings.TrimLeft(p[i:], " \t")
 	}
 	return p
+}
+
+// routeSet bounds the route label whatever the Router returns. ServeMux
+// returns registered patterns, except for one corner: a CONNECT request
+// redirected to a trailing-slash pattern reports the redirect target path.
+// After max distinct values every new one is recorded as "unmatched" and a
+// warning is logged once.
+type routeSet struct {
+	max    int
+	seen   sync.Map // route -> struct{}
+	mu     sync.Mutex
+	n      int
+	warned bool
+	log    *slog.Logger
+}
+
+func (rs *routeSet) bound(route string) string {
+	if route == Unmatched {
+		return route
+	}
+	if _, ok := rs.seen.Load(route); ok {
+		return route
+	}
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if _, ok := rs.seen.Load(route); ok {
+		return route
+	}
+	if rs.n >= rs.max {
+		if !rs.warned {
+			rs.warned = true
+			rs.log.Warn("too many distinct routes; new ones are labelled unmatched", "max_routes", rs.max, "route", route)
+		}
+		return Unmatched
+	}
+	rs.n++
+	rs.seen.Store(route, struct{}{})
+	return route
 }
 
 // normalizeMethod bounds the method label: the nine RFC 9110/5789 methods

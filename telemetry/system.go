@@ -53,15 +53,55 @@ type sample struct {
 	err                  error
 }
 
-// systemSampler reads gopsutil at most once per ttl, however many scrapes
-// or health checks ask, and never on the request path of the API. CPU
-// utilisation is the busy share of CPU time between two consecutive
-// readings (the first one taken in New), so at a 15 s scrape interval the
-// gauge is the average over the last 15 s.
+// systemSources are the gopsutil readers behind the sampler; tests swap
+// them for fakes.
+type systemSources struct {
+	cpuTimes func(context.Context) (busy, all float64, err error)
+	memory   func(context.Context) (used, avail, total uint64, err error)
+	load     func(context.Context) (l1, l5, l15 float64, err error)
+	rss      func(context.Context) (uint64, error)
+}
+
+func gopsutilSources(ctx context.Context) systemSources {
+	src := systemSources{
+		cpuTimes: cpuTimes,
+		memory: func(ctx context.Context) (uint64, uint64, uint64, error) {
+			vm, err := mem.VirtualMemoryWithContext(ctx)
+			if err != nil {
+				return 0, 0, 0, err
+			}
+			return vm.Used, vm.Available, vm.Total, nil
+		},
+		load: func(ctx context.Context) (float64, float64, float64, error) {
+			la, err := load.AvgWithContext(ctx)
+			if err != nil {
+				return 0, 0, 0, err
+			}
+			return la.Load1, la.Load5, la.Load15, nil
+		},
+	}
+	// Without a process handle, process RSS is reported as 0.
+	if p, err := process.NewProcessWithContext(ctx, int32(os.Getpid())); err == nil {
+		src.rss = func(ctx context.Context) (uint64, error) {
+			mi, err := p.MemoryInfoWithContext(ctx)
+			if err != nil {
+				return 0, err
+			}
+			return mi.RSS, nil
+		}
+	}
+	return src
+}
+
+// systemSampler reads the host and process at most once per ttl, however
+// many scrapes or health checks ask, and never on the request path of the
+// API. CPU utilisation is the busy share of CPU time between two
+// consecutive readings (the first one taken when the sampler is built), so
+// at a 15 s scrape interval the gauge is the average over the last 15 s.
 type systemSampler struct {
-	now  func() time.Time
-	ttl  time.Duration
-	proc *process.Process
+	now func() time.Time
+	ttl time.Duration
+	src systemSources
 
 	mu       sync.Mutex
 	last     sample
@@ -72,14 +112,12 @@ type systemSampler struct {
 	prevOK   bool
 }
 
-func newSystemSampler(ctx context.Context, now func() time.Time, ttl time.Duration) *systemSampler {
+func newSystemSampler(ctx context.Context, now func() time.Time, ttl time.Duration, src systemSources) *systemSampler {
 	if ttl == 0 {
 		ttl = time.Second
 	}
-	s := &systemSampler{now: now, ttl: ttl}
-	// The process handle is optional: without it process RSS is reported as 0.
-	s.proc, _ = process.NewProcessWithContext(ctx, int32(os.Getpid()))
-	if busy, all, err := cpuTimes(ctx); err == nil {
+	s := &systemSampler{now: now, ttl: ttl, src: src}
+	if busy, all, err := src.cpuTimes(ctx); err == nil {
 		s.prevBusy, s.prevAll, s.prevOK = busy, all, true
 	}
 	return s
@@ -109,34 +147,35 @@ func (s *systemSampler) sample(ctx context.Context) sample {
 	}
 	var out sample
 	var errs []error
-	if busy, all, err := cpuTimes(ctx); err != nil {
+	if busy, all, err := s.src.cpuTimes(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("cpu: %w", err))
 	} else {
-		if s.prevOK && all > s.prevAll {
+		switch {
+		case s.prevOK && all > s.prevAll:
 			out.cpuRatio = min(max((busy-s.prevBusy)/(all-s.prevAll), 0), 1)
 			out.cpuOK = true
-		} else if s.have && s.last.cpuOK {
+		case s.have && s.last.cpuOK:
 			out.cpuRatio, out.cpuOK = s.last.cpuRatio, true // no CPU time passed: keep the last value
 		}
 		if all > s.prevAll || !s.prevOK {
 			s.prevBusy, s.prevAll, s.prevOK = busy, all, true
 		}
 	}
-	if vm, err := mem.VirtualMemoryWithContext(ctx); err != nil {
+	if used, avail, total, err := s.src.memory(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("memory: %w", err))
 	} else {
-		out.memUsed, out.memAvail, out.memTotal, out.memOK = vm.Used, vm.Available, vm.Total, true
+		out.memUsed, out.memAvail, out.memTotal, out.memOK = used, avail, total, true
 	}
-	if la, err := load.AvgWithContext(ctx); err != nil {
+	if l1, l5, l15, err := s.src.load(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("load average: %w", err))
 	} else {
-		out.load1, out.load5, out.load15, out.loadOK = la.Load1, la.Load5, la.Load15, true
+		out.load1, out.load5, out.load15, out.loadOK = l1, l5, l15, true
 	}
-	if s.proc != nil {
-		if mi, err := s.proc.MemoryInfoWithContext(ctx); err != nil {
+	if s.src.rss != nil {
+		if rss, err := s.src.rss(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("process memory: %w", err))
 		} else {
-			out.rss = mi.RSS
+			out.rss = rss
 		}
 	}
 	if len(errs) > 0 {

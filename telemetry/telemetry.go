@@ -59,6 +59,10 @@ type Config struct {
 	// and SystemStats; zero means one second, negative disables caching.
 	SystemStatsTTL time.Duration
 
+	// MaxRoutes caps the distinct values of the route label, a guard for
+	// routers that report raw paths; zero means 1000.
+	MaxRoutes int
+
 	// SpanProcessors are added to the tracer provider next to the exporter's
 	// processor, e.g. a tracetest.SpanRecorder in tests.
 	SpanProcessors []sdktrace.SpanProcessor
@@ -77,6 +81,7 @@ type Telemetry struct {
 	propagator  propagation.TextMapPropagator
 	accessLog   bool
 	metrics     *metrics
+	routes      *routeSet
 	system      *systemSampler
 	shutdownFns []func(context.Context) error
 }
@@ -121,6 +126,10 @@ func New(ctx context.Context, cfg Config) (*Telemetry, error) {
 		return nil, fmt.Errorf("telemetry config: %w", errors.Join(errs...))
 	}
 	t.Logger = logger
+	if cfg.MaxRoutes <= 0 {
+		cfg.MaxRoutes = 1000
+	}
+	t.routes = &routeSet{max: cfg.MaxRoutes, log: logger}
 	if closeLog != nil {
 		t.shutdownFns = append(t.shutdownFns, closeLog)
 	}
@@ -135,7 +144,7 @@ func New(ctx context.Context, cfg Config) (*Telemetry, error) {
 	// Flush spans before closing the log file so export errors still log.
 	t.shutdownFns = append([]func(context.Context) error{shutdownTP}, t.shutdownFns...)
 
-	t.system = newSystemSampler(ctx, cfg.Now, cfg.SystemStatsTTL)
+	t.system = newSystemSampler(ctx, cfg.Now, cfg.SystemStatsTTL, gopsutilSources(ctx))
 	if err := t.Registry.Register(newSystemCollector(t.system)); err != nil {
 		_ = t.Shutdown(ctx)
 		return nil, fmt.Errorf("register system collector: %w", err)
