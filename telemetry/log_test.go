@@ -1,0 +1,260 @@
+package telemetry
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestLogCorrelation(t *testing.T) {
+	e := newTestEnv(t, nil)
+	rec := e.do(t, http.MethodGet, "/items/9?secret=x", "User-Agent", "probe/1.0")
+	spans := e.spans.Ended()
+	server := spanNamed(t, spans, "GET /items/{id}")
+	child := spanNamed(t, spans, "db.query")
+	reqID := rec.Header().Get(RequestIDHeader)
+
+	lines := logLines(t, e.logs.String())
+	if len(lines) != 2 {
+		t.Fatalf("got %d log lines, want 2 (handler + access):\n%s", len(lines), e.logs.String())
+	}
+	handler, access := lines[0], lines[1]
+
+	if handler["msg"] != "item read" || handler["item_id"] != "9" {
+		t.Errorf("handler record %v", handler)
+	}
+	if got, want := handler["trace_id"], server.SpanContext().TraceID().String(); got != want {
+		t.Errorf("handler record trace_id %v, want %v", got, want)
+	}
+	if got, want := handler["span_id"], child.SpanContext().SpanID().String(); got != want {
+		t.Errorf("handler record span_id %v, want the db.query span %v", got, want)
+	}
+	if handler["request_id"] != reqID {
+		t.Errorf("handler record request_id %v, want %v", handler["request_id"], reqID)
+	}
+
+	want := map[string]any{
+		"level":       "INFO",
+		"msg":         "http request",
+		"method":      "GET",
+		"route":       "/items/{id}",
+		"path":        "/items/9", // no query string: it may carry secrets
+		"status":      float64(200),
+		"duration_ms": float64(30),
+		"bytes":       float64(len(`{"id":"9"}`)),
+		"client_ip":   "192.0.2.1", // httptest's RemoteAddr
+		"user_agent":  "probe/1.0",
+		"request_id":  reqID,
+		"trace_id":    server.SpanContext().TraceID().String(),
+		"span_id":     server.SpanContext().SpanID().String(),
+	}
+	for k, v := range want {
+		if access[k] != v {
+			t.Errorf("access log %s = %#v, want %#v", k, access[k], v)
+		}
+	}
+	if _, ok := access["time"]; !ok {
+		t.Error("access log has no time")
+	}
+}
+
+func TestLogWithoutContext(t *testing.T) {
+	var buf bytes.Buffer
+	l := slog.New(NewJSONHandler(&buf, slog.LevelInfo))
+	l.Info("plain")
+	l.InfoContext(WithRequestID(context.Background(), "r1"), "with id")
+	lines := logLines(t, buf.String())
+	if _, ok := lines[0]["trace_id"]; ok {
+		t.Errorf("record without span has trace_id: %v", lines[0])
+	}
+	if lines[1]["request_id"] != "r1" {
+		t.Errorf("request_id %v, want r1", lines[1]["request_id"])
+	}
+}
+
+// secrets holds values that must never reach a log line.
+var secrets = []string{"hunter2", "Bearer eyJhbGciOi", "s3cr3t-jwt-key", "tok-123", "sid=abc", "pa55word", "ak-999"}
+
+func logEverySecret(l *slog.Logger) {
+	l.Info("login",
+		"password", "hunter2",
+		"Authorization", "Bearer eyJhbGciOi",
+		"user_id", "u1",
+	)
+	l.With("jwt_secret", "s3cr3t-jwt-key").Info("config loaded")
+	l.Info("nested", slog.Group("req", slog.String("access_token", "tok-123"), slog.String("Cookie", "sid=abc")))
+	l.WithGroup("user").Info("change", "new_password", "pa55word", "X-Api-Key", "ak-999")
+	l.Info("secret type", "key", Secret("s3cr3t-jwt-key"))
+	l.Info("headers", "headers", http.Header{"Authorization": {"Bearer eyJhbGciOi"}, "Accept": {"*/*"}})
+	u, _ := url.Parse("postgres://app:hunter2@db:5432/app")
+	l.Info("url", "dsn_url", u)
+	l.Info("form", "form", url.Values{"password": {"hunter2"}, "email": {"a@b.c"}})
+	l.Info("err", "err", fmt.Errorf("connect: %v", Secret("hunter2")))
+}
+
+func TestRedactionJSON(t *testing.T) {
+	var buf bytes.Buffer
+	logEverySecret(slog.New(NewJSONHandler(&buf, slog.LevelInfo)))
+	out := buf.String()
+	for _, s := range secrets {
+		if strings.Contains(out, s) {
+			t.Errorf("log output contains secret %q:\n%s", s, out)
+		}
+	}
+	lines := logLines(t, out)
+	if lines[0]["user_id"] != "u1" || lines[0]["password"] != Redacted {
+		t.Errorf("first record %v: want user_id kept and password redacted", lines[0])
+	}
+	for _, keep := range []string{`"Accept":["*/*"]`, `"email":["a@b.c"]`, `postgres://app:xxxxx@db:5432/app`} {
+		if !strings.Contains(out, keep) {
+			t.Errorf("log output lacks non-secret %s:\n%s", keep, out)
+		}
+	}
+}
+
+func TestRedactionText(t *testing.T) {
+	var buf bytes.Buffer
+	logEverySecret(slog.New(NewTextHandler(&buf, slog.LevelInfo, false)))
+	out := buf.String()
+	for _, s := range secrets {
+		if strings.Contains(out, s) {
+			t.Errorf("text log output contains secret %q:\n%s", s, out)
+		}
+	}
+	if !strings.Contains(out, Redacted) {
+		t.Errorf("text output has no %s:\n%s", Redacted, out)
+	}
+}
+
+func TestSecretEverywhere(t *testing.T) {
+	s := Secret("hunter2")
+	b, err := json.Marshal(struct{ S Secret }{s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, got := range []string{fmt.Sprint(s), fmt.Sprintf("%s %v %+v %#v %q", s, s, s, s, s), string(b)} {
+		if strings.Contains(got, "hunter2") {
+			t.Errorf("secret printed: %s", got)
+		}
+	}
+	if s.Reveal() != "hunter2" {
+		t.Errorf("Reveal = %q", s.Reveal())
+	}
+}
+
+func TestIsSensitiveKey(t *testing.T) {
+	for key, want := range map[string]bool{
+		"password": true, "Password": true, "AUTHORIZATION": true, "set-cookie": true, "refresh_token": true,
+		"x-api-key": true, "JWT_SECRET": true, "db_password": true, "signing_key": true,
+		"user_id": false, "token_type": false, "route": false, "keyboard": false, "max_tokens": false,
+	} {
+		if got := IsSensitiveKey(key); got != want {
+			t.Errorf("IsSensitiveKey(%q) = %v, want %v", key, got, want)
+		}
+	}
+}
+
+func TestLogFormats(t *testing.T) {
+	for _, tc := range []struct {
+		name, format, env string
+		json              bool
+	}{
+		{"auto on a non-terminal writer is JSON", "auto", "development", true},
+		{"empty means auto", "", "", true},
+		{"json forced", "json", "development", true},
+		{"text forced", "text", "production", false},
+		{"tint alias", "tint", "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			tel, err := New(t.Context(), Config{LogFormat: tc.format, Environment: tc.env, LogWriter: &buf, Getenv: envMap()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
+			tel.Logger.Info("hello", "k", "v")
+			if got := json.Valid(bytes.TrimSpace(buf.Bytes())); got != tc.json {
+				t.Errorf("JSON = %v, want %v: %q", got, tc.json, buf.String())
+			}
+		})
+	}
+}
+
+func TestLogLevel(t *testing.T) {
+	var buf bytes.Buffer
+	tel, err := New(t.Context(), Config{LogLevel: slog.LevelWarn, LogWriter: &buf, Getenv: envMap()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
+	tel.Logger.Info("dropped")
+	tel.Logger.Warn("kept")
+	if out := buf.String(); strings.Contains(out, "dropped") || !strings.Contains(out, "kept") {
+		t.Errorf("level warn output: %q", out)
+	}
+}
+
+func TestBadConfigReportsEverything(t *testing.T) {
+	_, err := New(t.Context(), Config{
+		LogFormat: "xml",
+		Getenv:    envMap("OTEL_TRACES_SAMPLER", "sometimes", "OTEL_EXPORTER_OTLP_PROTOCOL", "carrier-pigeon"),
+	})
+	if err == nil {
+		t.Fatal("New accepted a bad config")
+	}
+	for _, want := range []string{`log format "xml"`, `OTEL_TRACES_SAMPLER="sometimes"`, `OTEL_EXPORTER_OTLP_PROTOCOL="carrier-pigeon"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %s", err, want)
+		}
+	}
+}
+
+func TestLogFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "logs", "api.log")
+	var console bytes.Buffer
+	tel, err := New(t.Context(), Config{LogFormat: "text", LogWriter: &console, LogFile: path, LogFileMaxSizeMB: 1, LogFileMaxBackups: 2, Getenv: envMap()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := WithRequestID(context.Background(), "rid-1")
+	tel.Logger.InfoContext(ctx, "to both", "password", "hunter2")
+	if err := tel.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := logLines(t, string(b))
+	if len(lines) != 1 || lines[0]["msg"] != "to both" || lines[0]["request_id"] != "rid-1" || lines[0]["password"] != Redacted {
+		t.Errorf("log file lines %v", lines)
+	}
+	if !strings.Contains(console.String(), "to both") || strings.Contains(console.String(), "hunter2") {
+		t.Errorf("console output %q", console.String())
+	}
+}
+
+func TestLogFileUnwritable(t *testing.T) {
+	dir := t.TempDir()
+	blocker := filepath.Join(dir, "file")
+	if err := os.WriteFile(blocker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := New(t.Context(), Config{LogWriter: &bytes.Buffer{}, LogFile: filepath.Join(blocker, "api.log"), Getenv: envMap()})
+	if err == nil || !strings.Contains(err.Error(), "log file") {
+		t.Errorf("New with a log file under a regular file: err %v, want a log file error", err)
+	}
+	var pathErr *os.PathError
+	if err != nil && !errors.As(err, &pathErr) {
+		t.Logf("error is %T", errors.Unwrap(err))
+	}
+}
