@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# compose/stack.sh up|down|status: start or stop the whole glasshouse stack.
+#
+#   make stack-up     -> ./compose/stack.sh up
+#   make stack-down   -> ./compose/stack.sh down   (VOLUMES=1 also deletes data)
+#
+# With a Docker engine (`docker info` answers and `docker compose` exists) it
+# runs `docker compose up --wait` on compose/compose.yaml and prints the URLs.
+# Without one it starts the native stack instead: the API, Prometheus,
+# Alertmanager and the Slack sink as local processes on loopback, under
+# .run/stack (compose/cmd/nativestack). STACK_MODE=docker|native forces a mode.
+# Ports: the STACK_*_PORT variables (compose/.env.example lists them).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+cmd=${1:-}
+mode=${STACK_MODE:-auto}
+run_dir=${STACK_RUN_DIR:-.run/stack}
+env_file=compose/.env
+compose=(docker compose -f compose/compose.yaml)
+
+usage() {
+  echo "usage: $0 up|down|status   (STACK_MODE=auto|docker|native, VOLUMES=1 for down)" >&2
+  exit 2
+}
+
+# docker_ready says whether a Docker engine and the compose plugin answer.
+docker_ready() {
+  command -v docker >/dev/null 2>&1 || { why="no docker command"; return 1; }
+  docker info >/dev/null 2>&1 || { why="no Docker engine answered \`docker info\`"; return 1; }
+  docker compose version >/dev/null 2>&1 || { why="Docker answers but the compose plugin is missing (\`docker compose version\` failed)"; return 1; }
+}
+
+# random_secret prints 24 random bytes as hex (URL-safe: it goes into DATABASE_URL).
+random_secret() {
+  od -An -tx1 -N24 /dev/urandom | tr -d ' \n'
+}
+
+# ensure_env creates compose/.env from the example with random secrets, and
+# fills any required secret left empty. It never overwrites a value.
+ensure_env() {
+  if [ ! -f "$env_file" ]; then
+    (umask 077 && cp compose/.env.example "$env_file")
+    echo "created $env_file with random secrets (it is git-ignored)"
+  fi
+  local key
+  for key in POSTGRES_PASSWORD JWT_SECRET GRAFANA_ADMIN_PASSWORD; do
+    if ! grep -Eq "^${key}=.+" "$env_file"; then
+      if grep -Eq "^${key}=" "$env_file"; then
+        sed -i.bak "s|^${key}=.*|${key}=$(random_secret)|" "$env_file" && rm -f "$env_file.bak"
+      else
+        echo "${key}=$(random_secret)" >>"$env_file"
+      fi
+    fi
+  done
+  chmod 600 "$env_file"
+}
+
+# env_value KEY DEFAULT prints KEY's value from compose/.env or the
+# environment (the environment wins, as with compose), else DEFAULT.
+env_value() {
+  local v=${!1:-}
+  if [ -z "$v" ] && [ -f "$env_file" ]; then
+    v=$(sed -n "s/^$1=//p" "$env_file" | tail -n 1)
+  fi
+  echo "${v:-$2}"
+}
+
+docker_up() {
+  ensure_env
+  echo "starting the compose stack (docker compose up --wait; the first run pulls images and builds the API)..."
+  "${compose[@]}" up --build --wait --wait-timeout "${STACK_WAIT_TIMEOUT:-300}"
+  local grafana prom am sink api admin
+  grafana=$(env_value STACK_GRAFANA_PORT 3000)
+  prom=$(env_value STACK_PROMETHEUS_PORT 9090)
+  am=$(env_value STACK_ALERTMANAGER_PORT 9093)
+  sink=$(env_value STACK_SLACKSINK_PORT 9095)
+  api=$(env_value STACK_API_PORT 8080)
+  admin=$(env_value STACK_API_ADMIN_PORT 8081)
+  cat <<URLS
+glasshouse stack is up (docker compose):
+  Grafana       http://127.0.0.1:$grafana   (anonymous Viewer; admin password: GRAFANA_ADMIN_PASSWORD in $env_file)
+  Traces        http://127.0.0.1:$grafana/explore   (Tempo datasource; logs: Loki datasource)
+  Prometheus    http://127.0.0.1:$prom
+  Alertmanager  http://127.0.0.1:$am
+  Slack sink    http://127.0.0.1:$sink/messages
+  API docs      http://127.0.0.1:$api/docs
+  API metrics   http://127.0.0.1:$admin/metrics
+Load test: docker compose -f compose/compose.yaml --profile load up -d loadgen
+Stop with: make stack-down (VOLUMES=1 make stack-down also deletes the data volumes)
+URLS
+}
+
+docker_down() {
+  local flags=(--remove-orphans)
+  [ "${VOLUMES:-0}" = 1 ] && flags+=(--volumes)
+  "${compose[@]}" --profile load down "${flags[@]}"
+}
+
+native() {
+  command -v go >/dev/null 2>&1 || { echo "the native stack needs Go on PATH to build the API" >&2; exit 1; }
+  mkdir -p "$run_dir/bin"
+  go build -o "$run_dir/bin/nativestack" ./compose/cmd/nativestack
+  exec "$run_dir/bin/nativestack" -repo "$repo" "$@"
+}
+
+case "$cmd" in
+  up)
+    case "$mode" in
+      docker) docker_ready || { echo "STACK_MODE=docker but $why" >&2; exit 1; }; docker_up ;;
+      native) native up ;;
+      auto)
+        if docker_ready; then
+          docker_up
+        else
+          echo "$why: starting the native stack instead (STACK_MODE=docker to insist on Docker)."
+          native up
+        fi ;;
+      *) echo "STACK_MODE=$mode: want auto, docker or native" >&2; exit 2 ;;
+    esac ;;
+  down)
+    case "$mode" in
+      docker) docker_ready || { echo "STACK_MODE=docker but $why" >&2; exit 1; }; docker_down ;;
+      native) native down ;;
+      auto)
+        # Stop whichever is running: the native stack if one is recorded, and
+        # the compose stack when Docker answers.
+        native_done=0
+        if [ -f "$run_dir/stack.json" ]; then (native down); native_done=1; fi
+        if docker_ready; then
+          docker_down
+        elif [ "$native_done" = 0 ]; then
+          native down
+        fi ;;
+      *) echo "STACK_MODE=$mode: want auto, docker or native" >&2; exit 2 ;;
+    esac ;;
+  status)
+    if [ "$mode" != native ] && docker_ready; then
+      "${compose[@]}" ps
+    fi
+    [ "$mode" = docker ] || native status ;;
+  *) usage ;;
+esac
