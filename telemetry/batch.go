@@ -30,11 +30,12 @@ type batchProcessor struct {
 	queueFull, exportFailed, afterShutdown prometheus.Counter
 
 	flushReq chan chan struct{}
-	stopReq  chan context.Context
-	done     chan struct{}
+	quit     chan struct{} // closed by Shutdown
+	done     chan struct{} // closed when run returns
 	stopped  atomic.Bool
 	stopOnce sync.Once
-	failing  bool // only the export goroutine touches it
+	stopCtx  context.Context // set before quit is closed
+	failing  bool            // only the export goroutine touches it
 }
 
 var _ sdktrace.SpanProcessor = (*batchProcessor)(nil)
@@ -51,7 +52,7 @@ func newBatchProcessor(exp sdktrace.SpanExporter, tc traceConfig, dropped *prome
 		exportFailed:  dropped.WithLabelValues("export_failed"),
 		afterShutdown: dropped.WithLabelValues("shutdown"),
 		flushReq:      make(chan chan struct{}),
-		stopReq:       make(chan context.Context),
+		quit:          make(chan struct{}),
 		done:          make(chan struct{}),
 	}
 	go bp.run()
@@ -98,25 +99,22 @@ func (bp *batchProcessor) ForceFlush(ctx context.Context) error {
 	}
 }
 
-// Shutdown exports what is queued and shuts the exporter down, all within
-// ctx's deadline. Spans ended afterwards are counted as dropped.
+// Shutdown exports what is queued and shuts the exporter down, waiting at
+// most until ctx is done; it then returns ctx's error and the export
+// goroutine finishes in the background, counting what it could not export
+// as dropped (reason "shutdown"). Spans ended after Shutdown are dropped too.
 func (bp *batchProcessor) Shutdown(ctx context.Context) error {
-	var err error
 	bp.stopOnce.Do(func() {
+		bp.stopCtx = ctx
 		bp.stopped.Store(true)
-		select {
-		case bp.stopReq <- ctx:
-		case <-ctx.Done():
-			err = ctx.Err()
-			return
-		}
-		select {
-		case <-bp.done:
-		case <-ctx.Done():
-			err = ctx.Err()
-		}
+		close(bp.quit)
 	})
-	return err
+	select {
+	case <-bp.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func (bp *batchProcessor) run() {
@@ -173,8 +171,15 @@ func (bp *batchProcessor) run() {
 		case reply := <-bp.flushReq:
 			drain(context.Background())
 			close(reply)
-		case ctx := <-bp.stopReq:
-			drain(ctx)
+		case <-bp.quit:
+			ctx := bp.stopCtx
+			if ctx.Err() != nil {
+				// Too late to export: count what is left.
+				bp.afterShutdown.Add(float64(len(batch) + len(bp.queue)))
+				batch = batch[:0]
+			} else {
+				drain(ctx)
+			}
 			if err := bp.exp.Shutdown(ctx); err != nil {
 				bp.log.Warn("trace exporter shutdown", "err", err)
 			}

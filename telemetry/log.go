@@ -130,7 +130,7 @@ func NewJSONHandler(w io.Writer, level slog.Leveler) slog.Handler {
 // redaction and context attributes as NewJSONHandler; color toggles ANSI
 // colours.
 func NewTextHandler(w io.Writer, level slog.Leveler, color bool) slog.Handler {
-	return NewContextHandler(tint.NewHandler(w, &tint.Options{
+	return NewContextHandler(tint.NewTextHandler(w, &tint.Options{
 		Level:       level,
 		ReplaceAttr: redact,
 		TimeFormat:  "15:04:05.000",

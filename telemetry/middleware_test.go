@@ -73,7 +73,7 @@ func TestServerSpan(t *testing.T) {
 		"url.path":                  "/items/7",
 		"http.response.status_code": "200",
 	} {
-		if got := a[k].Emit(); got != want {
+		if got := a[k].String(); got != want {
 			t.Errorf("server span %s = %q, want %q", k, got, want)
 		}
 	}
@@ -101,7 +101,7 @@ func TestServerSpanUnmatchedAndError(t *testing.T) {
 		t.Error("unmatched request has an http.route attribute")
 	}
 	brew := spanNamed(t, spans, "HTTP")
-	if got := attrs(brew)["http.request.method"].Emit(); got != "_OTHER" {
+	if got := attrs(brew)["http.request.method"].String(); got != "_OTHER" {
 		t.Errorf("unknown method recorded as %q, want _OTHER", got)
 	}
 	fail := spanNamed(t, spans, "GET /fail")
