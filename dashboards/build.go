@@ -189,9 +189,9 @@ func timeseries(title, desc, unit string, targets ...Target) Panel {
 				Custom: &FieldCusto{
 					DrawStyle: "line", LineWidth: 1, FillOpacity: 10, GradientMode: "none",
 					ShowPoints: "never", PointSize: 5,
-					Stacking:        &Stacking{Mode: "none", Group: "A"},
-					ThresholdsStyle: &ThresholdStyle{Mode: "off"},
-					AxisPlacement:   "auto",
+					Stacking:          &Stacking{Mode: "none", Group: "A"},
+					ThresholdsStyle:   &ThresholdStyle{Mode: "off"},
+					AxisPlacement:     "auto",
 					ScaleDistribution: &ScaleDist{Type: "linear"},
 				},
 			},
@@ -203,15 +203,6 @@ func timeseries(title, desc, unit string, targets ...Target) Panel {
 		},
 		Targets: targets,
 	}
-}
-
-// withLegendTable shows the legend as a table with last/max values.
-func withLegendTable(p Panel) Panel {
-	p.Options = map[string]any{
-		"legend":  map[string]any{"displayMode": "table", "placement": "right", "showLegend": true, "calcs": []string{"lastNotNull", "max"}, "sortBy": "Last *", "sortDesc": true},
-		"tooltip": map[string]any{"mode": "multi", "sort": "desc"},
-	}
-	return p
 }
 
 // withMin sets the axis minimum (0 for rates and ratios).

@@ -111,9 +111,9 @@ func TestCommittedJSONPassesLint(t *testing.T) {
 func TestLintCatches(t *testing.T) {
 	spec := loadSpec(t)
 	cases := []struct {
-		name  string
+		name   string
 		break_ func(d *Dashboard)
-		want  string
+		want   string
 	}{
 		{"empty uid", func(d *Dashboard) { d.UID = "" }, "uid"},
 		{"editable", func(d *Dashboard) { d.Editable = true }, "editable must be false"},

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 )
@@ -266,7 +267,7 @@ func MetricNames(expr string, vars map[string]string) ([]string, error) {
 			name := vs.Name
 			if name == "" {
 				for _, m := range vs.LabelMatchers {
-					if m.Name == labels.MetricName && m.Type == labels.MatchEqual {
+					if m.Name == model.MetricNameLabel && m.Type == labels.MatchEqual {
 						name = m.Value
 					}
 				}

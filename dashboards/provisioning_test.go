@@ -125,7 +125,7 @@ func TestDatasourcesProvisioned(t *testing.T) {
 	if get[string](t, tl, "tracesToLogsV2", "datasourceUid") != LokiUID || !get[bool](t, tl, "tracesToLogsV2", "filterByTraceID") {
 		t.Errorf("tracesToLogsV2 = %v, want loki filtered by trace id", tl["tracesToLogsV2"])
 	}
-	if q := get[string](t, tl, "tracesToLogsV2", "query"); q != `{${__tags}} |= "${__trace.traceId}"` {
+	if q := get[string](t, tl, "tracesToLogsV2", "query"); q != `{stack="glasshouse"} |= "${__trace.traceId}"` {
 		t.Errorf("tracesToLogsV2.query after Grafana's env expansion = %q; literal $ must be written $$", q)
 	}
 	if get[string](t, tl, "tracesToMetrics", "datasourceUid") != PrometheusUID {
@@ -237,5 +237,21 @@ func TestDashboardProvider(t *testing.T) {
 		if !bytes.Contains(readme, []byte(s)) {
 			t.Errorf("README.md does not document the mount point %s", s)
 		}
+	}
+}
+
+// TestComposeShipsTheLogLabel checks the one thing the trace-to-logs query
+// assumes about the log collector: API lines reach Loki with
+// stack="glasshouse" (compose/alloy/config.alloy).
+func TestComposeShipsTheLogLabel(t *testing.T) {
+	b, err := os.ReadFile("../compose/alloy/config.alloy")
+	if os.IsNotExist(err) {
+		t.Skip("compose/alloy/config.alloy not present: nothing to cross-check")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`"stack"\s*=\s*"glasshouse"`).Match(b) {
+		t.Errorf(`compose/alloy/config.alloy no longer labels log streams stack="glasshouse"; Tempo's trace-to-logs query in %s depends on it`, datasourcesFile)
 	}
 }
