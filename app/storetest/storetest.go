@@ -211,6 +211,11 @@ func testItemOwnership(t *testing.T, s app.Store) {
 	ctx := t.Context()
 	owner, other := mustUser(t, s, "frank"), mustUser(t, s, "grace")
 	it := mustItem(t, s, owner.ID, "secret")
+	// The owner reads first, so a caching decorator answers the other
+	// user's attempts from a warm cache and must still refuse them.
+	if _, err := s.Item(ctx, owner.ID, it.ID); err != nil {
+		t.Fatalf("owner's Item: %v", err)
+	}
 
 	if _, err := s.Item(ctx, other.ID, it.ID); !errors.Is(err, app.ErrNotFound) {
 		t.Errorf("Item by another user = %v, want ErrNotFound", err)
