@@ -1,0 +1,168 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/glasshouse-dev/glasshouse/app"
+	"github.com/glasshouse-dev/glasshouse/telemetry"
+)
+
+type healthResponse struct {
+	Status    string    `json:"status"`
+	Version   string    `json:"version"`
+	Timestamp time.Time `json:"timestamp"`
+}
+
+// handleHealth is a cheap summary for humans and uptime checkers.
+func handleHealth(s *server) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		encode(w, http.StatusOK, healthResponse{Status: "ok", Version: s.opts.Version, Timestamp: s.opts.Now().UTC()})
+	})
+}
+
+// handleLive does no I/O: if the process can answer, it is alive.
+func handleLive() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		encode(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+}
+
+// checkResult is one dependency check's outcome.
+type checkResult struct {
+	Name      string  `json:"name"`
+	Status    string  `json:"status"` // "ok", "failed", "degraded" (an optional check that failed)
+	Optional  bool    `json:"optional,omitempty"`
+	LatencyMS float64 `json:"latency_ms"`
+	Error     string  `json:"error,omitempty"` // "timeout" or "unavailable"; details are logged
+}
+
+// runChecks runs every check concurrently under one timeout.
+func (s *server) runChecks(ctx context.Context) []checkResult {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.CheckTimeout)
+	defer cancel()
+	results := make([]checkResult, len(s.opts.Checks))
+	var wg sync.WaitGroup
+	for i, c := range s.opts.Checks {
+		wg.Go(func() {
+			start := time.Now()
+			err := runCheck(ctx, c)
+			res := checkResult{Name: c.Name, Status: "ok", Optional: c.Optional, LatencyMS: float64(time.Since(start).Microseconds()) / 1000}
+			if err != nil {
+				res.Status, res.Error = "failed", "unavailable"
+				if c.Optional {
+					res.Status = "degraded"
+				}
+				if errors.Is(err, context.DeadlineExceeded) {
+					res.Error = "timeout"
+				}
+				s.log.LogAttrs(ctx, slog.LevelWarn, "health check failed", slog.String("check", c.Name),
+					slog.Bool("optional", c.Optional), slog.String("err", err.Error()))
+			}
+			results[i] = res
+		})
+	}
+	wg.Wait()
+	return results
+}
+
+// runCheck runs c, turning a panic or a check that ignores its deadline into
+// an error instead of a hung or crashed probe.
+func runCheck(ctx context.Context, c app.Check) (err error) {
+	done := make(chan error, 1)
+	go func() {
+		defer func() {
+			if rv := recover(); rv != nil {
+				done <- errors.New("check panicked")
+			}
+		}()
+		done <- c.Check(ctx)
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// handleReady answers 200 when every required check passes, 503 naming the
+// failing checks otherwise, and 503 as soon as shutdown begins.
+func handleReady(s *server) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.opts.Draining.Load() {
+			w.Header().Set("Retry-After", "5")
+			writeProblem(w, r, Problem{Status: http.StatusServiceUnavailable, Code: "shutting_down",
+				Detail: "the server is shutting down"})
+			return
+		}
+		results := s.runChecks(r.Context())
+		states := make(map[string]string, len(results))
+		var failed []string
+		for _, c := range results {
+			states[c.Name] = c.Status
+			if c.Status == "failed" {
+				failed = append(failed, c.Name)
+			}
+		}
+		if len(failed) > 0 {
+			detail := "check failed: " + failed[0]
+			for _, f := range failed[1:] {
+				detail += ", " + f
+			}
+			writeProblem(w, r, Problem{Status: http.StatusServiceUnavailable, Code: "not_ready", Detail: detail, Checks: states})
+			return
+		}
+		encode(w, http.StatusOK, map[string]any{"status": "ready", "checks": states})
+	})
+}
+
+type detailedResponse struct {
+	Status        string                 `json:"status"` // "ok", "degraded", "unavailable"
+	Version       string                 `json:"version"`
+	Timestamp     time.Time              `json:"timestamp"`
+	UptimeSeconds float64                `json:"uptime_seconds"`
+	Draining      bool                   `json:"draining"`
+	Checks        []checkResult          `json:"checks"`
+	System        *telemetry.SystemStats `json:"system,omitempty"`
+}
+
+// handleDetailed always answers 200 with a report: every check with its
+// latency, and host and process resource use. Probes use /health/ready.
+func handleDetailed(s *server) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var (
+			results []checkResult
+			stats   telemetry.SystemStats
+			statErr error
+			wg      sync.WaitGroup
+		)
+		wg.Go(func() { results = s.runChecks(r.Context()) })
+		wg.Go(func() { stats, statErr = s.tel.SystemStats(r.Context()) })
+		wg.Wait()
+		now := s.opts.Now()
+		resp := detailedResponse{Status: "ok", Version: s.opts.Version, Timestamp: now.UTC(),
+			UptimeSeconds: now.Sub(s.started).Seconds(), Draining: s.opts.Draining.Load(), Checks: results}
+		if statErr == nil {
+			resp.System = &stats
+		} else {
+			s.log.LogAttrs(r.Context(), slog.LevelWarn, "system stats unavailable", slog.String("err", statErr.Error()))
+		}
+		for _, c := range results {
+			switch {
+			case c.Status == "failed":
+				resp.Status = "unavailable"
+			case c.Status == "degraded" && resp.Status == "ok":
+				resp.Status = "degraded"
+			}
+		}
+		if resp.Checks == nil {
+			resp.Checks = []checkResult{}
+		}
+		encode(w, http.StatusOK, resp)
+	})
+}

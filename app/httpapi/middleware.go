@@ -1,0 +1,432 @@
+package httpapi
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"path"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/glasshouse-dev/glasshouse/app/ratelimit"
+	"github.com/glasshouse-dev/glasshouse/telemetry"
+)
+
+// chain wraps mux in the production middleware, outermost first:
+//
+//	processTime       X-Process-Time on every response, measured around everything
+//	recoverPanic      last resort, in case telemetry itself panics
+//	telemetry         span, request ID, RED metrics, access log (sees every status below)
+//	recoverPanic      handler panics -> 500 problem, logged once with the stack and route
+//	securityHeaders   nosniff, frame DENY, referrer and permissions policy, CSP, HSTS on TLS
+//	cors              allow-list; answers preflights
+//	limitConcurrency  fast 503 past the in-flight limit (health probes exempt)
+//	limitBody         413 past MaxBodyBytes
+//	dispatch          non-canonical paths, 404 and 405 as problem+json; then the mux
+//
+// Rate limits and authentication are per route (routes.go), because their
+// keys depend on the route: client IP, user ID, or client IP and username.
+func (s *server) chain(mux *http.ServeMux) http.Handler {
+	var h http.Handler = http.HandlerFunc(s.dispatch)
+	h = s.limitBody(h)
+	h = s.limitConcurrency(h)
+	h = s.corsMiddleware(h)
+	h = s.securityHeaders(h)
+	h = s.recoverPanic(h)
+	h = s.tel.Middleware(routed{next: h, mux: mux})
+	h = s.recoverPanic(h)
+	return processTime(s.opts.Now, h)
+}
+
+// routed gives telemetry.Middleware the mux's route resolution while the
+// request flows through the inner middleware first.
+type routed struct {
+	next http.Handler
+	mux  *http.ServeMux
+}
+
+func (rt routed) ServeHTTP(w http.ResponseWriter, r *http.Request) { rt.next.ServeHTTP(w, r) }
+
+func (rt routed) Handler(r *http.Request) (http.Handler, string) { return rt.mux.Handler(r) }
+
+// dispatch serves r with the mux, answering what the mux would answer in
+// plain text (404, 405, redirects to cleaned paths) with problem+json.
+func (s *server) dispatch(w http.ResponseWriter, r *http.Request) {
+	if !canonicalPath(r.URL.EscapedPath()) {
+		writeProblem(w, r, Problem{Status: http.StatusNotFound, Code: "not_found", Detail: "no such route"})
+		return
+	}
+	route := telemetry.Route(r.Context())
+	if route == "" { // outside telemetry.Middleware (benchmarks of the bare chain)
+		if _, p := s.mux.Handler(r); p == "" {
+			route = telemetry.Unmatched
+		}
+	}
+	if route == telemetry.Unmatched {
+		s.unmatched(w, r)
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// unmatched tells 405 from 404 the way the mux does, by asking it.
+func (s *server) unmatched(w http.ResponseWriter, r *http.Request) {
+	h, _ := s.mux.Handler(r)
+	probe := &headerProbe{header: http.Header{}}
+	h.ServeHTTP(probe, r)
+	if probe.status == http.StatusMethodNotAllowed {
+		w.Header().Set("Allow", probe.header.Get("Allow"))
+		writeProblem(w, r, Problem{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed",
+			Detail: "method not allowed on this route; allowed: " + probe.header.Get("Allow")})
+		return
+	}
+	writeProblem(w, r, Problem{Status: http.StatusNotFound, Code: "not_found", Detail: "no such route"})
+}
+
+// headerProbe is a ResponseWriter that keeps only the status and headers.
+type headerProbe struct {
+	header http.Header
+	status int
+}
+
+func (p *headerProbe) Header() http.Header         { return p.header }
+func (p *headerProbe) Write(b []byte) (int, error) { return len(b), nil }
+func (p *headerProbe) WriteHeader(code int)        { p.status = code }
+
+// canonicalPath reports whether p is already clean (no "//", "." or ".."
+// segments), the form ServeMux would otherwise redirect to.
+func canonicalPath(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	c := path.Clean(p)
+	if p[len(p)-1] == '/' && c != "/" {
+		c += "/"
+	}
+	return c == p
+}
+
+// processTime sets X-Process-Time (seconds, microsecond resolution) on
+// every response, just before the header is written.
+func processTime(now func() time.Time, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tw := &timingWriter{ResponseWriter: w, now: now, start: now()}
+		next.ServeHTTP(tw, r)
+		if !tw.wrote {
+			tw.WriteHeader(http.StatusOK)
+		}
+	})
+}
+
+type timingWriter struct {
+	http.ResponseWriter
+	now   func() time.Time
+	start time.Time
+	wrote bool
+}
+
+func (tw *timingWriter) WriteHeader(code int) {
+	if !tw.wrote && code >= 200 {
+		tw.wrote = true
+		elapsed := tw.now().Sub(tw.start)
+		tw.Header().Set("X-Process-Time", strconv.FormatFloat(elapsed.Seconds(), 'f', 6, 64))
+	}
+	tw.ResponseWriter.WriteHeader(code)
+}
+
+func (tw *timingWriter) Write(b []byte) (int, error) {
+	if !tw.wrote {
+		tw.WriteHeader(http.StatusOK)
+	}
+	return tw.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection (Flush, deadlines).
+func (tw *timingWriter) Unwrap() http.ResponseWriter { return tw.ResponseWriter }
+
+// recoverPanic turns a panic below it into a 500 problem, logged once with
+// the stack, and counted in app_http_panics_recovered_total. A panic with
+// http.ErrAbortHandler is re-raised: it is net/http's way to abort a
+// response on purpose.
+func (s *server) recoverPanic(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			rv := recover()
+			if rv == nil {
+				return
+			}
+			if rv == http.ErrAbortHandler {
+				panic(rv)
+			}
+			route := telemetry.Route(r.Context())
+			if route == "" {
+				route = telemetry.Unmatched
+			}
+			s.tel.PanicRecovered(route)
+			s.log.LogAttrs(r.Context(), slog.LevelError, "panic recovered",
+				slog.String("route", route), slog.String("err", fmt.Sprint(rv)), slog.String("stack", string(debug.Stack())))
+			writeProblem(w, r, Problem{Status: http.StatusInternalServerError, Code: "internal", Detail: "internal server error"})
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// Content-Security-Policy for JSON responses: nothing may load, nothing may
+// frame them. /docs sets its own, listing exactly its script and style.
+const apiCSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+
+func (s *server) securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Permissions-Policy", "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), microphone=(), payment=(), usb=()")
+		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		h.Set("Content-Security-Policy", apiCSP)
+		if strings.HasPrefix(r.URL.Path, "/api/") {
+			h.Set("Cache-Control", "no-store")
+		}
+		if s.opts.TLS {
+			h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// corsMiddleware allows the configured origins (none by default). Other
+// origins get no CORS headers, so browsers block them; their preflights get
+// a 403 problem.
+func (s *server) corsMiddleware(next http.Handler) http.Handler {
+	if len(s.cors) == 0 {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		origin := r.Header.Get("Origin")
+		h := w.Header()
+		h.Add("Vary", "Origin")
+		allowed := origin != "" && (s.anyCORS || s.cors[origin])
+		preflight := r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != ""
+		if origin == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if !allowed {
+			if preflight {
+				writeProblem(w, r, Problem{Status: http.StatusForbidden, Code: "cors_origin_not_allowed",
+					Detail: "this origin may not call the API"})
+				return
+			}
+			next.ServeHTTP(w, r)
+			return
+		}
+		if s.anyCORS {
+			h.Set("Access-Control-Allow-Origin", "*")
+		} else {
+			h.Set("Access-Control-Allow-Origin", origin)
+		}
+		if preflight {
+			h.Add("Vary", "Access-Control-Request-Method")
+			h.Add("Vary", "Access-Control-Request-Headers")
+			h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE")
+			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Request-Id, Traceparent, Tracestate")
+			h.Set("Access-Control-Max-Age", "600")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		h.Set("Access-Control-Expose-Headers",
+			"X-Request-Id, Traceresponse, X-Process-Time, Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, Location")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// limitConcurrency answers 503 at once when ConcurrencyLimit requests are
+// already in flight, instead of queueing them until clients time out.
+// Health probes are exempt so an overloaded instance is not also killed.
+func (s *server) limitConcurrency(next http.Handler) http.Handler {
+	if s.sem == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/health") {
+			next.ServeHTTP(w, r)
+			return
+		}
+		select {
+		case s.sem <- struct{}{}:
+			defer func() { <-s.sem }()
+			next.ServeHTTP(w, r)
+		default:
+			s.tel.ConcurrencyRejected()
+			w.Header().Set("Retry-After", "1")
+			writeProblem(w, r, Problem{Status: http.StatusServiceUnavailable, Code: "overloaded",
+				Detail: "the server is at its concurrency limit; retry shortly"})
+		}
+	})
+}
+
+// Request-line and header limits applied by the app, below the server's
+// MaxHeaderBytes, so that oversized requests still get a problem+json
+// answer. Requests beyond the server's MaxHeaderBytes are answered by
+// net/http itself (plain-text 431) before any handler runs.
+const (
+	maxURLBytes    = 8 << 10
+	maxHeaderBytes = 16 << 10
+)
+
+// limitBody rejects overlong URLs (414) and header sections (431), bodies
+// declared larger than MaxBodyBytes (413) at once, and cuts off undeclared
+// ones at the limit (decode then answers 413).
+func (s *server) limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(r.RequestURI) > maxURLBytes {
+			writeProblem(w, r, Problem{Status: http.StatusRequestURITooLong, Code: "uri_too_long",
+				Detail: fmt.Sprintf("the request URI is longer than %d bytes", maxURLBytes)})
+			return
+		}
+		if headerBytes(r.Header) > maxHeaderBytes {
+			writeProblem(w, r, Problem{Status: http.StatusRequestHeaderFieldsTooLarge, Code: "headers_too_large",
+				Detail: fmt.Sprintf("the request headers are larger than %d bytes", maxHeaderBytes)})
+			return
+		}
+		if r.ContentLength > s.opts.MaxBodyBytes {
+			writeProblem(w, r, Problem{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large",
+				Detail: fmt.Sprintf("request body is larger than %d bytes", s.opts.MaxBodyBytes)})
+			return
+		}
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func headerBytes(h http.Header) int {
+	n := 0
+	for k, vs := range h {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4 // ": " and CRLF
+		}
+	}
+	return n
+}
+
+type ctxKey int
+
+const userIDKey ctxKey = iota
+
+// userID returns the authenticated caller set by requireAuth.
+func userID(ctx context.Context) int64 {
+	id, _ := ctx.Value(userIDKey).(int64)
+	return id
+}
+
+// requireAuth accepts "Authorization: Bearer <access token>" and puts the
+// user ID in the context; anything else is a 401 with WWW-Authenticate.
+func (s *server) requireAuth(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token, ok := bearer(r.Header.Get("Authorization"))
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="glasshouse"`)
+			writeProblem(w, r, Problem{Status: http.StatusUnauthorized, Code: "unauthorized",
+				Detail: "send an access token: Authorization: Bearer <token>"})
+			return
+		}
+		id, err := s.opts.Tokens.Verify(token)
+		if err != nil {
+			s.log.LogAttrs(r.Context(), slog.LevelDebug, "token rejected", slog.String("err", err.Error()))
+			w.Header().Set("WWW-Authenticate", `Bearer realm="glasshouse", error="invalid_token"`)
+			writeProblem(w, r, Problem{Status: http.StatusUnauthorized, Code: "invalid_token",
+				Detail: "the access token is invalid or expired"})
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), userIDKey, id)))
+	})
+}
+
+// bearer extracts the token from an Authorization header value.
+func bearer(h string) (string, bool) {
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
+}
+
+// limitAnonymous rate-limits by client IP.
+func (s *server) limitAnonymous(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.allow(w, r, "anonymous", "ip:"+clientIP(r), s.opts.Limits.Anonymous) {
+			next.ServeHTTP(w, r)
+		}
+	})
+}
+
+// limitUser rate-limits by authenticated user; it runs after requireAuth.
+func (s *server) limitUser(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.allow(w, r, "user", "user:"+strconv.FormatInt(userID(r.Context()), 10), s.opts.Limits.User) {
+			next.ServeHTTP(w, r)
+		}
+	})
+}
+
+// allow asks the limiter about key, sets the RateLimit-* headers, and on
+// rejection writes the 429 and returns false. A zero Limit disables the
+// check. If the limiter fails, the request is allowed (fail open) and the
+// failure logged: a limiter outage must not become an API outage.
+func (s *server) allow(w http.ResponseWriter, r *http.Request, scope, key string, l ratelimit.Limit) bool {
+	if l == (ratelimit.Limit{}) {
+		return true
+	}
+	d, err := s.opts.Limiter.Allow(r.Context(), scope+":"+key, l)
+	if err != nil {
+		s.log.LogAttrs(r.Context(), slog.LevelWarn, "rate limiter failed; allowing", slog.String("scope", scope), slog.String("err", err.Error()))
+		return true
+	}
+	h := w.Header()
+	h.Set("RateLimit-Limit", strconv.Itoa(d.Limit))
+	h.Set("RateLimit-Remaining", strconv.Itoa(max(d.Remaining, 0)))
+	h.Set("RateLimit-Reset", strconv.FormatInt(ceilSeconds(d.ResetAfter), 10))
+	if d.Allowed {
+		return true
+	}
+	route := telemetry.Route(r.Context())
+	if route == "" {
+		route = routeOf(r.Pattern)
+	}
+	s.tel.RateLimited(route, scope)
+	h.Set("Retry-After", strconv.FormatInt(max(ceilSeconds(d.RetryAfter), 1), 10))
+	writeProblem(w, r, Problem{Status: http.StatusTooManyRequests, Code: "rate_limited",
+		Detail: fmt.Sprintf("too many requests; retry in %d s", max(ceilSeconds(d.RetryAfter), 1))})
+	return false
+}
+
+func ceilSeconds(d time.Duration) int64 { return int64(math.Ceil(d.Seconds())) }
+
+// routeOf strips the method from a ServeMux pattern.
+func routeOf(pattern string) string {
+	if _, p, ok := strings.Cut(pattern, " "); ok {
+		return p
+	}
+	if pattern == "" {
+		return telemetry.Unmatched
+	}
+	return pattern
+}
+
+// clientIP is the peer's address. X-Forwarded-For is not trusted: behind a
+// proxy, rewrite RemoteAddr in a middleware that knows the proxy.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}

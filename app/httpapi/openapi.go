@@ -1,0 +1,270 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"sync"
+
+	"github.com/glasshouse-dev/glasshouse/app"
+)
+
+// openAPI builds the OpenAPI 3.1 document for every route in routes.go.
+// It is plain data (maps), so a test can compare its paths with the mux's
+// patterns and every status a handler test sees with what is documented.
+func openAPI() map[string]any {
+	type m = map[string]any
+	ref := func(name string) m { return m{"$ref": "#/components/schemas/" + name} }
+	str := func(desc string) m { return m{"type": "string", "description": desc} }
+	jsonBody := func(schema m) m { return m{"content": m{"application/json": m{"schema": schema}}} }
+	problem := func(desc string) m {
+		return m{"description": desc, "content": m{"application/problem+json": m{"schema": ref("Problem")}}}
+	}
+	ok := func(desc string, schema m) m { return m{"description": desc, "content": m{"application/json": m{"schema": schema}}} }
+	rateHeaders := m{
+		"RateLimit-Limit":     m{"$ref": "#/components/headers/RateLimit-Limit"},
+		"RateLimit-Remaining": m{"$ref": "#/components/headers/RateLimit-Remaining"},
+		"RateLimit-Reset":     m{"$ref": "#/components/headers/RateLimit-Reset"},
+	}
+	limited := m{"description": "Rate limited. Retry after the Retry-After header's seconds.",
+		"headers": m{"Retry-After": m{"$ref": "#/components/headers/Retry-After"}},
+		"content": m{"application/problem+json": m{"schema": ref("Problem")}}}
+	// Every route can answer these, from the middleware.
+	edge := func(codes m) m {
+		codes["414"] = problem("Request URI longer than 8 KiB.")
+		codes["431"] = problem("Request headers larger than 16 KiB.")
+		codes["500"] = problem("Internal error (a recovered panic or an unexpected failure); the body is safe to show.")
+		return codes
+	}
+	// Every non-health route can also answer these.
+	common := func(codes m) m {
+		edge(codes)
+		codes["429"] = limited
+		codes["500"] = problem("Internal error (a recovered panic or an unexpected failure); the body is safe to show.")
+		codes["503"] = problem("A dependency is unavailable, or the server is at its concurrency limit (code `overloaded`).")
+		return codes
+	}
+	withBody := func(codes m) m {
+		codes["400"] = problem("Malformed JSON, wrong field type, unknown field, invalid UTF-8 or trailing data.")
+		codes["413"] = problem("Body larger than the limit (MAX_BODY_BYTES, default 1 MiB).")
+		codes["415"] = problem("Content-Type is not application/json.")
+		codes["422"] = m{"description": "Validation failed; `errors` lists every invalid field.",
+			"content": m{"application/problem+json": m{"schema": ref("Problem")}}}
+		return codes
+	}
+	authed := func(codes m) m {
+		codes["401"] = problem("Missing, malformed, expired or otherwise invalid bearer token.")
+		return codes
+	}
+	bearer := []m{{"bearer": []string{}}}
+	idParam := m{"name": "id", "in": "path", "required": true,
+		"description": "Item ID. Anything but a positive integer is a 404.",
+		"schema":      m{"type": "integer", "format": "int64", "minimum": 1}}
+
+	paths := m{
+		"/api/v1/users": m{"post": m{
+			"operationId": "signup", "tags": []string{"users"}, "summary": "Create an account",
+			"requestBody": withRequired(jsonBody(ref("SignupRequest"))),
+			"responses": common(withBody(m{
+				"201": m{"description": "Created.", "headers": rateHeaders, "content": m{"application/json": m{"schema": ref("User")}}},
+				"409": problem("Username or email already taken (case-insensitive)."),
+			})),
+		}},
+		"/api/v1/auth/login": m{"post": m{
+			"operationId": "login", "tags": []string{"auth"}, "summary": "Exchange username and password for an access token",
+			"description": "Limited to 5 attempts per minute per client and username by default (RATE_LIMIT_LOGIN).",
+			"requestBody": withRequired(jsonBody(ref("LoginRequest"))),
+			"responses": common(withBody(m{
+				"200": ok("An access token.", ref("Token")),
+				"401": problem("Unknown user or wrong password (one answer for both)."),
+			})),
+		}},
+		"/api/v1/users/me": m{"get": m{
+			"operationId": "me", "tags": []string{"users"}, "summary": "The caller's account", "security": bearer,
+			"responses": common(authed(m{"200": ok("The caller.", ref("User"))})),
+		}},
+		"/api/v1/items": m{
+			"get": m{
+				"operationId": "listItems", "tags": []string{"items"}, "summary": "List the caller's items, oldest first", "security": bearer,
+				"parameters": []m{
+					{"name": "limit", "in": "query", "description": "Page size; larger values are capped at " + strconv.Itoa(app.MaxPageLimit) + ".",
+						"schema": m{"type": "integer", "minimum": 1, "default": app.DefaultPageLimit}},
+					{"name": "offset", "in": "query", "description": "Items to skip.",
+						"schema": m{"type": "integer", "minimum": 0, "maximum": maxOffset, "default": 0}},
+				},
+				"responses": common(authed(m{
+					"200": ok("A page of items in ascending ID order, and the caller's total.", ref("ItemList")),
+					"400": problem("limit or offset is not a valid integer (code `invalid_query`)."),
+				})),
+			},
+			"post": m{
+				"operationId": "createItem", "tags": []string{"items"}, "summary": "Create an item", "security": bearer,
+				"requestBody": withRequired(jsonBody(ref("ItemRequest"))),
+				"responses": common(authed(withBody(m{
+					"201": m{"description": "Created.", "headers": m{"Location": m{"schema": m{"type": "string"}, "description": "The item's URL."}},
+						"content": m{"application/json": m{"schema": ref("Item")}}},
+				}))),
+			},
+		},
+		"/api/v1/items/{id}": m{
+			"parameters": []m{idParam},
+			"get": m{
+				"operationId": "getItem", "tags": []string{"items"}, "summary": "Get one of the caller's items", "security": bearer,
+				"responses": common(authed(m{"200": ok("The item.", ref("Item")),
+					"404": problem("No such item, or it belongs to another user.")})),
+			},
+			"put": m{
+				"operationId": "updateItem", "tags": []string{"items"}, "summary": "Replace an item's name and description", "security": bearer,
+				"requestBody": withRequired(jsonBody(ref("ItemRequest"))),
+				"responses": common(authed(withBody(m{"200": ok("The updated item.", ref("Item")),
+					"404": problem("No such item, or it belongs to another user.")}))),
+			},
+			"delete": m{
+				"operationId": "deleteItem", "tags": []string{"items"}, "summary": "Delete an item", "security": bearer,
+				"responses": common(authed(m{"204": m{"description": "Deleted."},
+					"404": problem("No such item, or it belongs to another user.")})),
+			},
+		},
+		"/health": m{"get": m{
+			"operationId": "health", "tags": []string{"health"}, "summary": "Status, version and time",
+			"responses": edge(m{"200": ok("Up.", ref("Health"))}),
+		}},
+		"/health/live": m{"get": m{
+			"operationId": "live", "tags": []string{"health"}, "summary": "Liveness (no I/O)",
+			"responses": edge(m{"200": ok("Alive.", m{"type": "object", "properties": m{"status": m{"const": "ok"}}})}),
+		}},
+		"/health/ready": m{"get": m{
+			"operationId": "ready", "tags": []string{"health"}, "summary": "Readiness: every required dependency check passes",
+			"responses": edge(m{
+				"200": ok("Ready.", ref("Ready")),
+				"503": problem("A required check failed (code `not_ready`, `checks` gives each state) or shutdown has begun (code `shutting_down`)."),
+			}),
+		}},
+		"/health/detailed": m{"get": m{
+			"operationId": "healthDetailed", "tags": []string{"health"}, "summary": "Each check with its latency, plus CPU and memory use",
+			"responses": edge(m{"200": ok("Always 200; read `status`.", ref("HealthDetailed"))}),
+		}},
+		"/openapi.json": m{"get": m{
+			"operationId": "openapi", "tags": []string{"meta"}, "summary": "This document",
+			"responses": common(m{"200": ok("OpenAPI 3.1.", m{"type": "object"})}),
+		}},
+		"/docs": m{"get": m{
+			"operationId": "docs", "tags": []string{"meta"}, "summary": "A page rendering this document",
+			"responses": common(m{"200": m{"description": "HTML.", "content": m{"text/html": m{"schema": m{"type": "string"}}}}}),
+		}},
+	}
+
+	ts := m{"type": "string", "format": "date-time"}
+	schemas := m{
+		"SignupRequest": obj(m{
+			"username": m{"type": "string", "minLength": app.UsernameMinLen, "maxLength": app.UsernameMaxLen, "pattern": "^[A-Za-z0-9_]+$"},
+			"email":    m{"type": "string", "format": "email", "maxLength": app.EmailMaxLen},
+			"password": m{"type": "string", "minLength": app.PasswordMinLen, "maxLength": app.PasswordMaxLen,
+				"description": "At least one uppercase letter, one lowercase letter, one digit and one special character."},
+		}, "username", "email", "password"),
+		"LoginRequest": obj(m{
+			"username": m{"type": "string", "maxLength": app.UsernameMaxLen},
+			"password": m{"type": "string", "maxLength": app.PasswordMaxLen},
+		}, "username", "password"),
+		"Token": obj(m{
+			"access_token": str("HS256 JWT with sub, iat, exp, iss and type=access."),
+			"token_type":   m{"const": "bearer"},
+			"expires_in":   m{"type": "integer", "description": "Seconds until the token expires."},
+		}, "access_token", "token_type", "expires_in"),
+		"User": obj(m{
+			"id": m{"type": "integer", "format": "int64"}, "username": m{"type": "string"},
+			"email": m{"type": "string", "format": "email"}, "created_at": ts,
+		}, "id", "username", "email", "created_at"),
+		"ItemRequest": obj(m{
+			"name":        m{"type": "string", "minLength": 1, "maxLength": app.ItemNameMaxLen, "description": "Not blank; no control characters."},
+			"description": m{"type": "string", "maxLength": app.ItemDescMaxLen, "default": "", "description": "Newlines and tabs allowed; no other control characters."},
+		}, "name"),
+		"Item": obj(m{
+			"id": m{"type": "integer", "format": "int64"}, "owner_id": m{"type": "integer", "format": "int64"},
+			"name": m{"type": "string"}, "description": m{"type": "string"}, "created_at": ts, "updated_at": ts,
+		}, "id", "owner_id", "name", "description", "created_at", "updated_at"),
+		"ItemList": obj(m{
+			"items": m{"type": "array", "items": ref("Item")}, "total": m{"type": "integer"},
+			"limit": m{"type": "integer"}, "offset": m{"type": "integer"},
+		}, "items", "total", "limit", "offset"),
+		"Problem": m{
+			"type": "object", "description": "RFC 9457 problem details. Branch on `code`, not on `detail`.",
+			"required": []string{"type", "title", "status", "code"},
+			"properties": m{
+				"type": m{"type": "string", "const": "about:blank"}, "title": m{"type": "string"},
+				"status": m{"type": "integer"}, "detail": m{"type": "string"},
+				"code": m{"type": "string", "enum": []string{
+					"invalid_json", "invalid_utf8", "unreadable_body", "body_too_large", "uri_too_long", "headers_too_large", "unsupported_media_type", "invalid_query",
+					"validation_failed", "unauthorized", "invalid_token", "invalid_credentials", "not_found", "method_not_allowed",
+					"conflict", "rate_limited", "cors_origin_not_allowed", "client_closed_request", "internal", "unavailable",
+					"overloaded", "not_ready", "shutting_down"}},
+				"request_id": str("The X-Request-Id of this request; quote it in bug reports."),
+				"errors": m{"type": "array", "items": obj(m{"field": m{"type": "string"}, "message": m{"type": "string"}}, "field", "message")},
+				"checks": m{"type": "object", "additionalProperties": m{"type": "string"}},
+			},
+		},
+		"Health": obj(m{"status": m{"const": "ok"}, "version": m{"type": "string"}, "timestamp": ts}, "status", "version", "timestamp"),
+		"Ready": obj(m{"status": m{"const": "ready"}, "checks": m{"type": "object", "additionalProperties": m{"type": "string"}}}, "status", "checks"),
+		"HealthDetailed": obj(m{
+			"status": m{"enum": []string{"ok", "degraded", "unavailable"}}, "version": m{"type": "string"}, "timestamp": ts,
+			"uptime_seconds": m{"type": "number"}, "draining": m{"type": "boolean"},
+			"checks": m{"type": "array", "items": obj(m{
+				"name": m{"type": "string"}, "status": m{"enum": []string{"ok", "failed", "degraded"}}, "optional": m{"type": "boolean"},
+				"latency_ms": m{"type": "number"}, "error": m{"enum": []string{"timeout", "unavailable"}},
+			}, "name", "status", "latency_ms")},
+			"system": obj(m{
+				"cpu_percent": m{"type": "number"}, "memory_used_bytes": m{"type": "integer"}, "memory_available_bytes": m{"type": "integer"},
+				"process_rss_bytes": m{"type": "integer"}, "goroutines": m{"type": "integer"},
+			}),
+		}, "status", "version", "timestamp", "checks"),
+	}
+	header := func(desc string) m { return m{"description": desc, "schema": m{"type": "integer"}} }
+	return m{
+		"openapi": "3.1.0",
+		"info": m{
+			"title":       "glasshouse API",
+			"version":     "v1",
+			"description": "JSON over HTTP. Every error is application/problem+json (RFC 9457). Every response carries X-Request-Id, Traceresponse and X-Process-Time.",
+			"license":     m{"name": "Apache-2.0", "identifier": "Apache-2.0"},
+		},
+		"paths": paths,
+		"components": m{
+			"schemas":         schemas,
+			"securitySchemes": m{"bearer": m{"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+			"headers": m{
+				"RateLimit-Limit":     header("The quota's burst size."),
+				"RateLimit-Remaining": header("Requests left now."),
+				"RateLimit-Reset":     header("Seconds until the quota is full again."),
+				"Retry-After":         header("Seconds to wait before retrying."),
+			},
+		},
+	}
+}
+
+func obj(props map[string]any, required ...string) map[string]any {
+	o := map[string]any{"type": "object", "properties": props, "additionalProperties": false}
+	if len(required) > 0 {
+		o["required"] = required
+	}
+	return o
+}
+
+func withRequired(body map[string]any) map[string]any {
+	body["required"] = true
+	return body
+}
+
+var openAPIJSON = sync.OnceValue(func() []byte {
+	b, err := json.MarshalIndent(openAPI(), "", "  ")
+	if err != nil {
+		panic("openapi document does not marshal: " + err.Error()) // start-up invariant, covered by tests
+	}
+	return b
+})
+
+func handleOpenAPI() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(openAPIJSON())
+	})
+}

@@ -1,0 +1,75 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/glasshouse-dev/glasshouse/app"
+	"github.com/glasshouse-dev/glasshouse/telemetry"
+)
+
+// Problem is an RFC 9457 problem details body (application/problem+json).
+// Type is always "about:blank" (Title is the status text); Code is a stable,
+// machine-readable reason that clients branch on.
+type Problem struct {
+	Type      string            `json:"type"`
+	Title     string            `json:"title"`
+	Status    int               `json:"status"`
+	Detail    string            `json:"detail,omitempty"`
+	Code      string            `json:"code"`
+	RequestID string            `json:"request_id,omitempty"`
+	Errors    []app.FieldError  `json:"errors,omitempty"` // validation_failed: every invalid field
+	Checks    map[string]string `json:"checks,omitempty"` // not_ready: each check's state
+}
+
+// writeProblem writes p (filling Type, Title and RequestID).
+func writeProblem(w http.ResponseWriter, r *http.Request, p Problem) {
+	p.Type = "about:blank"
+	p.Title = http.StatusText(p.Status)
+	p.RequestID = telemetry.RequestID(r.Context())
+	h := w.Header()
+	h.Set("Content-Type", "application/problem+json")
+	h.Del("Content-Length")
+	w.WriteHeader(p.Status)
+	json.NewEncoder(w).Encode(p) // the client may be gone; nothing to do about it
+}
+
+// StatusClientClosedRequest is nginx's non-standard 499: the client went away
+// before the answer was ready. It keeps abandoned requests out of the 5xx
+// that the availability SLO counts.
+const StatusClientClosedRequest = 499
+
+// respondErr is the one table from errors to responses. 5xx are logged here,
+// once, at Error (with the trace and request IDs the logger adds); the
+// client sees only a safe message.
+func respondErr(log *slog.Logger, w http.ResponseWriter, r *http.Request, err error) {
+	var p Problem
+	re, isReq := errors.AsType[*requestError](err)
+	ve, isInvalid := errors.AsType[*app.ValidationError](err)
+	switch {
+	case isReq:
+		p = Problem{Status: re.status, Code: re.code, Detail: re.detail}
+	case isInvalid:
+		p = Problem{Status: http.StatusUnprocessableEntity, Code: "validation_failed",
+			Detail: "one or more fields are invalid", Errors: ve.Fields}
+	case errors.Is(err, app.ErrNotFound):
+		p = Problem{Status: http.StatusNotFound, Code: "not_found", Detail: "the resource does not exist"}
+	case errors.Is(err, app.ErrConflict):
+		p = Problem{Status: http.StatusConflict, Code: "conflict", Detail: "username or email is already taken"}
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		log.LogAttrs(r.Context(), slog.LevelInfo, "client closed request", slog.String("err", err.Error()))
+		p = Problem{Status: StatusClientClosedRequest, Code: "client_closed_request", Detail: "the client closed the request"}
+	case errors.Is(err, app.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		log.LogAttrs(r.Context(), slog.LevelWarn, "dependency unavailable", slog.String("err", err.Error()))
+		w.Header().Set("Retry-After", "1")
+		p = Problem{Status: http.StatusServiceUnavailable, Code: "unavailable",
+			Detail: "a dependency is unavailable; retry shortly"}
+	default:
+		log.LogAttrs(r.Context(), slog.LevelError, "internal error", slog.String("err", err.Error()))
+		p = Problem{Status: http.StatusInternalServerError, Code: "internal", Detail: "internal server error"}
+	}
+	writeProblem(w, r, p)
+}

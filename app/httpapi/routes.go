@@ -1,0 +1,36 @@
+package httpapi
+
+import "net/http"
+
+// router is what addRoutes needs: *http.ServeMux, or a recorder in tests.
+type router interface {
+	Handle(pattern string, h http.Handler)
+}
+
+// addRoutes is the whole API surface. Authenticated routes are wrapped in
+// requireAuth then limitUser; anonymous ones in limitAnonymous (login adds
+// a per-username limit inside its handler); health probes are never
+// limited.
+func addRoutes(mux router, s *server) {
+	anon := s.limitAnonymous
+	authed := func(h http.Handler) http.Handler { return s.requireAuth(s.limitUser(h)) }
+	log, store := s.log, s.opts.Store
+
+	mux.Handle("POST /api/v1/users", anon(handleSignup(log, store, s.opts.Hasher, s.tel)))
+	mux.Handle("POST /api/v1/auth/login", anon(handleLogin(s, store)))
+	mux.Handle("GET /api/v1/users/me", authed(handleMe(log, store)))
+
+	mux.Handle("GET /api/v1/items", authed(handleItemList(log, store)))
+	mux.Handle("POST /api/v1/items", authed(handleItemCreate(log, store, s.tel)))
+	mux.Handle("GET /api/v1/items/{id}", authed(handleItemGet(log, store)))
+	mux.Handle("PUT /api/v1/items/{id}", authed(handleItemUpdate(log, store)))
+	mux.Handle("DELETE /api/v1/items/{id}", authed(handleItemDelete(log, store)))
+
+	mux.Handle("GET /health", handleHealth(s))
+	mux.Handle("GET /health/live", handleLive())
+	mux.Handle("GET /health/ready", handleReady(s))
+	mux.Handle("GET /health/detailed", handleDetailed(s))
+
+	mux.Handle("GET /openapi.json", anon(handleOpenAPI()))
+	mux.Handle("GET /docs", anon(handleDocs()))
+}

@@ -1,0 +1,117 @@
+// Package httpapi is the glasshouse API's HTTP layer: NewServer builds the
+// whole handler (routes.go lists every route on one screen), the
+// production middleware chain, JSON decoding and RFC 9457 problem
+// responses, health checks and the OpenAPI document.
+//
+// It imports app, app/auth, app/ratelimit and telemetry; never a storage
+// adapter (cmd chooses those).
+package httpapi
+
+import (
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/glasshouse-dev/glasshouse/app"
+	"github.com/glasshouse-dev/glasshouse/app/auth"
+	"github.com/glasshouse-dev/glasshouse/app/ratelimit"
+	"github.com/glasshouse-dev/glasshouse/telemetry"
+)
+
+// Limits are the rate-limit quotas. A zero Limit disables that limit (the
+// load-test override); see DefaultLimits.
+type Limits struct {
+	Anonymous ratelimit.Limit // per client IP, on routes without a token
+	User      ratelimit.Limit // per user, on authenticated routes
+	Login     ratelimit.Limit // per client IP and username, on POST /api/v1/auth/login
+}
+
+// DefaultLimits are high enough that a local load test of a few thousand
+// requests per second spread over many users is not throttled, while one
+// client or user still cannot monopolise the API. Login follows the
+// guide's 5 per minute.
+var DefaultLimits = Limits{
+	Anonymous: ratelimit.Limit{Rate: 100, Period: time.Second, Burst: 200},
+	User:      ratelimit.Limit{Rate: 100, Period: time.Second, Burst: 200},
+	Login:     ratelimit.Limit{Rate: 5, Period: time.Minute, Burst: 5},
+}
+
+// Options are NewServer's dependencies and settings. Store, Limiter,
+// Telemetry, Hasher and Tokens are required.
+type Options struct {
+	Store     app.Store
+	Limiter   ratelimit.Limiter
+	Telemetry *telemetry.Telemetry
+	Hasher    *auth.Hasher
+	Tokens    *auth.Tokens
+	// Checks run on /health/ready and /health/detailed.
+	Checks []app.Check
+	// Draining, when set and true, makes /health/ready answer 503 so load
+	// balancers stop sending traffic before shutdown.
+	Draining *atomic.Bool
+
+	Version          string
+	Now              func() time.Time // default time.Now
+	Limits           Limits
+	MaxBodyBytes     int64         // default 1 MiB
+	ConcurrencyLimit int           // in-flight requests before fast 503s; <= 0 means no limit
+	CORSOrigins      []string      // allowed origins; "*" allows any; empty allows none
+	TLS              bool          // sets Strict-Transport-Security
+	CheckTimeout     time.Duration // per readiness run; default 2s
+}
+
+// DefaultMaxBodyBytes is the request body limit when Options.MaxBodyBytes is 0.
+const DefaultMaxBodyBytes = 1 << 20
+
+type server struct {
+	opts    Options
+	log     *slog.Logger
+	tel     *telemetry.Telemetry
+	mux     *http.ServeMux
+	started time.Time
+	sem     chan struct{}
+	cors    map[string]bool
+	anyCORS bool
+}
+
+// NewServer returns the API's http.Handler with every route and the whole
+// middleware chain.
+func NewServer(o Options) http.Handler {
+	s := newServer(o)
+	return s.chain(s.mux)
+}
+
+func newServer(o Options) *server {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if o.CheckTimeout <= 0 {
+		o.CheckTimeout = 2 * time.Second
+	}
+	if o.Draining == nil {
+		o.Draining = new(atomic.Bool)
+	}
+	s := &server{
+		opts:    o,
+		log:     o.Telemetry.Logger,
+		tel:     o.Telemetry,
+		mux:     http.NewServeMux(),
+		started: o.Now(),
+		cors:    map[string]bool{},
+	}
+	if o.ConcurrencyLimit > 0 {
+		s.sem = make(chan struct{}, o.ConcurrencyLimit)
+	}
+	for _, origin := range o.CORSOrigins {
+		if origin == "*" {
+			s.anyCORS = true
+		}
+		s.cors[origin] = true
+	}
+	addRoutes(s.mux, s)
+	return s
+}
