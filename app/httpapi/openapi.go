@@ -20,7 +20,9 @@ func openAPI() map[string]any {
 	problem := func(desc string) m {
 		return m{"description": desc, "content": m{"application/problem+json": m{"schema": ref("Problem")}}}
 	}
-	ok := func(desc string, schema m) m { return m{"description": desc, "content": m{"application/json": m{"schema": schema}}} }
+	ok := func(desc string, schema m) m {
+		return m{"description": desc, "content": m{"application/json": m{"schema": schema}}}
+	}
 	rateHeaders := m{
 		"RateLimit-Limit":     m{"$ref": "#/components/headers/RateLimit-Limit"},
 		"RateLimit-Remaining": m{"$ref": "#/components/headers/RateLimit-Remaining"},
@@ -199,12 +201,12 @@ func openAPI() map[string]any {
 					"conflict", "rate_limited", "cors_origin_not_allowed", "client_closed_request", "internal", "unavailable",
 					"overloaded", "not_ready", "shutting_down"}},
 				"request_id": str("The X-Request-Id of this request; quote it in bug reports."),
-				"errors": m{"type": "array", "items": obj(m{"field": m{"type": "string"}, "message": m{"type": "string"}}, "field", "message")},
-				"checks": m{"type": "object", "additionalProperties": m{"type": "string"}},
+				"errors":     m{"type": "array", "items": obj(m{"field": m{"type": "string"}, "message": m{"type": "string"}}, "field", "message")},
+				"checks":     m{"type": "object", "additionalProperties": m{"type": "string"}},
 			},
 		},
 		"Health": obj(m{"status": m{"const": "ok"}, "version": m{"type": "string"}, "timestamp": ts}, "status", "version", "timestamp"),
-		"Ready": obj(m{"status": m{"const": "ready"}, "checks": m{"type": "object", "additionalProperties": m{"type": "string"}}}, "status", "checks"),
+		"Ready":  obj(m{"status": m{"const": "ready"}, "checks": m{"type": "object", "additionalProperties": m{"type": "string"}}}, "status", "checks"),
 		"HealthDetailed": obj(m{
 			"status": m{"enum": []string{"ok", "degraded", "unavailable"}}, "version": m{"type": "string"}, "timestamp": ts,
 			"uptime_seconds": m{"type": "number"}, "draining": m{"type": "boolean"},

@@ -168,7 +168,7 @@ type jwtClaims struct {
 }
 
 func TestLoginRateLimit(t *testing.T) {
-	f := newFixture(t) // DefaultLimits: 5 login attempts per minute per client and username
+	f := newFixture(t)  // DefaultLimits: 5 login attempts per minute per client and username
 	f.signup(t, "erin") // one attempt used
 	for i := range 4 {
 		w := f.do(t, req{method: "POST", path: "/api/v1/auth/login", body: `{"username":"erin","password":"Wrong-pass1"}`})

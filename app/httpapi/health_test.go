@@ -1,0 +1,115 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/glasshouse-dev/glasshouse/app"
+)
+
+func TestHealth(t *testing.T) {
+	f := newFixture(t)
+	w := f.do(t, req{method: "GET", path: "/health"})
+	h := decodeJSON[healthResponse](t, w)
+	if w.Code != 200 || h.Status != "ok" || h.Version != "v1.2.3-test" || time.Since(h.Timestamp) > time.Minute {
+		t.Errorf("/health: %d %+v", w.Code, h)
+	}
+	if w := f.do(t, req{method: "GET", path: "/health/live"}); w.Code != 200 {
+		t.Errorf("/health/live: %d", w.Code)
+	}
+	w = f.do(t, req{method: "GET", path: "/health/ready"})
+	if w.Code != 200 || decodeJSON[map[string]any](t, w)["checks"].(map[string]any)["database"] != "ok" {
+		t.Errorf("/health/ready: %d %s", w.Code, w.Body)
+	}
+	if w := f.do(t, req{method: "HEAD", path: "/health/live"}); w.Code != 200 {
+		t.Errorf("HEAD /health/live: %d", w.Code)
+	}
+}
+
+func TestReadyFailsNamingTheCheck(t *testing.T) {
+	block := make(chan struct{})
+	t.Cleanup(func() { close(block) })
+	f := newFixture(t, func(o *Options) {
+		o.CheckTimeout = 50 * time.Millisecond
+		o.Checks = append(o.Checks,
+			app.Check{Name: "broken", Check: func(context.Context) error { return errors.New("dial tcp 10.1.2.3:5432: refused") }},
+			app.Check{Name: "cache", Optional: true, Check: func(context.Context) error { return errors.New("redis down") }},
+			app.Check{Name: "stuck", Check: func(context.Context) error { <-block; return nil }}, // ignores its deadline
+			app.Check{Name: "panicky", Optional: true, Check: func(context.Context) error { panic("check bug") }},
+		)
+	})
+	start := time.Now()
+	w := f.do(t, req{method: "GET", path: "/health/ready"})
+	if elapsed := time.Since(start); elapsed > 5*time.Second {
+		t.Errorf("readiness took %v with a stuck check; the timeout did not apply", elapsed)
+	}
+	p := problemOf(t, w)
+	if w.Code != 503 || p.Code != "not_ready" || p.Detail != "check failed: broken, stuck" {
+		t.Errorf("/health/ready: %d %+v; want 503 naming broken and stuck", w.Code, p)
+	}
+	want := map[string]string{"database": "ok", "broken": "failed", "cache": "degraded", "stuck": "failed", "panicky": "degraded"}
+	for k, v := range want {
+		if p.Checks[k] != v {
+			t.Errorf("checks[%s] = %q, want %q (all: %v)", k, p.Checks[k], v, p.Checks)
+		}
+	}
+	if containsAny(w.Body.String(), "10.1.2.3", "refused", "redis down") {
+		t.Errorf("check errors leaked to the public port: %s", w.Body)
+	}
+
+	w = f.do(t, req{method: "GET", path: "/health/detailed"})
+	d := decodeJSON[detailedResponse](t, w)
+	if w.Code != 200 || d.Status != "unavailable" || len(d.Checks) != 5 {
+		t.Fatalf("/health/detailed: %d %+v", w.Code, d)
+	}
+	byName := map[string]checkResult{}
+	for _, c := range d.Checks {
+		byName[c.Name] = c
+	}
+	if c := byName["stuck"]; c.Error != "timeout" || c.LatencyMS < 40 {
+		t.Errorf("stuck check = %+v; want error timeout after about 50 ms", c)
+	}
+	if c := byName["cache"]; c.Status != "degraded" || !c.Optional {
+		t.Errorf("cache check = %+v", c)
+	}
+	if d.System == nil || d.System.Goroutines == 0 {
+		t.Errorf("system stats missing: %+v", d.System)
+	}
+}
+
+func TestDetailedDegradedWhenOnlyOptionalFails(t *testing.T) {
+	f := newFixture(t, func(o *Options) {
+		o.Checks = append(o.Checks, app.Check{Name: "redis", Optional: true, Check: func(context.Context) error { return app.ErrUnavailable }})
+	})
+	if w := f.do(t, req{method: "GET", path: "/health/ready"}); w.Code != 200 {
+		t.Errorf("ready with only an optional check failing: %d, want 200", w.Code)
+	}
+	w := f.do(t, req{method: "GET", path: "/health/detailed"})
+	if d := decodeJSON[detailedResponse](t, w); d.Status != "degraded" {
+		t.Errorf("status %q, want degraded", d.Status)
+	}
+}
+
+func TestReadyDuringShutdown(t *testing.T) {
+	f := newFixture(t)
+	f.draining.Store(true)
+	w := f.do(t, req{method: "GET", path: "/health/ready"})
+	if w.Code != 503 || problemOf(t, w).Code != "shutting_down" {
+		t.Errorf("ready while draining: %d %s", w.Code, w.Body)
+	}
+	if w := f.do(t, req{method: "GET", path: "/health/live"}); w.Code != 200 {
+		t.Errorf("live while draining: %d, want 200 (draining is not dead)", w.Code)
+	}
+}
+
+func containsAny(s string, subs ...string) bool {
+	for _, sub := range subs {
+		if strings.Contains(s, sub) {
+			return true
+		}
+	}
+	return false
+}
