@@ -381,7 +381,8 @@ func alertmanager(c Config, bin, src string) (component, error) {
 // bin/ as a static binary and returns its path.
 func goBuild(ctx context.Context, c Config, pkg string, log io.Writer) (string, error) {
 	out := filepath.Join(c.binDir(), filepath.Base(pkg))
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", out, pkg)
+	// The same flags as compose/Dockerfile, so the build cache is shared.
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-tags", "timetzdata", "-o", out, pkg)
 	cmd.Dir = c.RepoDir
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	cmd.Stdout = log
