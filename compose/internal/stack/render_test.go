@@ -204,7 +204,7 @@ func TestMapURL(t *testing.T) {
 	for in, want := range map[string]string{
 		"http://slacksink:9095/hooks/glasshouse":      "http://127.0.0.1:19095/hooks/glasshouse",
 		"https://hooks.example.com/services/T0/B0/xx": "https://hooks.example.com/services/T0/B0/xx",
-		"::not a url":                                 "::not a url",
+		"::not a url": "::not a url",
 	} {
 		if got := m.MapURL(in); got != want {
 			t.Errorf("MapURL(%q) = %q, want %q", in, got, want)
