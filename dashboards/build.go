@@ -74,7 +74,7 @@ func queryVar(name, label, desc, query string) Variable {
 	return Variable{
 		Name: name, Label: label, Description: desc, Type: "query",
 		Datasource: ds,
-		Query:      VariableQuery{Query: query, QryType: 1, RefID: "PrometheusVariableQueryEditor-VariableQuery"},
+		Query:      query, // the classic string form; every Grafana version reads it
 		Definition: query,
 		Options:    []any{},
 		Refresh:    2, Sort: 1,
@@ -231,8 +231,10 @@ func withNoValue(p Panel, text string) Panel {
 	return p
 }
 
-// stat is a single big number with a sparkline.
+// stat is a single big number with a sparkline of the last value; its
+// target is turned into a range query so the sparkline has points.
 func stat(title, desc, unit string, t Target, steps ...Step) Panel {
+	t.Range, t.Instant = true, false
 	return Panel{
 		Type: "stat", Title: title, Description: desc, Datasource: ds,
 		FieldConfig: &FieldConfig{

@@ -115,13 +115,6 @@ type Variable struct {
 	SkipURLSync bool           `json:"skipUrlSync"`
 }
 
-// VariableQuery is the structured query of a Prometheus query variable.
-type VariableQuery struct {
-	Query   string `json:"query"`
-	QryType int    `json:"qryType"`
-	RefID   string `json:"refId"`
-}
-
 // Current is a variable's selected value.
 type Current struct {
 	Selected bool `json:"selected"`
