@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -64,19 +65,49 @@ var sensitiveKeys = map[string]bool{
 	"redis_url":           true,
 }
 
-// IsSensitiveKey reports whether the handler redacts values logged under key.
+// IsSensitiveKey reports whether the handler redacts values logged under
+// key. It does not allocate for keys up to 64 bytes: it runs on every
+// attribute of every record.
 func IsSensitiveKey(key string) bool {
-	k := strings.ToLower(strings.ReplaceAll(key, "-", "_"))
+	var buf [64]byte
+	if len(key) > len(buf) {
+		return isSensitiveNormalized(strings.ToLower(strings.ReplaceAll(key, "-", "_")))
+	}
+	k := buf[:len(key)]
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		switch {
+		case c >= 'A' && c <= 'Z':
+			c += 'a' - 'A'
+		case c == '-':
+			c = '_'
+		}
+		k[i] = c
+	}
+	if sensitiveKeys[string(k)] { // map index with string(bytes) does not allocate
+		return true
+	}
+	for _, suf := range sensitiveSuffixes {
+		if bytes.HasSuffix(k, []byte(suf)) {
+			return true
+		}
+	}
+	return false
+}
+
+func isSensitiveNormalized(k string) bool {
 	if sensitiveKeys[k] {
 		return true
 	}
-	for _, suf := range []string{"_password", "_token", "_secret", "_key"} {
+	for _, suf := range sensitiveSuffixes {
 		if strings.HasSuffix(k, suf) {
 			return true
 		}
 	}
 	return false
 }
+
+var sensitiveSuffixes = []string{"_password", "_token", "_secret", "_key"}
 
 // redact is the ReplaceAttr of every handler New builds: it runs on all
 // attributes, including those added with Logger.With and inside groups, so
@@ -147,13 +178,23 @@ func NewContextHandler(h slog.Handler) slog.Handler { return contextHandler{h} }
 type contextHandler struct{ slog.Handler }
 
 func (h contextHandler) Handle(ctx context.Context, r slog.Record) error {
-	if ctx != nil {
-		if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+	if ctx == nil {
+		return h.Handler.Handle(ctx, r)
+	}
+	info, _ := ctx.Value(requestInfoKey).(*requestInfo)
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		if info != nil && info.spanID == sc.SpanID() && info.traceHex != "" {
+			r.AddAttrs(slog.String("trace_id", info.traceHex), slog.String("span_id", info.spanHex))
+		} else {
 			r.AddAttrs(slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
 		}
-		if id := RequestID(ctx); id != "" {
-			r.AddAttrs(slog.String("request_id", id))
-		}
+	}
+	id, _ := ctx.Value(requestIDKey).(string)
+	if id == "" && info != nil {
+		id = info.id
+	}
+	if id != "" {
+		r.AddAttrs(slog.String("request_id", id))
 	}
 	return h.Handler.Handle(ctx, r)
 }

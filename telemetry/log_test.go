@@ -258,3 +258,9 @@ func TestLogFileUnwritable(t *testing.T) {
 		t.Logf("error is %T", errors.Unwrap(err))
 	}
 }
+
+func TestIsSensitiveKeyDoesNotAllocate(t *testing.T) {
+	if n := testing.AllocsPerRun(100, func() { IsSensitiveKey("X-Upstream-Request-Authorization-Header-For-Proxy"); IsSensitiveKey("Short") }); n != 0 {
+		t.Errorf("IsSensitiveKey allocates %v times per call", n)
+	}
+}

@@ -6,6 +6,10 @@ import (
 	"net/http"
 	"runtime"
 	"runtime/debug"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,6 +46,56 @@ type metrics struct {
 	dependencyDur *prometheus.HistogramVec
 	cacheRequests *prometheus.CounterVec
 	rlFallback    *prometheus.CounterVec
+
+	series sync.Map // seriesKey -> *seriesObservers
+}
+
+// seriesKey identifies one (method, route, code) series of the RED
+// histograms; all three parts are bounded, so the cache is too.
+type seriesKey struct {
+	method, route string
+	code          int
+}
+
+type seriesObservers struct {
+	duration, size prometheus.Observer
+	// lastExemplar is, per duration bucket (+Inf last), the UnixNano time
+	// its exemplar was last replaced.
+	lastExemplar [16]atomic.Int64
+}
+
+// ExemplarInterval is the least time between two exemplar updates of the
+// same histogram bucket of the same series. Prometheus keeps only the
+// latest exemplar per bucket per scrape, so replacing it on every request
+// would cost allocations for nothing.
+const ExemplarInterval = time.Second
+
+// exemplarDue reports whether an observation of v seconds at now should
+// carry an exemplar, and claims the bucket's slot if so.
+func (o *seriesObservers) exemplarDue(v float64, now time.Time) bool {
+	i := sort.SearchFloat64s(DurationBuckets, v) // the first bucket with le >= v
+	slot := &o.lastExemplar[i]
+	last := slot.Load()
+	n := now.UnixNano()
+	if last != 0 && n-last < int64(ExemplarInterval) {
+		return false
+	}
+	return slot.CompareAndSwap(last, n)
+}
+
+// observers returns the histogram children for one series, caching them
+// so a request does not hash and validate its labels twice.
+func (m *metrics) observers(method, route string, code int) *seriesObservers {
+	k := seriesKey{method, route, code}
+	if v, ok := m.series.Load(k); ok {
+		return v.(*seriesObservers)
+	}
+	c := strconv.Itoa(code)
+	v, _ := m.series.LoadOrStore(k, &seriesObservers{
+		duration: m.duration.WithLabelValues(method, route, c),
+		size:     m.size.WithLabelValues(method, route, c),
+	})
+	return v.(*seriesObservers)
 }
 
 func newMetrics(reg *prometheus.Registry, version string) *metrics {

@@ -318,3 +318,35 @@ func TestRegisterPoolTwice(t *testing.T) {
 		t.Error("nil stats func: no error")
 	}
 }
+
+func TestExemplarInterval(t *testing.T) {
+	e := newTestEnv(t, nil)
+	traceOf := func(n int) string {
+		spans := e.spans.Ended()
+		var ids []string
+		for _, s := range spans {
+			if s.Name() == "GET /items/{id}" {
+				ids = append(ids, s.SpanContext().TraceID().String())
+			}
+		}
+		return ids[n]
+	}
+	exemplar := func() string {
+		for line := range strings.Lines(scrape(t, e.tel, "application/openmetrics-text")) {
+			if m := exemplarRE.FindStringSubmatch(line); m != nil {
+				return m[2]
+			}
+		}
+		return ""
+	}
+	e.do(t, http.MethodGet, "/items/1")
+	e.do(t, http.MethodGet, "/items/2") // same bucket, same instant: keeps the first exemplar
+	if ex := exemplar(); !strings.Contains(ex, traceOf(0)) {
+		t.Errorf("exemplar {%s}, want the first request's trace %s", ex, traceOf(0))
+	}
+	e.clock.Advance(ExemplarInterval)
+	e.do(t, http.MethodGet, "/items/3")
+	if ex := exemplar(); !strings.Contains(ex, traceOf(2)) {
+		t.Errorf("exemplar {%s} after the interval, want the third request's trace %s", ex, traceOf(2))
+	}
+}

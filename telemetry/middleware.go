@@ -1,6 +1,8 @@
 package telemetry
 
 import (
+	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,11 +13,10 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/felixge/httpsnoop"
 	"github.com/prometheus/client_golang/prometheus"
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -41,68 +42,76 @@ type Router interface {
 	Handler(r *http.Request) (h http.Handler, pattern string)
 }
 
-// Middleware wraps mux with, in order: W3C trace-context extraction and a
-// server span named "<METHOD> <route>" (otelhttp, semantic-convention
-// attributes plus http.route); the request ID (X-Request-Id in and out); the
-// Traceresponse header; RED metrics labelled by method, route template and
-// status code, with trace_id/span_id exemplars on sampled requests; and one
-// access-log record. The route is resolved once, before the handler runs,
-// with mux.Handler(r); unmatched paths share route="unmatched" and unknown
-// methods share method="_OTHER". A panic escaping mux is recorded as a 500
-// on the span, metrics and log, then re-raised for net/http (or an outer
-// recoverer) to handle.
+// Middleware wraps mux with, in order: W3C trace-context and baggage
+// extraction and a server span named "<METHOD> <route>" with the HTTP
+// semantic-convention attributes (http.route included); the request ID
+// (X-Request-Id in and out); the Traceresponse header; RED metrics labelled
+// by method, route template and status code, with trace_id/span_id
+// exemplars on sampled requests; and one access-log record. The route is
+// resolved once, before the handler runs, with mux.Handler(r); unmatched
+// paths share route="unmatched" and unknown methods share method="_OTHER".
+// A panic escaping mux is recorded as a 500 on the span, metrics and log,
+// then re-raised for net/http (or an outer recoverer) to handle.
+//
+// The server span is built here rather than by otelhttp: the same
+// attributes, one ResponseWriter wrapper instead of two, no OTel metric
+// instruments (Prometheus has the RED metrics), and the name is known
+// before the span starts; see BenchmarkMiddleware.
 func (t *Telemetry) Middleware(mux Router) http.Handler {
-	inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		t.serve(w, r, mux)
-	})
-	traced := otelhttp.NewHandler(inner, "http.server",
-		otelhttp.WithTracerProvider(t.tp),
-		otelhttp.WithPropagators(t.propagator),
-		otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()),
-		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
-			return spanName(r.Method, Route(r.Context()))
-		}),
-	)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, pattern := mux.Handler(r)
-		ctx := withRoute(r.Context(), t.routes.bound(routeFromPattern(pattern)))
-		traced.ServeHTTP(w, r.WithContext(ctx))
+		t.serve(w, r, mux)
 	})
 }
 
-// serve runs inside the server span.
-func (t *Telemetry) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
+// serverSpan is the start option of every server span, built once.
+var serverSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}
+
+// requestState is everything Middleware keeps per request, in one
+// allocation: the context value and the ResponseWriter wrapper.
+type requestState struct {
+	info requestInfo
+	rw   responseWriter
+}
+
+func (t *Telemetry) serve(w http.ResponseWriter, r *http.Request, mux Router) {
 	start := t.now()
-	ctx := r.Context()
-	route := Route(ctx)
+	_, pattern := mux.Handler(r)
+	route := t.routes.bound(routeFromPattern(pattern))
 	method := normalizeMethod(r.Method)
-	span := trace.SpanFromContext(ctx)
+
+	ctx := r.Context()
+	if hasTraceHeaders(r.Header) {
+		ctx = t.propagator.Extract(ctx, propagation.HeaderCarrier(r.Header))
+	}
+	ctx, span := t.Tracer.Start(ctx, spanName(r.Method, route), serverSpan...)
 	sc := span.SpanContext()
-	if route != Unmatched {
-		span.SetAttributes(semconv.HTTPRoute(route))
+	if span.IsRecording() {
+		span.SetAttributes(requestAttrs(r, method, route)...)
 	}
 
-	id := RequestID(ctx)
-	if id == "" {
-		id = r.Header.Get(RequestIDHeader)
-		if !validRequestID(id) {
-			id = newRequestID()
+	st := &requestState{info: requestInfo{route: route, id: RequestID(ctx)}}
+	st.rw.ResponseWriter = w
+	info := &st.info
+	if info.id == "" {
+		info.id = r.Header.Get(RequestIDHeader)
+		if !validRequestID(info.id) {
+			info.id = newRequestID()
 		}
-		ctx = WithRequestID(ctx, id)
-		r = r.WithContext(ctx)
 	}
 	h := w.Header()
-	h.Set(RequestIDHeader, id)
+	h[RequestIDHeader] = []string{info.id}
 	if sc.IsValid() {
-		h.Set(TraceResponseHeader, traceResponse(sc))
+		info.spanID = sc.SpanID()
+		info.traceHex, info.spanHex = sc.TraceID().String(), sc.SpanID().String()
+		h[TraceResponseHeader] = []string{"00-" + info.traceHex + "-" + info.spanHex + "-" + sc.TraceFlags().String()}
 	}
+	ctx = context.WithValue(ctx, requestInfoKey, info)
 
 	t.metrics.active.Inc()
-	rec := &recorder{}
 	completed := false
 	defer func() {
 		t.metrics.active.Dec()
-		code := rec.status
+		code := st.rw.status
 		if code == 0 {
 			code = http.StatusOK // net/http's default when nothing was written
 		}
@@ -110,21 +119,32 @@ func (t *Telemetry) serve(w http.ResponseWriter, r *http.Request, next http.Hand
 		if !completed {
 			rv = recover()
 			code = http.StatusInternalServerError
-			span.SetStatus(codes.Error, "panic")
 			span.RecordError(fmt.Errorf("panic: %v", rv), trace.WithStackTrace(true))
 		}
-		elapsed := t.now().Sub(start)
-		codeStr := strconv.Itoa(code)
-		obs := t.metrics.duration.WithLabelValues(method, route, codeStr)
-		if sc.IsSampled() {
-			obs.(prometheus.ExemplarObserver).ObserveWithExemplar(elapsed.Seconds(), prometheus.Labels{
-				"trace_id": sc.TraceID().String(),
-				"span_id":  sc.SpanID().String(),
+		end := t.now()
+		elapsed := end.Sub(start)
+		if span.IsRecording() {
+			if code >= 500 {
+				// Server spans mark only 5xx as errors; 4xx are the client's.
+				span.SetAttributes(semconv.HTTPResponseStatusCode(code), semconv.HTTPResponseBodySize(int(st.rw.bytes)),
+					semconv.ErrorTypeKey.String(strconv.Itoa(code)))
+				span.SetStatus(codes.Error, http.StatusText(code))
+			} else {
+				span.SetAttributes(semconv.HTTPResponseStatusCode(code), semconv.HTTPResponseBodySize(int(st.rw.bytes)))
+			}
+		}
+		span.End()
+
+		obs := t.metrics.observers(method, route, code)
+		if sc.IsSampled() && obs.exemplarDue(elapsed.Seconds(), end) {
+			obs.duration.(prometheus.ExemplarObserver).ObserveWithExemplar(elapsed.Seconds(), prometheus.Labels{
+				"trace_id": info.traceHex,
+				"span_id":  info.spanHex,
 			})
 		} else {
-			obs.Observe(elapsed.Seconds())
+			obs.duration.Observe(elapsed.Seconds())
 		}
-		t.metrics.size.WithLabelValues(method, route, codeStr).Observe(float64(rec.bytes))
+		obs.size.Observe(float64(st.rw.bytes))
 		if t.accessLog && t.Logger.Enabled(ctx, slog.LevelInfo) {
 			t.Logger.LogAttrs(ctx, slog.LevelInfo, "http request",
 				slog.String("method", r.Method),
@@ -132,7 +152,7 @@ func (t *Telemetry) serve(w http.ResponseWriter, r *http.Request, next http.Hand
 				slog.String("path", r.URL.Path),
 				slog.Int("status", code),
 				slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
-				slog.Int64("bytes", rec.bytes),
+				slog.Int64("bytes", st.rw.bytes),
 				slog.String("client_ip", clientIP(r.RemoteAddr)),
 				slog.String("user_agent", r.UserAgent()),
 			)
@@ -141,59 +161,164 @@ func (t *Telemetry) serve(w http.ResponseWriter, r *http.Request, next http.Hand
 			panic(rv)
 		}
 	}()
-	next.ServeHTTP(rec.wrap(w), r)
+	mux.ServeHTTP(st.rw.wrap(), r.WithContext(ctx))
 	completed = true
 }
 
-// recorder captures the final status code and the body bytes written.
-type recorder struct {
+// hasTraceHeaders reports whether extraction can find anything, sparing
+// the propagators' header canonicalisation on requests without context.
+func hasTraceHeaders(h http.Header) bool {
+	return len(h["Traceparent"]) > 0 || len(h["Baggage"]) > 0
+}
+
+// requestAttrs are the HTTP server span attributes known at the start
+// (semantic conventions v1.43). client.address is the TCP peer:
+// X-Forwarded-For is not trusted here.
+func requestAttrs(r *http.Request, method, route string) []attribute.KeyValue {
+	attrs := make([]attribute.KeyValue, 0, 12)
+	if method == "_OTHER" {
+		attrs = append(attrs, semconv.HTTPRequestMethodOther, semconv.HTTPRequestMethodOriginal(r.Method))
+	} else {
+		attrs = append(attrs, semconv.HTTPRequestMethodKey.String(method))
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	attrs = append(attrs, semconv.URLScheme(scheme), semconv.URLPath(r.URL.Path))
+	if route != Unmatched {
+		attrs = append(attrs, semconv.HTTPRoute(route))
+	}
+	if host, port := splitHostPort(r.Host); host != "" {
+		attrs = append(attrs, semconv.ServerAddress(host))
+		if port > 0 {
+			attrs = append(attrs, semconv.ServerPort(port))
+		}
+	}
+	// client.address is the peer; network.peer.* would repeat it.
+	if peer, _ := splitHostPort(r.RemoteAddr); peer != "" {
+		attrs = append(attrs, semconv.ClientAddress(peer))
+	}
+	if ua := r.UserAgent(); ua != "" {
+		attrs = append(attrs, semconv.UserAgentOriginal(ua))
+	}
+	switch r.ProtoMajor {
+	case 1:
+		if r.ProtoMinor == 0 {
+			attrs = append(attrs, semconv.NetworkProtocolVersion("1.0"))
+		} else {
+			attrs = append(attrs, semconv.NetworkProtocolVersion("1.1"))
+		}
+	case 2:
+		attrs = append(attrs, semconv.NetworkProtocolVersion("2"))
+	case 3:
+		attrs = append(attrs, semconv.NetworkProtocolVersion("3"))
+	}
+	return attrs
+}
+
+// splitHostPort splits "host:port", "[v6]:port" or a bare host; port is
+// -1 when absent or malformed.
+func splitHostPort(hp string) (string, int) {
+	if strings.IndexByte(hp, ':') < 0 {
+		return hp, -1 // the common "example.com": spare SplitHostPort's error
+	}
+	host, ps, err := net.SplitHostPort(hp)
+	if err != nil {
+		return strings.Trim(hp, "[]"), -1
+	}
+	port, err := strconv.Atoi(ps)
+	if err != nil || port <= 0 || port > 65535 {
+		return host, -1
+	}
+	return host, port
+}
+
+// responseWriter records the final status code and the body bytes
+// written. It keeps the optional interfaces handlers rely on: Flush
+// (a no-op when the connection cannot flush), io.ReaderFrom and
+// io.StringWriter (delegated when the underlying writer has them), Hijack
+// (through hijackWriter, only when the underlying writer can), and Unwrap
+// for http.ResponseController.
+type responseWriter struct {
+	http.ResponseWriter
 	status int
 	bytes  int64
 }
 
-func (rec *recorder) wrap(w http.ResponseWriter) http.ResponseWriter {
-	return httpsnoop.Wrap(w, httpsnoop.Hooks{
-		WriteHeader: func(next httpsnoop.WriteHeaderFunc) httpsnoop.WriteHeaderFunc {
-			return func(code int) {
-				// 1xx responses (103 Early Hints) are not the final status.
-				if rec.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
-					rec.status = code
-				}
-				next(code)
-			}
-		},
-		Write: func(next httpsnoop.WriteFunc) httpsnoop.WriteFunc {
-			return func(b []byte) (int, error) {
-				if rec.status == 0 {
-					rec.status = http.StatusOK
-				}
-				n, err := next(b)
-				rec.bytes += int64(n)
-				return n, err
-			}
-		},
-		WriteString: func(next httpsnoop.WriteStringFunc) httpsnoop.WriteStringFunc {
-			return func(s string) (int, error) {
-				if rec.status == 0 {
-					rec.status = http.StatusOK
-				}
-				n, err := next(s)
-				rec.bytes += int64(n)
-				return n, err
-			}
-		},
-		ReadFrom: func(next httpsnoop.ReadFromFunc) httpsnoop.ReadFromFunc {
-			return func(src io.Reader) (int64, error) {
-				if rec.status == 0 {
-					rec.status = http.StatusOK
-				}
-				n, err := next(src)
-				rec.bytes += n
-				return n, err
-			}
-		},
-	})
+// hijackWriter adds http.Hijacker for writers that support it (HTTP/1).
+type hijackWriter struct{ *responseWriter }
+
+func (rw *responseWriter) wrap() http.ResponseWriter {
+	if _, ok := rw.ResponseWriter.(http.Hijacker); ok {
+		return hijackWriter{rw}
+	}
+	return rw
 }
+
+func (rw *responseWriter) WriteHeader(code int) {
+	// 1xx responses (103 Early Hints) are not the final status.
+	if rw.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
+		rw.status = code
+	}
+	rw.ResponseWriter.WriteHeader(code)
+}
+
+func (rw *responseWriter) Write(b []byte) (int, error) {
+	if rw.status == 0 {
+		rw.status = http.StatusOK
+	}
+	n, err := rw.ResponseWriter.Write(b)
+	rw.bytes += int64(n)
+	return n, err
+}
+
+func (rw *responseWriter) WriteString(s string) (int, error) {
+	if rw.status == 0 {
+		rw.status = http.StatusOK
+	}
+	n, err := io.WriteString(rw.ResponseWriter, s)
+	rw.bytes += int64(n)
+	return n, err
+}
+
+func (rw *responseWriter) ReadFrom(src io.Reader) (int64, error) {
+	if rw.status == 0 {
+		rw.status = http.StatusOK
+	}
+	var n int64
+	var err error
+	if rf, ok := rw.ResponseWriter.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(src) // sendfile/splice on a TCP connection
+	} else {
+		n, err = io.Copy(writerOnly{rw.ResponseWriter}, src)
+	}
+	rw.bytes += n
+	return n, err
+}
+
+func (rw *responseWriter) Flush() {
+	if rw.status == 0 {
+		rw.status = http.StatusOK
+	}
+	_ = http.NewResponseController(rw.ResponseWriter).Flush()
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (rw *responseWriter) Unwrap() http.ResponseWriter { return rw.ResponseWriter }
+
+// Hijack hands the connection over; the request is recorded with status
+// 101 unless a status was written before.
+func (hw hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := hw.ResponseWriter.(http.Hijacker).Hijack()
+	if err == nil && hw.status == 0 {
+		hw.status = http.StatusSwitchingProtocols
+	}
+	return conn, brw, err
+}
+
+// writerOnly hides ReadFrom so io.Copy does not recurse into it.
+type writerOnly struct{ io.Writer }
 
 // routeFromPattern turns a ServeMux pattern into the route label:
 // "GET /api/v1/items/{id}" -> "/api/v1/items/{id}", "" -> "unmatched".
@@ -267,17 +392,6 @@ func spanName(method, route string) string {
 		return m
 	}
 	return m + " " + route
-}
-
-func traceResponse(sc trace.SpanContext) string {
-	var b [55]byte
-	s := append(b[:0], "00-"...)
-	s = append(s, sc.TraceID().String()...)
-	s = append(s, '-')
-	s = append(s, sc.SpanID().String()...)
-	s = append(s, '-')
-	s = append(s, sc.TraceFlags().String()...)
-	return string(s)
 }
 
 // validRequestID accepts 1 to 128 characters of [A-Za-z0-9._:-], so a

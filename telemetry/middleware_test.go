@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.opentelemetry.io/otel/attribute"
@@ -316,5 +317,58 @@ func TestAccessLogSwitch(t *testing.T) {
 	}
 	if off.logs.String() != "" {
 		t.Errorf("access log written when disabled: %s", off.logs.String())
+	}
+}
+
+func TestWriterInterfaces(t *testing.T) {
+	e := newTestEnv(t, nil)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /hijack", func(w http.ResponseWriter, r *http.Request) {
+		conn, brw, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			t.Errorf("Hijack: %v", err)
+			return
+		}
+		defer conn.Close()
+		_, _ = brw.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi")
+		_ = brw.Flush()
+	})
+	mux.HandleFunc("GET /stream", func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		if err := rc.SetWriteDeadline(time.Now().Add(time.Minute)); err != nil {
+			t.Errorf("SetWriteDeadline through Unwrap: %v", err)
+		}
+		_, _ = io.WriteString(w, "chunk")
+		if err := rc.Flush(); err != nil {
+			t.Errorf("Flush: %v", err)
+		}
+	})
+	srv := httptest.NewServer(e.tel.Middleware(mux))
+	t.Cleanup(srv.Close)
+	for _, p := range []string{"/hijack", "/stream"} {
+		resp, err := srv.Client().Get(srv.URL + p)
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	body := scrape(t, e.tel, "")
+	for _, want := range []string{
+		`http_server_request_duration_seconds_count{code="101",method="GET",route="/hijack"} 1`,
+		`http_server_response_body_size_bytes_sum{code="200",method="GET",route="/stream"} 5`,
+	} {
+		if !strings.Contains(body, want+"\n") {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+
+	// A writer that cannot hijack is not made to look as if it could.
+	var isHijacker bool
+	mux2 := http.NewServeMux()
+	mux2.HandleFunc("GET /x", func(w http.ResponseWriter, r *http.Request) { _, isHijacker = w.(http.Hijacker) })
+	e.tel.Middleware(mux2).ServeHTTP(httptest.NewRecorder(), httptest.NewRequestWithContext(t.Context(), http.MethodGet, "/x", nil))
+	if isHijacker {
+		t.Error("wrapper claims http.Hijacker over a ResponseRecorder")
 	}
 }

@@ -195,30 +195,44 @@ type ctxKey int
 
 const (
 	requestIDKey ctxKey = iota
-	routeKey
+	requestInfoKey
 )
 
+// requestInfo is what Middleware puts in the request context, in one value.
+// The hex IDs of the server span are kept so that exemplars and log
+// records of the same span do not encode them again.
+type requestInfo struct {
+	route             string
+	id                string
+	spanID            trace.SpanID
+	traceHex, spanHex string
+}
+
 // WithRequestID returns ctx carrying the request ID that log records and
-// the access log pick up. Middleware calls it for every request (taking a
-// well-formed incoming X-Request-Id or generating one) unless ctx already
-// carries an ID.
+// the access log pick up. Middleware uses an ID already in the context
+// (from an outer middleware), else a well-formed incoming X-Request-Id,
+// else a generated one; an ID set inside the handler with WithRequestID
+// applies to that handler's own log records.
 func WithRequestID(ctx context.Context, id string) context.Context {
 	return context.WithValue(ctx, requestIDKey, id)
 }
 
 // RequestID returns the request ID in ctx, or "".
 func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey).(string)
-	return id
+	if id, ok := ctx.Value(requestIDKey).(string); ok {
+		return id
+	}
+	if info, ok := ctx.Value(requestInfoKey).(*requestInfo); ok {
+		return info.id
+	}
+	return ""
 }
 
 // Route returns the route template Middleware resolved for this request
 // ("/api/v1/items/{id}", or "unmatched"), or "" outside Middleware.
 func Route(ctx context.Context) string {
-	r, _ := ctx.Value(routeKey).(string)
-	return r
-}
-
-func withRoute(ctx context.Context, route string) context.Context {
-	return context.WithValue(ctx, routeKey, route)
+	if info, ok := ctx.Value(requestInfoKey).(*requestInfo); ok {
+		return info.route
+	}
+	return ""
 }
