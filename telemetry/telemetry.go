@@ -17,7 +17,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -76,13 +78,15 @@ type Telemetry struct {
 	Registry *prometheus.Registry
 	Tracer   trace.Tracer
 
-	now         func() time.Time
-	tp          trace.TracerProvider
-	propagator  propagation.TextMapPropagator
-	accessLog   bool
-	metrics     *metrics
-	routes      *routeSet
-	system      *systemSampler
+	now        func() time.Time
+	tp         trace.TracerProvider
+	propagator propagation.TextMapPropagator
+	accessLog  bool
+	metrics    *metrics
+	routes     *routeSet
+	system     *systemSampler
+
+	mu          sync.Mutex // guards shutdownFns
 	shutdownFns []func(context.Context) error
 }
 
@@ -144,6 +148,14 @@ func New(ctx context.Context, cfg Config) (*Telemetry, error) {
 	// Flush spans before closing the log file so export errors still log.
 	t.shutdownFns = append([]func(context.Context) error{shutdownTP}, t.shutdownFns...)
 
+	logger.LogAttrs(ctx, slog.LevelDebug, "telemetry ready",
+		slog.Bool("tracing_disabled", tcfg.disabled),
+		slog.String("otlp_endpoint", redactURL(tcfg.endpointURL)),
+		slog.String("otlp_protocol", tcfg.protocol),
+		slog.String("sampler", tcfg.sampler.Description()),
+		slog.Bool("access_log", t.accessLog),
+	)
+
 	t.system = newSystemSampler(ctx, cfg.Now, cfg.SystemStatsTTL, gopsutilSources(ctx))
 	if err := t.Registry.Register(newSystemCollector(t.system)); err != nil {
 		_ = t.Shutdown(ctx)
@@ -156,8 +168,10 @@ func New(ctx context.Context, cfg Config) (*Telemetry, error) {
 // file, honouring ctx's deadline. Spans still queued when ctx expires are
 // lost. It is safe to call more than once; later calls do nothing.
 func (t *Telemetry) Shutdown(ctx context.Context) error {
+	t.mu.Lock()
 	fns := t.shutdownFns
 	t.shutdownFns = nil
+	t.mu.Unlock()
 	var errs []error
 	for _, fn := range fns {
 		if err := fn(ctx); err != nil {
@@ -168,6 +182,15 @@ func (t *Telemetry) Shutdown(ctx context.Context) error {
 		return fmt.Errorf("telemetry shutdown: %w", err)
 	}
 	return nil
+}
+
+// redactURL hides a password in an endpoint URL; "" stays "" (no export).
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	return u.Redacted()
 }
 
 // TracerProvider returns the provider behind Tracer, for libraries that take
