@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 
 	"github.com/glasshouse-dev/glasshouse/app"
@@ -71,7 +72,11 @@ func decodeItem(r *http.Request) (app.ItemInput, error) {
 
 func handleItemList(log *slog.Logger, store app.Store) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		q := r.URL.Query()
+		q, err := url.ParseQuery(r.URL.RawQuery)
+		if err != nil {
+			respondErr(log, w, r, badRequest("invalid_query", "the query string is malformed"))
+			return
+		}
 		p, err := parsePage(q.Get("limit"), q.Get("offset"))
 		if err != nil {
 			respondErr(log, w, r, err)
