@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -64,6 +65,15 @@ func TestLogCorrelation(t *testing.T) {
 	}
 	if _, ok := access["time"]; !ok {
 		t.Error("access log has no time")
+	}
+
+	// The Grafana Loki datasource's derived field (dashboards/provisioning)
+	// finds the trace ID in the raw line with this regex.
+	derived := regexp.MustCompile(`"trace_id":"([0-9a-f]{32})"`)
+	for line := range strings.Lines(e.logs.String()) {
+		if m := derived.FindStringSubmatch(line); m == nil || m[1] != server.SpanContext().TraceID().String() {
+			t.Errorf("derived-field regex finds %q in %s", m, line)
+		}
 	}
 }
 
