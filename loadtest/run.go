@@ -46,9 +46,11 @@ type runner struct {
 	opts RunOptions
 	reg  *registry
 
-	t0      time.Time // monotonic base of nanos()
-	started atomic.Int64
-	ended   atomic.Int64
+	t0         time.Time // monotonic base of nanos()
+	started    atomic.Int64
+	ended      atomic.Int64
+	hasStarted atomic.Bool
+	hasEnded   atomic.Bool
 
 	transport     *http.Transport
 	defaultHeader http.Header
@@ -205,12 +207,12 @@ func (r *runner) aborted() error {
 
 // elapsed is the execution time so far (from the scenarios' start).
 func (r *runner) elapsed() time.Duration {
-	s := r.started.Load()
-	if s == 0 {
+	if !r.hasStarted.Load() {
 		return 0
 	}
-	if e := r.ended.Load(); e != 0 {
-		return time.Duration(e - s)
+	s := r.started.Load()
+	if r.hasEnded.Load() {
+		return time.Duration(r.ended.Load() - s)
 	}
 	return time.Duration(r.nanos() - s)
 }
@@ -257,6 +259,7 @@ func (rn *Runner) Run(ctx context.Context) (*Result, error) {
 	}()
 
 	r.started.Store(r.nanos())
+	r.hasStarted.Store(true)
 	var wg sync.WaitGroup
 	for i, sc := range r.test.Scenarios {
 		s := newScenarioRun(r, sc, i, runCtx)
@@ -291,6 +294,7 @@ func (rn *Runner) Run(ctx context.Context) (*Result, error) {
 		break
 	}
 	r.ended.Store(r.nanos())
+	r.hasEnded.Store(true)
 	r.sampleVUs()
 	if prog != nil {
 		prog.print(true)
@@ -388,6 +392,7 @@ type scenarioRun struct {
 	vuWG     sync.WaitGroup
 
 	startedAt, endedAt atomic.Int64 // runner nanos
+	hasStarted, hasEnded atomic.Bool
 	scheduled          atomic.Int64 // open model: iterations due
 	startedIters       atomic.Int64
 	completed          atomic.Int64
@@ -442,6 +447,7 @@ func (s *scenarioRun) run() {
 		}
 	}
 	s.startedAt.Store(s.r.nanos())
+	s.hasStarted.Store(true)
 	finished := make(chan struct{})
 	go s.stopper(finished)
 	switch e := s.sc.Executor.(type) {
@@ -461,6 +467,7 @@ func (s *scenarioRun) run() {
 	s.vuWG.Wait()
 	close(finished)
 	s.endedAt.Store(s.r.nanos())
+	s.hasEnded.Store(true)
 }
 
 // stopper ends the scenario at its duration: no new iterations, then after
@@ -675,30 +682,44 @@ func (s *scenarioRun) rampLoop(sl *rampVU) {
 // job is an iteration handed to a pool VU: its intended start.
 type job struct{ intended int64 }
 
+// poolVU is an arrival-rate VU with its own job slot.
+type poolVU struct {
+	vu   *VU
+	jobs chan job // capacity 1: the dispatcher never blocks
+}
+
+// runArrivalRate dispatches iterations at their intended start to idle VUs.
+// A VU is in the idle channel exactly while it is free, so the dispatcher
+// knows without racing whether one is available: if none is, it allocates a
+// new VU up to maxVUs (instantly: Go VUs are cheap) or drops the iteration.
 func (s *scenarioRun) runArrivalRate(a *arrivals, pre, maxVUs int) {
 	r := s.r
-	work := make(chan job)
-	startPoolVU := func(first *job) {
-		vu := s.newVU()
+	idle := make(chan *poolVU, maxVUs)
+	var all []*poolVU
+	newPoolVU := func() *poolVU {
+		p := &poolVU{vu: s.newVU(), jobs: make(chan job, 1)}
+		all = append(all, p)
 		s.vuStarted()
 		s.vuWG.Go(func() {
-			defer s.vuStopped(vu)
-			if first != nil {
-				s.runJob(vu, *first)
-			}
-			for j := range work {
-				s.runJob(vu, j)
+			defer s.vuStopped(p.vu)
+			for j := range p.jobs {
+				s.runJob(p.vu, j)
+				idle <- p
 			}
 		})
+		return p
 	}
 	for range pre {
-		startPoolVU(nil)
+		idle <- newPoolVU()
 	}
-	allocated := pre
+	defer func() {
+		for _, p := range all {
+			close(p.jobs)
+		}
+	}()
 	base := s.startedAt.Load()
 	t := time.NewTimer(time.Hour)
 	defer t.Stop()
-	defer close(work)
 	for i := int64(0); ; i++ {
 		off, ok := a.at(i)
 		if !ok {
@@ -720,20 +741,21 @@ func (s *scenarioRun) runArrivalRate(a *arrivals, pre, maxVUs int) {
 		s.scheduled.Add(1)
 		j := job{intended: intended}
 		select {
-		case work <- j:
+		case p := <-idle:
+			p.jobs <- j
+			continue
 		default:
-			if allocated < maxVUs {
-				allocated++
-				startPoolVU(&j)
-				continue
-			}
-			s.droppedIters.Add(1)
-			r.reg.recordSink(s.dropSink, 1, time.Now())
-			now := r.nanos()
-			if last := s.droppedWarned.Load(); last == 0 || now-last > int64(5*time.Second) {
-				s.droppedWarned.Store(now)
-				r.logf("WARN scenario %s: insufficient VUs, reached %d active VUs and cannot start more; iterations are being dropped (dropped_iterations)", s.sc.Name, maxVUs)
-			}
+		}
+		if len(all) < maxVUs {
+			newPoolVU().jobs <- j
+			continue
+		}
+		s.droppedIters.Add(1)
+		r.reg.recordSink(s.dropSink, 1, time.Now())
+		now := r.nanos()
+		if last := s.droppedWarned.Load(); last == 0 || now-last > int64(5*time.Second) {
+			s.droppedWarned.Store(now)
+			r.logf("WARN scenario %s: insufficient VUs, reached %d active VUs and cannot start more; iterations are being dropped (dropped_iterations)", s.sc.Name, maxVUs)
 		}
 	}
 }
@@ -765,12 +787,12 @@ type ScenarioResult struct {
 
 func (s *scenarioRun) result() ScenarioResult {
 	d := time.Duration(0)
-	if st := s.startedAt.Load(); st != 0 {
-		e := s.endedAt.Load()
-		if e == 0 {
-			e = s.r.nanos()
+	if s.hasStarted.Load() {
+		e := s.r.nanos()
+		if s.hasEnded.Load() {
+			e = s.endedAt.Load()
 		}
-		d = time.Duration(e - st)
+		d = time.Duration(e - s.startedAt.Load())
 	}
 	return ScenarioResult{
 		Name: s.sc.Name, Executor: s.sc.Executor.Kind(), Open: s.sc.Executor.open(),

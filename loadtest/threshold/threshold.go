@@ -171,8 +171,8 @@ var metricNameRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]{0,127}$`)
 func ValidMetricName(name string) bool { return metricNameRE.MatchString(name) }
 
 // ParseSelector parses "name" or "name{key:value,key2:value2}". Values may be
-// quoted with " or ' and may contain spaces and colons (only the first colon
-// separates key from value).
+// quoted with " or ' and may contain spaces, colons (only the first colon
+// separates key from value) and braces ("name:/items/{id}"), not commas.
 func ParseSelector(s string) (Selector, error) {
 	s = strings.TrimSpace(s)
 	name, rest, hasTags := strings.Cut(s, "{")
@@ -198,7 +198,7 @@ func ParseSelector(s string) (Selector, error) {
 		if len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0] {
 			v = v[1 : len(v)-1]
 		}
-		if !ok || k == "" || strings.ContainsAny(k, "{}") || strings.ContainsAny(v, "{}") {
+		if !ok || k == "" || strings.ContainsAny(k, "{}") {
 			errs = append(errs, fmt.Errorf("metric %q: tag %q must be key:value", s, strings.TrimSpace(part)))
 			continue
 		}

@@ -94,6 +94,7 @@ func TestParseSelector(t *testing.T) {
 		{in: "http_req_duration{ status:200 , method : GET }", want: Selector{Metric: "http_req_duration", Tags: []Tag{{"method", "GET"}, {"status", "200"}}}},
 		{in: `checks{check:"status is 200"}`, want: Selector{Metric: "checks", Tags: []Tag{{"check", "status is 200"}}}},
 		{in: "http_reqs{url:http://x:8080/a}", want: Selector{Metric: "http_reqs", Tags: []Tag{{"url", "http://x:8080/a"}}}},
+		{in: "http_reqs{name:/items/{id}}", want: Selector{Metric: "http_reqs", Tags: []Tag{{"name", "/items/{id}"}}}},
 		{in: "1abc", wantErr: "invalid name"},
 		{in: "http-reqs", wantErr: "invalid name"},
 		{in: "http_reqs{}", wantErr: "empty tag selector"},
