@@ -1,0 +1,331 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/glasshouse-dev/glasshouse/app/httpapi"
+	"github.com/glasshouse-dev/glasshouse/app/ratelimit"
+	"github.com/glasshouse-dev/glasshouse/telemetry"
+)
+
+// config is every setting of the API server. parseConfig is the only place
+// that reads flags, the environment and the .env file.
+type config struct {
+	Addr, AdminAddr   string
+	AppEnv            string
+	LogLevel          slog.Level
+	LogFormat         string
+	AccessLog         bool
+	LogFile           string
+	DataDir           string
+	DatabaseURL       telemetry.Secret // may embed a password
+	RedisURL          telemetry.Secret
+	JWTSecret         telemetry.Secret
+	JWTTTL            time.Duration
+	CORSOrigins       []string
+	RateLimitEnabled  bool
+	Limits            httpapi.Limits
+	MaxBodyBytes      int64
+	MaxHeaderBytes    int
+	ConcurrencyLimit  int
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
+	ShutdownTimeout   time.Duration
+	DrainDelay        time.Duration
+	TLSCertFile       string
+	TLSKeyFile        string
+}
+
+func (c config) production() bool { return c.AppEnv == "production" }
+
+// setting is one flag with its environment variable and default.
+type setting struct {
+	flag, env, def, usage string
+}
+
+var settings = []setting{
+	{"addr", "ADDR", ":8080", "public listen address"},
+	{"admin-addr", "ADMIN_ADDR", "127.0.0.1:8081", "admin listen address (/metrics, /debug/pprof/); keep it private"},
+	{"env", "APP_ENV", "development", "environment: development or production"},
+	{"log-level", "LOG_LEVEL", "info", "log level: debug, info, warn, error"},
+	{"log-format", "LOG_FORMAT", "auto", "log format: auto (colour on a terminal, JSON otherwise), json, text"},
+	{"access-log", "ACCESS_LOG", "true", "log one record per request"},
+	{"log-file", "LOG_FILE", "", "also write JSON logs to this rotating file"},
+	{"data-dir", "DATA_DIR", "./data", "directory of the embedded SQLite database (glasshouse.db)"},
+	{"database-url", "DATABASE_URL", "", "postgres://... selects PostgreSQL instead of SQLite"},
+	{"redis-url", "REDIS_URL", "", "redis://... enables the Redis cache and shared rate limits"},
+	{"jwt-secret", "JWT_SECRET", "", "HS256 key, at least 32 bytes; required in production"},
+	{"jwt-ttl", "JWT_TTL", "30m", "access token lifetime"},
+	{"cors-origins", "CORS_ORIGINS", "", "comma-separated allowed origins (* for any); none by default"},
+	{"rate-limit-enabled", "RATE_LIMIT_ENABLED", "true", "false disables every rate limit (load tests)"},
+	{"rate-limit-anonymous", "RATE_LIMIT_ANONYMOUS", "100/1s:200", "per client IP on anonymous routes: RATE/PERIOD[:BURST], or off"},
+	{"rate-limit-user", "RATE_LIMIT_USER", "100/1s:200", "per user on authenticated routes: RATE/PERIOD[:BURST], or off"},
+	{"rate-limit-login", "RATE_LIMIT_LOGIN", "5/1m:5", "per client IP and username on login: RATE/PERIOD[:BURST], or off"},
+	{"max-body-bytes", "MAX_BODY_BYTES", "1048576", "largest request body (413 beyond)"},
+	{"max-header-bytes", "MAX_HEADER_BYTES", "65536", "largest request header section net/http accepts"},
+	{"concurrency-limit", "CONCURRENCY_LIMIT", "1024", "in-flight requests before fast 503s; 0 disables"},
+	{"read-header-timeout", "READ_HEADER_TIMEOUT", "5s", "time to read request headers"},
+	{"read-timeout", "READ_TIMEOUT", "15s", "time to read a whole request"},
+	{"write-timeout", "WRITE_TIMEOUT", "30s", "time to write a response"},
+	{"idle-timeout", "IDLE_TIMEOUT", "120s", "keep-alive idle time"},
+	{"shutdown-timeout", "SHUTDOWN_TIMEOUT", "20s", "grace period for in-flight requests on SIGTERM"},
+	{"drain-delay", "SHUTDOWN_DRAIN_DELAY", "0s", "on SIGTERM, answer /health/ready with 503 this long before closing the listener (set ~5s behind a load balancer)"},
+	{"tls-cert-file", "TLS_CERT_FILE", "", "TLS certificate (PEM); enables HTTPS and HTTP/2"},
+	{"tls-key-file", "TLS_KEY_FILE", "", "TLS private key (PEM)"},
+}
+
+// parseConfig resolves every setting with precedence flag > environment >
+// .env file > default, and reports every problem at once.
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	envFile := fs.String("env-file", ".env", "optional KEY=VALUE file read before the environment")
+	vals := make(map[string]*string, len(settings))
+	for _, s := range settings {
+		vals[s.env] = fs.String(s.flag, "", s.usage+" (env "+s.env+", default "+strconv.Quote(s.def)+")")
+	}
+	if err := fs.Parse(args[1:]); err != nil {
+		return config{}, err
+	}
+	if fs.NArg() > 0 {
+		return config{}, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	setFlags := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { setFlags[f.Name] = true })
+	flagOf := make(map[string]string, len(settings))
+	for _, s := range settings {
+		flagOf[s.env] = s.flag
+	}
+	var errs []error
+	dotenv, err := readDotEnv(*envFile)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	get := func(env string) string {
+		if setFlags[flagOf[env]] {
+			return *vals[env]
+		}
+		if v := getenv(env); v != "" {
+			return v
+		}
+		if v, ok := dotenv[env]; ok {
+			return v
+		}
+		for _, s := range settings {
+			if s.env == env {
+				return s.def
+			}
+		}
+		panic("unknown setting " + env) // programming error, caught by tests
+	}
+	bad := func(env, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{env}, a...)...))
+	}
+	dur := func(env string, min time.Duration) time.Duration {
+		d, err := time.ParseDuration(get(env))
+		if err != nil || d < min {
+			bad(env, "%q is not a duration >= %v (like 30s or 5m)", get(env), min)
+		}
+		return d
+	}
+	integer := func(env string, min int64) int64 {
+		n, err := strconv.ParseInt(get(env), 10, 64)
+		if err != nil || n < min {
+			bad(env, "%q is not an integer >= %d", get(env), min)
+		}
+		return n
+	}
+	boolean := func(env string) bool {
+		b, err := strconv.ParseBool(get(env))
+		if err != nil {
+			bad(env, "%q is not true or false", get(env))
+		}
+		return b
+	}
+	limit := func(env string) ratelimit.Limit {
+		l, err := parseLimit(get(env))
+		if err != nil {
+			bad(env, "%v", err)
+		}
+		return l
+	}
+
+	c := config{
+		Addr:              get("ADDR"),
+		AdminAddr:         get("ADMIN_ADDR"),
+		AppEnv:            get("APP_ENV"),
+		LogFormat:         get("LOG_FORMAT"),
+		AccessLog:         boolean("ACCESS_LOG"),
+		LogFile:           get("LOG_FILE"),
+		DataDir:           get("DATA_DIR"),
+		DatabaseURL:       telemetry.Secret(get("DATABASE_URL")),
+		RedisURL:          telemetry.Secret(get("REDIS_URL")),
+		JWTSecret:         telemetry.Secret(get("JWT_SECRET")),
+		JWTTTL:            dur("JWT_TTL", time.Minute),
+		RateLimitEnabled:  boolean("RATE_LIMIT_ENABLED"),
+		Limits:            httpapi.Limits{Anonymous: limit("RATE_LIMIT_ANONYMOUS"), User: limit("RATE_LIMIT_USER"), Login: limit("RATE_LIMIT_LOGIN")},
+		MaxBodyBytes:      integer("MAX_BODY_BYTES", 1024),
+		MaxHeaderBytes:    int(integer("MAX_HEADER_BYTES", 4096)),
+		ConcurrencyLimit:  int(integer("CONCURRENCY_LIMIT", 0)),
+		ReadHeaderTimeout: dur("READ_HEADER_TIMEOUT", time.Millisecond),
+		ReadTimeout:       dur("READ_TIMEOUT", time.Millisecond),
+		WriteTimeout:      dur("WRITE_TIMEOUT", time.Millisecond),
+		IdleTimeout:       dur("IDLE_TIMEOUT", time.Millisecond),
+		ShutdownTimeout:   dur("SHUTDOWN_TIMEOUT", 0),
+		DrainDelay:        dur("SHUTDOWN_DRAIN_DELAY", 0),
+		TLSCertFile:       get("TLS_CERT_FILE"),
+		TLSKeyFile:        get("TLS_KEY_FILE"),
+	}
+	if !c.RateLimitEnabled {
+		c.Limits = httpapi.Limits{}
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(get("LOG_LEVEL"))); err != nil {
+		bad("LOG_LEVEL", "%q is not debug, info, warn or error", get("LOG_LEVEL"))
+	}
+	switch c.LogFormat {
+	case "auto", "json", "text":
+	default:
+		bad("LOG_FORMAT", "%q is not auto, json or text", c.LogFormat)
+	}
+	switch c.AppEnv {
+	case "development", "production":
+	default:
+		bad("APP_ENV", "%q is not development or production", c.AppEnv)
+	}
+	if c.Addr == "" {
+		bad("ADDR", "must not be empty")
+	}
+	if c.AdminAddr != "" && c.AdminAddr == c.Addr {
+		bad("ADMIN_ADDR", "must differ from ADDR: /metrics and /debug/pprof/ never share the public port")
+	}
+	if len(c.JWTSecret) > 0 && len(c.JWTSecret) < 32 {
+		bad("JWT_SECRET", "is %d bytes; use at least 32 random bytes (e.g. openssl rand -base64 48)", len(c.JWTSecret))
+	}
+	if c.production() && c.JWTSecret == "" {
+		bad("JWT_SECRET", "is required when APP_ENV=production (the development key is public)")
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		bad("TLS_CERT_FILE", "and TLS_KEY_FILE must be set together")
+	}
+	for _, f := range []struct{ env, path string }{{"TLS_CERT_FILE", c.TLSCertFile}, {"TLS_KEY_FILE", c.TLSKeyFile}} {
+		if f.path != "" {
+			if _, err := os.Stat(f.path); err != nil {
+				bad(f.env, "%v", err)
+			}
+		}
+	}
+	for _, o := range strings.Split(get("CORS_ORIGINS"), ",") {
+		if o = strings.TrimSpace(o); o == "" {
+			continue
+		}
+		if o != "*" && !strings.HasPrefix(o, "http://") && !strings.HasPrefix(o, "https://") {
+			bad("CORS_ORIGINS", "%q is not an origin like https://app.example.com", o)
+		}
+		c.CORSOrigins = append(c.CORSOrigins, strings.TrimSuffix(o, "/"))
+	}
+	if len(errs) > 0 {
+		return config{}, fmt.Errorf("invalid configuration:\n  %w", joinLines(errs))
+	}
+	return c, nil
+}
+
+type lines []error
+
+func (l lines) Error() string {
+	s := make([]string, len(l))
+	for i, e := range l {
+		s[i] = e.Error()
+	}
+	return strings.Join(s, "\n  ")
+}
+
+func (l lines) Unwrap() []error { return l }
+
+func joinLines(errs []error) error { return lines(errs) }
+
+// parseLimit reads "RATE/PERIOD[:BURST]" (e.g. "100/1s:200", "5/1m") or
+// "off". BURST defaults to RATE.
+func parseLimit(s string) (ratelimit.Limit, error) {
+	if s == "off" {
+		return ratelimit.Limit{}, nil
+	}
+	rate, rest, ok := strings.Cut(s, "/")
+	if !ok {
+		return ratelimit.Limit{}, fmt.Errorf("%q is not RATE/PERIOD[:BURST] (like 100/1s:200) or off", s)
+	}
+	period, burst, hasBurst := strings.Cut(rest, ":")
+	var l ratelimit.Limit
+	var err1, err2, err3 error
+	l.Rate, err1 = strconv.Atoi(rate)
+	l.Period, err2 = time.ParseDuration(period)
+	l.Burst = l.Rate
+	if hasBurst {
+		l.Burst, err3 = strconv.Atoi(burst)
+	}
+	if err := errors.Join(err1, err2, err3); err != nil || l.Rate < 1 || l.Period <= 0 || l.Burst < 1 {
+		return ratelimit.Limit{}, fmt.Errorf("%q is not RATE/PERIOD[:BURST] with positive numbers (like 100/1s:200) or off", s)
+	}
+	return l, nil
+}
+
+// readDotEnv reads KEY=VALUE lines (blank lines and # comments skipped,
+// optional "export ", values optionally in single or double quotes). A
+// missing file is not an error.
+func readDotEnv(path string) (map[string]string, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) || path == "" {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("env file: %w", err)
+	}
+	defer f.Close()
+	out := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		line = strings.TrimPrefix(line, "export ")
+		k, v, ok := strings.Cut(line, "=")
+		k = strings.TrimSpace(k)
+		if !ok || k == "" {
+			return nil, fmt.Errorf("env file %s:%d: want KEY=VALUE", path, n)
+		}
+		v = strings.TrimSpace(v)
+		if len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0] {
+			v = v[1 : len(v)-1]
+		}
+		out[k] = v
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("env file %s: %w", path, err)
+	}
+	return out, nil
+}
+
+// LogValue lists the settings without secrets: DATABASE_URL, REDIS_URL and
+// JWT_SECRET appear only as whether they are set.
+func (c config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("addr", c.Addr), slog.String("admin_addr", c.AdminAddr), slog.String("env", c.AppEnv),
+		slog.String("data_dir", c.DataDir), slog.Bool("database_url_set", c.DatabaseURL != ""),
+		slog.Bool("redis_url_set", c.RedisURL != ""), slog.Bool("jwt_secret_set", c.JWTSecret != ""),
+		slog.String("jwt_ttl", c.JWTTTL.String()), slog.String("cors_origins", strings.Join(c.CORSOrigins, ",")),
+		slog.Bool("rate_limit_enabled", c.RateLimitEnabled), slog.Int64("max_body_bytes", c.MaxBodyBytes),
+		slog.Int("concurrency_limit", c.ConcurrencyLimit), slog.String("shutdown_timeout", c.ShutdownTimeout.String()),
+		slog.Bool("tls", c.TLSCertFile != ""),
+	)
+}

@@ -1,0 +1,245 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/glasshouse-dev/glasshouse/app/auth"
+	"github.com/glasshouse-dev/glasshouse/app/httpapi"
+	"github.com/glasshouse-dev/glasshouse/telemetry"
+)
+
+// run is the whole program: main only wires the process to it. It returns
+// when ctx is canceled (after a graceful shutdown) or on a fatal error.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) > 1 && args[1] == "health" {
+		return runHealth(ctx, args[1:], getenv, stdout, stderr)
+	}
+	cfg, err := parseConfig(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	version := buildVersion()
+	tel, err := telemetry.New(ctx, telemetry.Config{
+		ServiceVersion:   version,
+		Environment:      cfg.AppEnv,
+		LogLevel:         cfg.LogLevel,
+		LogFormat:        cfg.LogFormat,
+		LogWriter:        stdout,
+		LogFile:          cfg.LogFile,
+		DisableAccessLog: !cfg.AccessLog,
+		Getenv:           getenv,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := tel.Shutdown(sctx); err != nil {
+			fmt.Fprintf(stderr, "glasshouse-api: %v\n", err)
+		}
+	}()
+	log := tel.Logger
+
+	key := []byte(cfg.JWTSecret.Reveal())
+	if len(key) == 0 {
+		key = []byte(auth.DevelopmentKey)
+		log.Warn("INSECURE: JWT_SECRET is not set; signing tokens with the public development key. " +
+			"Anyone can forge tokens for this server. Set JWT_SECRET (32+ random bytes); APP_ENV=production refuses to start without it.")
+	}
+	if cfg.production() && string(key) == auth.DevelopmentKey {
+		return errors.New("JWT_SECRET: the development key is refused when APP_ENV=production")
+	}
+	tokens, err := auth.NewTokens(key, cfg.JWTTTL, nil)
+	if err != nil {
+		return fmt.Errorf("JWT_SECRET: %w", err)
+	}
+
+	store, limiter, checks, closeDeps, err := openDeps(ctx, cfg, tel)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := closeDeps(); err != nil {
+			log.Error("close dependencies", slog.String("err", err.Error()))
+		}
+	}()
+
+	// Listen before serving so that address problems are reported at once
+	// and tests can use port 0.
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("ADDR: %w", err)
+	}
+	var adminLn net.Listener
+	if cfg.AdminAddr != "" {
+		if adminLn, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
+			ln.Close()
+			return fmt.Errorf("ADMIN_ADDR: %w", err)
+		}
+	}
+
+	draining := new(atomic.Bool)
+	handler := httpapi.NewServer(httpapi.Options{
+		Store:            store,
+		Limiter:          limiter,
+		Telemetry:        tel,
+		Hasher:           auth.NewHasher(auth.OWASP, 0),
+		Tokens:           tokens,
+		Checks:           checks,
+		Draining:         draining,
+		Version:          version,
+		Limits:           cfg.Limits,
+		MaxBodyBytes:     cfg.MaxBodyBytes,
+		ConcurrencyLimit: cfg.ConcurrencyLimit,
+		CORSOrigins:      cfg.CORSOrigins,
+		TLS:              cfg.TLSCertFile != "",
+	})
+	errorLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
+		ErrorLog:          errorLog,
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	if cfg.TLSCertFile != "" {
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	admin := &http.Server{
+		Handler:           adminRoutes(tel),
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ErrorLog:          errorLog,
+	}
+
+	serveErr := make(chan error, 2)
+	go func() {
+		var err error
+		if cfg.TLSCertFile != "" {
+			err = srv.ServeTLS(ln, cfg.TLSCertFile, cfg.TLSKeyFile)
+		} else {
+			err = srv.Serve(ln)
+		}
+		if !errors.Is(err, http.ErrServerClosed) {
+			serveErr <- fmt.Errorf("serve %s: %w", ln.Addr(), err)
+		}
+	}()
+	if adminLn != nil {
+		go func() {
+			if err := admin.Serve(adminLn); !errors.Is(err, http.ErrServerClosed) {
+				serveErr <- fmt.Errorf("serve admin %s: %w", adminLn.Addr(), err)
+			}
+		}()
+	}
+	attrs := []any{slog.String("addr", ln.Addr().String()), slog.String("version", version), slog.Any("config", cfg)}
+	if adminLn != nil {
+		attrs = append(attrs, slog.String("admin_addr", adminLn.Addr().String()))
+	}
+	log.Info("glasshouse-api listening", attrs...)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutdown: readiness now 503", slog.Duration("drain_delay", cfg.DrainDelay), slog.Duration("grace", cfg.ShutdownTimeout))
+	case runErr = <-serveErr:
+		log.Error("server failed; shutting down", slog.String("err", runErr.Error()))
+	}
+	draining.Store(true)
+	if runErr == nil && cfg.DrainDelay > 0 {
+		time.Sleep(cfg.DrainDelay) // load balancers see 503 on /health/ready and stop routing here
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	// Shutdown closes the listener (new connections are refused), closes
+	// idle connections and waits for in-flight requests up to the grace
+	// period.
+	if err := srv.Shutdown(sctx); err != nil {
+		runErr = errors.Join(runErr, fmt.Errorf("graceful shutdown: %w", err))
+		srv.Close()
+	}
+	if err := admin.Shutdown(sctx); err != nil {
+		admin.Close()
+	}
+	if runErr == nil {
+		log.Info("shutdown complete")
+	}
+	return runErr
+}
+
+// runHealth GETs /health/live and returns an error unless it answers 200:
+// a HEALTHCHECK for images without a shell or curl.
+func runHealth(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("health", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	def := "http://127.0.0.1:8080/health/live"
+	if addr := getenv("ADDR"); addr != "" {
+		host, port, err := net.SplitHostPort(addr)
+		if err == nil {
+			if host == "" || host == "0.0.0.0" || host == "::" {
+				host = "127.0.0.1"
+			}
+			scheme := "http"
+			if getenv("TLS_CERT_FILE") != "" {
+				scheme = "https"
+			}
+			def = scheme + "://" + net.JoinHostPort(host, port) + "/health/live"
+		}
+	}
+	url := fs.String("url", def, "URL to check")
+	timeout := fs.Duration("timeout", 3*time.Second, "give up after this long")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, *url, nil)
+	if err != nil {
+		return fmt.Errorf("health: %w", err)
+	}
+	client := &http.Client{Transport: &http.Transport{
+		// A local self-signed certificate must not fail the probe.
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: strings.HasPrefix(*url, "https://127.0.0.1")},
+	}}
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("health: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("health: %s answered %s", *url, resp.Status)
+	}
+	fmt.Fprintf(stdout, "ok %s\n", *url)
+	return nil
+}
+
+// buildVersion is the module version, or the VCS revision for a source build.
+func buildVersion() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+			return "devel-" + s.Value[:12]
+		}
+	}
+	return "devel"
+}
