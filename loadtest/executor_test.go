@@ -365,7 +365,7 @@ func TestThresholdAbortOnFail(t *testing.T) {
 		delay time.Duration
 		took  time.Duration
 	}{
-		{0, 2 * time.Second},              // the first evaluation, at 2s
+		{0, 2 * time.Second},               // the first evaluation, at 2s
 		{5 * time.Second, 6 * time.Second}, // the first evaluation after 5s
 	}
 	for _, tt := range tests {
@@ -463,7 +463,12 @@ func TestSetupDataAndErrors(t *testing.T) {
 		_, err := run(t, Test{
 			Setup: func(ctx context.Context, vu *VU) (any, error) { return "token", nil },
 			Scenarios: []Scenario{{Name: "s", Executor: PerVUIterations{VUs: 2},
-				Exec: func(ctx context.Context, vu *VU) error { mu.Lock(); got = append(got, vu.Data()); mu.Unlock(); return nil }}},
+				Exec: func(ctx context.Context, vu *VU) error {
+					mu.Lock()
+					got = append(got, vu.Data())
+					mu.Unlock()
+					return nil
+				}}},
 			Teardown: func(ctx context.Context, vu *VU, data any) error {
 				if data != "token" {
 					return errors.New("teardown got " + data.(string))

@@ -391,20 +391,20 @@ type scenarioRun struct {
 	stopOnce sync.Once
 	vuWG     sync.WaitGroup
 
-	startedAt, endedAt atomic.Int64 // runner nanos
+	startedAt, endedAt   atomic.Int64 // runner nanos
 	hasStarted, hasEnded atomic.Bool
-	scheduled          atomic.Int64 // open model: iterations due
-	startedIters       atomic.Int64
-	completed          atomic.Int64
-	interrupted        atomic.Int64
-	errored            atomic.Int64
-	droppedIters       atomic.Int64
-	vus                atomic.Int64 // VUs allocated to the scenario
-	busy, peakBusy     atomic.Int64
-	nextID             atomic.Int64
-	droppedWarned      atomic.Int64 // runner nanos of the last warning
-	iterTags           *TagSet
-	dropSink, lagSink  *sink
+	scheduled            atomic.Int64 // open model: iterations due
+	startedIters         atomic.Int64
+	completed            atomic.Int64
+	interrupted          atomic.Int64
+	errored              atomic.Int64
+	droppedIters         atomic.Int64
+	vus                  atomic.Int64 // VUs allocated to the scenario
+	busy, peakBusy       atomic.Int64
+	nextID               atomic.Int64
+	droppedWarned        atomic.Int64 // runner nanos of the last warning
+	iterTags             *TagSet
+	dropSink, lagSink    *sink
 }
 
 func newScenarioRun(r *runner, sc Scenario, idx int, runCtx context.Context) *scenarioRun {

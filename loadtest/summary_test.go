@@ -66,10 +66,10 @@ func TestSummaryGolden(t *testing.T) {
 					}},
 			},
 			Thresholds: map[string][]Threshold{
-				"checks":                            {T("rate>0.9")},
-				"slo_latency_good":                  {T("rate>=0.7")},
+				"checks":                             {T("rate>0.9")},
+				"slo_latency_good":                   {T("rate>=0.7")},
 				"iteration_duration{scenario:write}": {T("p(95)<250"), T("max<1000")},
-				"items_created":                     {T("count==6")},
+				"items_created":                      {T("count==6")},
 			},
 		}, RunOptions{})
 		if ExitCode(err) != ExitThresholdsFailed {
