@@ -1,0 +1,68 @@
+// Command rulegen renders alerts/slo.yaml into Prometheus recording and
+// burn-rate alerting rules (alerts/generated/slo-rules.yaml). `make rules`
+// runs it from the repository root; a test in alerts/ fails when the
+// committed output is stale.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+
+	"github.com/glasshouse-dev/glasshouse/alerts/rules"
+	"github.com/glasshouse-dev/glasshouse/alerts/slo"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, os.Args, os.Getenv, os.Stdin, os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "rulegen:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+func run(_ context.Context, args []string, _ func(string) string, _ io.Reader, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("rulegen", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	specPath := fs.String("spec", "alerts/slo.yaml", "SLO spec to read")
+	out := fs.String("out", "alerts/generated/slo-rules.yaml", `rule file to write ("-" for stdout)`)
+	compress := fs.Int("compress", 0, "divide every window and for-duration by N (gameday only; 60 turns minutes into seconds)")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: rulegen [flags]\n\nRenders the SLO spec into Prometheus recording and burn-rate alerting rules.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q (see -h)", fs.Args())
+	}
+	spec, err := slo.Load(*specPath)
+	if err != nil {
+		return err
+	}
+	b, err := rules.Generate(spec, rules.Options{Compress: *compress, Source: filepath.ToSlash(*specPath)})
+	if err != nil {
+		return fmt.Errorf("%s: %w", *specPath, err)
+	}
+	if *out == "-" {
+		_, err := stdout.Write(b)
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(*out, b, 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s (%d bytes)\n", *out, len(b))
+	return nil
+}
