@@ -47,17 +47,17 @@ func eventually(t *testing.T, within time.Duration, what string, f func() error)
 // timed runs f and fails the test if it has not returned within limit (a
 // hang), which is far above the configured timeouts: the point is "bounded",
 // not a latency target.
-func timed(t *testing.T, limit time.Duration, f func() error) (error, time.Duration) {
+func timed(t *testing.T, limit time.Duration, f func() error) (time.Duration, error) {
 	t.Helper()
 	done := make(chan error, 1)
 	start := time.Now()
 	go func() { done <- f() }()
 	select {
 	case err := <-done:
-		return err, time.Since(start)
+		return time.Since(start), err
 	case <-time.After(limit):
 		t.Fatalf("call still running after %v: it hangs instead of failing fast", limit)
-		return nil, 0
+		return 0, nil
 	}
 }
 
@@ -87,7 +87,7 @@ func TestDatabaseDownAndBack(t *testing.T) {
 				},
 			}
 			for name, call := range calls {
-				err, took := timed(t, 15*time.Second, call)
+				took, err := timed(t, 15*time.Second, call)
 				if !errors.Is(err, app.ErrUnavailable) {
 					t.Errorf("%s while down: got %v, want ErrUnavailable", name, err)
 				}

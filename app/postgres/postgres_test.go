@@ -248,7 +248,7 @@ func TestQuerySpans(t *testing.T) {
 		found = true
 		attrs := map[string]string{}
 		for _, kv := range sp.Attributes() {
-			attrs[string(kv.Key)] = kv.Value.Emit()
+			attrs[string(kv.Key)] = kv.Value.String()
 		}
 		for k, want := range map[string]string{
 			"db.system.name":     "postgresql",

@@ -14,6 +14,7 @@ import (
 
 	"github.com/glasshouse-dev/glasshouse/app/httpapi"
 	"github.com/glasshouse-dev/glasshouse/app/ratelimit"
+	"github.com/glasshouse-dev/glasshouse/app/redislimit"
 	"github.com/glasshouse-dev/glasshouse/telemetry"
 )
 
@@ -29,6 +30,10 @@ type config struct {
 	DataDir           string
 	DatabaseURL       telemetry.Secret // may embed a password
 	RedisURL          telemetry.Secret
+	DB                dbConfig // PostgreSQL pool settings (deps.go)
+	CacheTTL          time.Duration
+	RedisTimeout      time.Duration
+	RedisFailure      redislimit.Mode
 	JWTSecret         telemetry.Secret
 	JWTTTL            time.Duration
 	CORSOrigins       []string
@@ -65,6 +70,15 @@ var settings = []setting{
 	{"data-dir", "DATA_DIR", "./data", "directory of the embedded SQLite database (glasshouse.db)"},
 	{"database-url", "DATABASE_URL", "", "postgres://... selects PostgreSQL instead of SQLite"},
 	{"redis-url", "REDIS_URL", "", "redis://... enables the Redis cache and shared rate limits"},
+	{"db-min-conns", "DB_MIN_CONNS", "", "PostgreSQL pool: connections kept open (empty: pool_min_conns in DATABASE_URL, else 10)"},
+	{"db-max-conns", "DB_MAX_CONNS", "", "PostgreSQL pool: most connections (empty: pool_max_conns in DATABASE_URL, else 20)"},
+	{"db-max-conn-lifetime", "DB_MAX_CONN_LIFETIME", "", "PostgreSQL: retire connections after this age (empty: 30m)"},
+	{"db-max-conn-idle-time", "DB_MAX_CONN_IDLE_TIME", "", "PostgreSQL: close connections idle this long (empty: 5m)"},
+	{"db-connect-timeout", "DB_CONNECT_TIMEOUT", "", "PostgreSQL: dial and authenticate one connection within this (empty: 2s)"},
+	{"db-query-timeout", "DB_QUERY_TIMEOUT", "", "PostgreSQL command timeout: each store call, waiting for a connection included, and statement_timeout (empty: 5s)"},
+	{"cache-ttl", "CACHE_TTL", "1m", "lifetime of an item in the Redis cache"},
+	{"redis-timeout", "REDIS_TIMEOUT", "100ms", "bound on each cache or rate-limit call to Redis; past it the API goes on without Redis"},
+	{"rate-limit-redis-failure", "RATE_LIMIT_REDIS_FAILURE", "open", "rate limits while Redis is unreachable: open (in-process limits per instance) or closed (refuse with 429)"},
 	{"jwt-secret", "JWT_SECRET", "", "HS256 key, at least 32 bytes; required in production"},
 	{"jwt-ttl", "JWT_TTL", "30m", "access token lifetime"},
 	{"cors-origins", "CORS_ORIGINS", "", "comma-separated allowed origins (* for any); none by default"},
@@ -161,6 +175,25 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		return l
 	}
 
+	optional := func(env string, parse func(string) error) {
+		if v := get(env); v != "" {
+			if err := parse(v); err != nil {
+				bad(env, "%v", err)
+			}
+		}
+	}
+	var db dbConfig
+	optional("DB_MIN_CONNS", func(v string) error { return db.setConns(&db.MinConns, v, 1) })
+	optional("DB_MAX_CONNS", func(v string) error { return db.setConns(&db.MaxConns, v, 1) })
+	optional("DB_MAX_CONN_LIFETIME", func(v string) error { return setDur(&db.MaxConnLifetime, v) })
+	optional("DB_MAX_CONN_IDLE_TIME", func(v string) error { return setDur(&db.MaxConnIdleTime, v) })
+	optional("DB_CONNECT_TIMEOUT", func(v string) error { return setDur(&db.ConnectTimeout, v) })
+	optional("DB_QUERY_TIMEOUT", func(v string) error { return setDur(&db.QueryTimeout, v) })
+	redisFailure, err := redislimit.ParseMode(get("RATE_LIMIT_REDIS_FAILURE"))
+	if err != nil {
+		bad("RATE_LIMIT_REDIS_FAILURE", "%q is not open or closed", get("RATE_LIMIT_REDIS_FAILURE"))
+	}
+
 	c := config{
 		Addr:              get("ADDR"),
 		AdminAddr:         get("ADMIN_ADDR"),
@@ -171,6 +204,10 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		DataDir:           get("DATA_DIR"),
 		DatabaseURL:       telemetry.Secret(get("DATABASE_URL")),
 		RedisURL:          telemetry.Secret(get("REDIS_URL")),
+		DB:                db,
+		CacheTTL:          dur("CACHE_TTL", time.Second),
+		RedisTimeout:      dur("REDIS_TIMEOUT", time.Millisecond),
+		RedisFailure:      redisFailure,
 		JWTSecret:         telemetry.Secret(get("JWT_SECRET")),
 		JWTTTL:            dur("JWT_TTL", time.Minute),
 		RateLimitEnabled:  boolean("RATE_LIMIT_ENABLED"),
@@ -323,6 +360,7 @@ func (c config) LogValue() slog.Value {
 		slog.String("addr", c.Addr), slog.String("admin_addr", c.AdminAddr), slog.String("env", c.AppEnv),
 		slog.String("data_dir", c.DataDir), slog.Bool("database_url_set", c.DatabaseURL != ""),
 		slog.Bool("redis_url_set", c.RedisURL != ""), slog.Bool("jwt_secret_set", c.JWTSecret != ""),
+		slog.String("rate_limit_redis_failure", string(c.RedisFailure)),
 		slog.String("jwt_ttl", c.JWTTTL.String()), slog.String("cors_origins", strings.Join(c.CORSOrigins, ",")),
 		slog.Bool("rate_limit_enabled", c.RateLimitEnabled), slog.Int64("max_body_bytes", c.MaxBodyBytes),
 		slog.Int("concurrency_limit", c.ConcurrencyLimit), slog.String("shutdown_timeout", c.ShutdownTimeout.String()),

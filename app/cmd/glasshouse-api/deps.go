@@ -2,41 +2,144 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/extra/redisotel/v9"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/glasshouse-dev/glasshouse/app"
+	"github.com/glasshouse-dev/glasshouse/app/postgres"
 	"github.com/glasshouse-dev/glasshouse/app/ratelimit"
+	"github.com/glasshouse-dev/glasshouse/app/rediscache"
+	"github.com/glasshouse-dev/glasshouse/app/redislimit"
 	"github.com/glasshouse-dev/glasshouse/app/sqlite"
 	"github.com/glasshouse-dev/glasshouse/telemetry"
 )
+
+// dbConfig holds the PostgreSQL pool settings; zero values defer to the
+// pool_* parameters in DATABASE_URL, then to the postgres package defaults.
+type dbConfig struct {
+	MinConns, MaxConns int32
+	MaxConnLifetime    time.Duration
+	MaxConnIdleTime    time.Duration
+	ConnectTimeout     time.Duration
+	QueryTimeout       time.Duration
+}
+
+func (dbConfig) setConns(dst *int32, v string, min int32) error {
+	n, err := strconv.ParseInt(v, 10, 32)
+	if err != nil || int32(n) < min {
+		return fmt.Errorf("%q is not an integer >= %d", v, min)
+	}
+	*dst = int32(n)
+	return nil
+}
+
+func setDur(dst *time.Duration, v string) error {
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return fmt.Errorf("%q is not a positive duration (like 5s or 30m)", v)
+	}
+	*dst = d
+	return nil
+}
+
+// dependencyProbeInterval is how often the dependency checks run in the
+// background, so app_dependency_up stays current without health traffic.
+const dependencyProbeInterval = 5 * time.Second
 
 // openDeps chooses and opens the store and the rate limiter from cfg, and
 // returns the health checks that go with them and a func closing them.
 // It is the only place that picks implementations.
 //
-// Default: SQLite in DATA_DIR and an in-process limiter. DATABASE_URL and
-// REDIS_URL are reserved for the PostgreSQL and Redis adapters.
-func openDeps(ctx context.Context, cfg config, tel *telemetry.Telemetry) (app.Store, ratelimit.Limiter, []app.Check, func() error, error) {
-	if u := cfg.DatabaseURL.Reveal(); u != "" {
-		if strings.HasPrefix(u, "postgres://") || strings.HasPrefix(u, "postgresql://") {
-			return nil, nil, nil, nil, fmt.Errorf("DATABASE_URL: PostgreSQL support is not built into this binary yet; unset DATABASE_URL to use SQLite in DATA_DIR")
+//   - Store: SQLite in DATA_DIR, or PostgreSQL when DATABASE_URL is a
+//     postgres:// URL (check "database", required).
+//   - REDIS_URL set: the store is wrapped in the Redis item cache, and rate
+//     limits are shared through Redis with an in-process fallback
+//     (RATE_LIMIT_REDIS_FAILURE); check "redis" is optional, so a Redis
+//     outage shows as "degraded" and never fails readiness.
+func openDeps(ctx context.Context, cfg config, tel *telemetry.Telemetry) (_ app.Store, _ ratelimit.Limiter, _ []app.Check, _ func() error, err error) {
+	var closers []func() error
+	closeAll := func() error {
+		var errs []error
+		for i := len(closers) - 1; i >= 0; i-- {
+			errs = append(errs, closers[i]())
 		}
-		return nil, nil, nil, nil, fmt.Errorf("DATABASE_URL: want a postgres:// URL, or unset it to use SQLite in DATA_DIR")
+		closers = nil
+		return errors.Join(errs...)
 	}
-	if cfg.RedisURL != "" {
-		return nil, nil, nil, nil, fmt.Errorf("REDIS_URL: Redis support is not built into this binary yet; unset REDIS_URL to use in-process rate limits")
-	}
+	defer func() {
+		if err != nil {
+			closeAll()
+		}
+	}()
 
+	var store app.Store
+	switch u := cfg.DatabaseURL.Reveal(); {
+	case u == "":
+		s, err := openSQLite(ctx, cfg, tel)
+		if err != nil {
+			return nil, nil, nil, nil, err
+		}
+		store = s
+	case strings.HasPrefix(u, "postgres://") || strings.HasPrefix(u, "postgresql://"):
+		s, err := openPostgres(ctx, cfg, tel)
+		if err != nil {
+			return nil, nil, nil, nil, err
+		}
+		store = s
+	default:
+		return nil, nil, nil, nil, errors.New("DATABASE_URL: want a postgres:// URL, or unset it to use SQLite in DATA_DIR")
+	}
+	closers = append(closers, store.Close)
+	checks := []app.Check{{Name: "database", Check: store.Ping}}
+	var limiter ratelimit.Limiter = ratelimit.NewMemory(nil)
+
+	health := newDependencyHealth(tel)
+	if cfg.RedisURL != "" {
+		rdb, err := openRedis(ctx, cfg, tel)
+		if err != nil {
+			return nil, nil, nil, nil, err
+		}
+		closers = append(closers, rdb.Close)
+		onRedis := func(err error) { health.report("redis", err) }
+		// The closers already close the store underneath the cache.
+		store = rediscache.New(store, rdb, rediscache.Options{
+			TTL: cfg.CacheTTL, Timeout: cfg.RedisTimeout, Recorder: tel, OnError: onRedis,
+		})
+		limiter = redislimit.NewFallback(
+			redislimit.New(rdb, redislimit.Options{Timeout: cfg.RedisTimeout}),
+			limiter,
+			redislimit.FallbackOptions{Mode: cfg.RedisFailure, Recorder: tel, OnError: onRedis},
+		)
+		checks = append(checks, app.Check{Name: "redis", Optional: true, Check: func(ctx context.Context) error {
+			return rdb.Ping(ctx).Err()
+		}})
+	}
+	checks = health.wrap(checks)
+	stop := health.probe(checks, dependencyProbeInterval)
+	closers = append(closers, func() error { stop(); return nil })
+	return store, limiter, checks, closeAll, nil
+}
+
+func openSQLite(ctx context.Context, cfg config, tel *telemetry.Telemetry) (*sqlite.Store, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
-		return nil, nil, nil, nil, fmt.Errorf("DATA_DIR: %w", err)
+		return nil, fmt.Errorf("DATA_DIR: %w", err)
 	}
 	path := filepath.Join(cfg.DataDir, "glasshouse.db")
 	store, err := sqlite.Open(ctx, path, sqlite.WithTracer(tel.Tracer))
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, err
 	}
 	err = tel.RegisterDBPool("sqlite", func() telemetry.DBPoolStats {
 		st := store.Stats()
@@ -47,8 +150,182 @@ func openDeps(ctx context.Context, cfg config, tel *telemetry.Telemetry) (app.St
 	})
 	if err != nil {
 		store.Close()
-		return nil, nil, nil, nil, err
+		return nil, err
 	}
-	checks := []app.Check{{Name: "database", Check: store.Ping}}
-	return store, ratelimit.NewMemory(nil), checks, store.Close, nil
+	return store, nil
+}
+
+// openPostgres opens the pool and applies the migrations, waiting up to the
+// postgres package's start timeout for a database that is still starting.
+func openPostgres(ctx context.Context, cfg config, tel *telemetry.Telemetry) (*postgres.Store, error) {
+	store, err := postgres.Open(ctx, postgres.Config{
+		URL:             cfg.DatabaseURL.Reveal(),
+		MinConns:        cfg.DB.MinConns,
+		MaxConns:        cfg.DB.MaxConns,
+		MaxConnLifetime: cfg.DB.MaxConnLifetime,
+		MaxConnIdleTime: cfg.DB.MaxConnIdleTime,
+		ConnectTimeout:  cfg.DB.ConnectTimeout,
+		QueryTimeout:    cfg.DB.QueryTimeout,
+		TracerProvider:  tel.TracerProvider(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	err = tel.RegisterDBPool("postgres", func() telemetry.DBPoolStats {
+		st := store.Pool().Stat()
+		return telemetry.DBPoolStats{
+			Acquired: int64(st.AcquiredConns()), Idle: int64(st.IdleConns()), Total: int64(st.TotalConns()),
+			Max: int64(st.MaxConns()), WaitCount: uint64(st.EmptyAcquireCount()), WaitDuration: st.EmptyAcquireWaitTime(),
+		}
+	})
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	return store, nil
+}
+
+// openRedis builds the client for a dependency the API can run without:
+// calls honour their context deadline (REDIS_TIMEOUT), nothing is retried
+// (the cache and the limiter fall back instead, and a retry only doubles
+// an outage's cost), and a failed dial is tried once. Settings given as
+// REDIS_URL query parameters (pool_size, dial_timeout, ...) are kept.
+// Redis being down at start is not an error: the API starts degraded.
+func openRedis(ctx context.Context, cfg config, tel *telemetry.Telemetry) (*redis.Client, error) {
+	o, err := redis.ParseURL(cfg.RedisURL.Reveal())
+	if err != nil {
+		// url.Error repeats the URL, password included; keep only its reason.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("REDIS_URL: %v", err)
+	}
+	if o.ClientName == "" {
+		o.ClientName = "glasshouse-api"
+	}
+	o.ContextTimeoutEnabled = true
+	o.MaxRetries = -1
+	o.DialerRetries = 1
+	if o.DialTimeout == 0 {
+		o.DialTimeout = time.Second
+	}
+	if o.ReadTimeout == 0 {
+		o.ReadTimeout = time.Second
+	}
+	if o.WriteTimeout == 0 {
+		o.WriteTimeout = time.Second
+	}
+	if o.PoolTimeout == 0 {
+		o.PoolTimeout = time.Second
+	}
+	rdb := redis.NewClient(o)
+	// Commands' arguments (cached items) stay out of spans.
+	if err := redisotel.InstrumentTracing(rdb, redisotel.WithTracerProvider(tel.TracerProvider()),
+		redisotel.WithDBStatement(false)); err != nil {
+		rdb.Close()
+		return nil, fmt.Errorf("redis tracing: %w", err)
+	}
+	if err := tel.RegisterRedisPool(func() telemetry.RedisPoolStats {
+		st := rdb.PoolStats()
+		return telemetry.RedisPoolStats{Total: st.TotalConns, Idle: st.IdleConns, Stale: st.StaleConns}
+	}); err != nil {
+		rdb.Close()
+		return nil, err
+	}
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := rdb.Ping(pctx).Err(); err != nil {
+		tel.Logger.Warn("redis unreachable at start; running degraded (store reads bypass the cache, rate limits fall back)",
+			slog.String("addr", o.Addr), slog.String("rate_limit_redis_failure", string(cfg.RedisFailure)),
+			slog.String("err", err.Error()))
+	}
+	return rdb, nil
+}
+
+// dependencyHealth keeps app_dependency_up current from every source that
+// learns about a dependency (health checks, the background probe, the
+// cache's and rate limiter's own calls) and logs each change of state once.
+type dependencyHealth struct {
+	tel   *telemetry.Telemetry
+	mu    sync.Mutex
+	state map[string]bool // known states; absent until first report
+}
+
+func newDependencyHealth(tel *telemetry.Telemetry) *dependencyHealth {
+	return &dependencyHealth{tel: tel, state: map[string]bool{}}
+}
+
+// report records one outcome for dependency dep (err nil means up).
+func (h *dependencyHealth) report(dep string, err error) {
+	up := err == nil
+	h.mu.Lock()
+	was, known := h.state[dep]
+	h.state[dep] = up
+	h.mu.Unlock()
+	h.tel.SetDependencyUp(dep, up)
+	switch {
+	case known && was == up:
+	case !up:
+		h.tel.Logger.Warn("dependency down", slog.String("dependency", dep), slog.String("err", err.Error()))
+	case known:
+		h.tel.Logger.Info("dependency back", slog.String("dependency", dep))
+	}
+}
+
+// wrap makes each check report its outcome and latency. A check cut short
+// by its caller (the health request went away) reports nothing.
+func (h *dependencyHealth) wrap(checks []app.Check) []app.Check {
+	out := make([]app.Check, len(checks))
+	for i, c := range checks {
+		check := c.Check
+		c.Check = func(ctx context.Context) error {
+			start := time.Now()
+			err := check(ctx)
+			if errors.Is(ctx.Err(), context.Canceled) {
+				return err
+			}
+			h.tel.ObserveDependency(c.Name, time.Since(start), err)
+			h.report(c.Name, err)
+			return err
+		}
+		out[i] = c
+	}
+	return out
+}
+
+// probe runs checks now and then every interval until the returned func is
+// called, which waits for the probe to stop.
+func (h *dependencyHealth) probe(checks []app.Check, interval time.Duration) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var (
+		wg      sync.WaitGroup
+		stopped atomic.Bool
+	)
+	wg.Go(func() {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			var cw sync.WaitGroup
+			for _, c := range checks {
+				cw.Go(func() {
+					cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+					defer cancel()
+					c.Check(cctx)
+				})
+			}
+			cw.Wait()
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	})
+	return func() {
+		if stopped.CompareAndSwap(false, true) {
+			cancel()
+			wg.Wait()
+		}
+	}
 }
