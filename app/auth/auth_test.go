@@ -123,7 +123,15 @@ func TestTokensRoundTrip(t *testing.T) {
 	if c.Type != "access" || c.Subject != "42" || !c.IssuedAt.Equal(now) || !c.ExpiresAt.Equal(now.Add(15*time.Minute)) {
 		t.Errorf("claims = %+v", c)
 	}
-	now = now.Add(15*time.Minute + time.Second)
+	// Verified tokens are remembered; a cached one still expires on time.
+	if id, err := tk.Verify(s); err != nil || id != 42 {
+		t.Errorf("second Verify = %d, %v", id, err)
+	}
+	now = now.Add(15*time.Minute - time.Second)
+	if _, err := tk.Verify(s); err != nil {
+		t.Errorf("Verify a second before expiry: %v", err)
+	}
+	now = now.Add(2 * time.Second)
 	if _, err := tk.Verify(s); !errors.Is(err, auth.ErrInvalidToken) || !errors.Is(err, jwt.ErrTokenExpired) {
 		t.Errorf("Verify after expiry = %v, want ErrInvalidToken wrapping ErrTokenExpired", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -43,7 +44,25 @@ type Tokens struct {
 	ttl    time.Duration
 	now    func() time.Time
 	parser *jwt.Parser
+	cache  verified
 }
+
+// verified remembers tokens that passed Verify until they expire, so a
+// client sending the same token on every request costs one map lookup
+// instead of base64, JSON and HMAC work. Only tokens this key signed (and
+// that passed every check) ever enter it; it is bounded by evicting
+// arbitrary entries when full.
+type verified struct {
+	mu sync.RWMutex
+	m  map[string]verifiedToken
+}
+
+type verifiedToken struct {
+	userID int64
+	exp    time.Time
+}
+
+const verifiedMax = 16384
 
 // NewTokens returns a Tokens signing with key, tokens valid for ttl, time
 // read from now (time.Now if nil). key must be at least MinKeyLen bytes.
@@ -100,17 +119,45 @@ func (t *Tokens) Verify(token string) (int64, error) {
 	if token == "" || len(token) > maxToken {
 		return 0, fmt.Errorf("%w: length %d", ErrInvalidToken, len(token))
 	}
+	t.cache.mu.RLock()
+	v, ok := t.cache.m[token]
+	t.cache.mu.RUnlock()
+	if ok && t.now().Before(v.exp) {
+		return v.userID, nil
+	}
+	id, exp, err := t.verify(token)
+	if err != nil {
+		return 0, err
+	}
+	t.cache.mu.Lock()
+	if t.cache.m == nil {
+		t.cache.m = make(map[string]verifiedToken)
+	}
+	if len(t.cache.m) >= verifiedMax {
+		for k := range t.cache.m { // map order is random: evict a few arbitrary entries
+			delete(t.cache.m, k)
+			if len(t.cache.m) < verifiedMax*7/8 {
+				break
+			}
+		}
+	}
+	t.cache.m[token] = verifiedToken{userID: id, exp: exp}
+	t.cache.mu.Unlock()
+	return id, nil
+}
+
+func (t *Tokens) verify(token string) (int64, time.Time, error) {
 	var c Claims
 	_, err := t.parser.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return t.key, nil })
 	if err != nil {
-		return 0, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+		return 0, time.Time{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
 	if c.Type != accessType {
-		return 0, fmt.Errorf("%w: type %q", ErrInvalidToken, c.Type)
+		return 0, time.Time{}, fmt.Errorf("%w: type %q", ErrInvalidToken, c.Type)
 	}
 	id, err := strconv.ParseInt(c.Subject, 10, 64)
 	if err != nil || id <= 0 {
-		return 0, fmt.Errorf("%w: subject %q", ErrInvalidToken, c.Subject)
+		return 0, time.Time{}, fmt.Errorf("%w: subject %q", ErrInvalidToken, c.Subject)
 	}
-	return id, nil
+	return id, c.ExpiresAt.Time, nil
 }
