@@ -21,6 +21,9 @@ type VU struct {
 	Iteration int64
 	// Scenario is the scenario's name ("" in Setup/Teardown).
 	Scenario string
+	// State is free for the test's own per-VU data (what a k6 script keeps
+	// in VU-global variables); the engine never touches it.
+	State any
 
 	r    *runner
 	scen *scenarioRun

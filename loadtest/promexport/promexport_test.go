@@ -28,7 +28,7 @@ type fakeSource struct {
 	th   []loadtest.ThresholdResult
 }
 
-func (f fakeSource) Snapshot() []loadtest.SeriesSnapshot            { return f.snap }
+func (f fakeSource) Snapshot() []loadtest.SeriesSnapshot          { return f.snap }
 func (f fakeSource) ThresholdResults() []loadtest.ThresholdResult { return f.th }
 
 func hist(vals ...float64) *histogram.Histogram {

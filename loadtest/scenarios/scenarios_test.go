@@ -1,0 +1,234 @@
+package scenarios
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/glasshouse-dev/glasshouse/alerts/slo"
+	"github.com/glasshouse-dev/glasshouse/loadtest"
+)
+
+func spec(t *testing.T) slo.Spec {
+	t.Helper()
+	s, err := slo.Load("../../alerts/slo.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestThresholdsAreDerivedFromTheSLOSpec(t *testing.T) {
+	s := spec(t)
+	th, metrics, expected, observe := Thresholds(s, false)
+	var avail, lat slo.SLO
+	for _, o := range s.SLOs {
+		switch o.SLI.Type {
+		case slo.Availability:
+			avail = o
+		case slo.Latency:
+			lat = o
+		}
+	}
+	// The committed spec: 99.9% availability, 99% under 250 ms.
+	wantFailed := "rate<" + num(1-avail.Objective)
+	wantGood := "rate>=" + num(lat.Objective)
+	if got := th["http_req_failed"]; len(got) != 1 || got[0].Expr != wantFailed {
+		t.Errorf("http_req_failed thresholds = %v, want %s", got, wantFailed)
+	}
+	if got := th["slo_latency_good"]; len(got) != 1 || got[0].Expr != wantGood {
+		t.Errorf("slo_latency_good thresholds = %v, want %s", got, wantGood)
+	}
+	if wantFailed != "rate<0.001" || wantGood != "rate>=0.99" {
+		t.Errorf("derived %q and %q from the committed spec; want rate<0.001 and rate>=0.99", wantFailed, wantGood)
+	}
+	if len(metrics) != 1 || metrics[0] != loadtest.NewRate("slo_latency_good") {
+		t.Errorf("metrics = %v, want the Rate slo_latency_good", metrics)
+	}
+	for status, want := range map[int]bool{200: true, 201: true, 404: true, 429: true, 499: true, 500: false, 503: false, 0: false} {
+		if expected(status) != want {
+			t.Errorf("status %d expected = %v, want %v (only 5xx fail the availability SLO)", status, expected(status), want)
+		}
+	}
+	if observe == nil {
+		t.Fatal("no latency observer")
+	}
+	abort, _, _, _ := Thresholds(s, true)
+	for k, ths := range abort {
+		for _, x := range ths {
+			if !x.AbortOnFail || x.DelayAbortEval <= 0 {
+				t.Errorf("%s %s: breakpoint thresholds must abort on fail after a delay", k, x.Expr)
+			}
+		}
+	}
+}
+
+// TestLatencyObserver runs the observer against a loopback server whose
+// fast route answers under 250 ms and slow route over it; 5xx are ignored.
+func TestLatencyObserver(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/fast", func(w http.ResponseWriter, r *http.Request) {})
+	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) { time.Sleep(300 * time.Millisecond) })
+	mux.HandleFunc("/err", func(w http.ResponseWriter, r *http.Request) { time.Sleep(300 * time.Millisecond); w.WriteHeader(500) })
+	srv := newServer(t, mux)
+	th, metrics, expected, observe := Thresholds(spec(t), false)
+	res, err := loadtest.Run(t.Context(), loadtest.Test{
+		Metrics: metrics, Thresholds: th,
+		Options: loadtest.Options{ResponseCallback: expected, OnResponse: observe},
+		Scenarios: []loadtest.Scenario{{Name: "s", Executor: loadtest.PerVUIterations{VUs: 1, Iterations: 1},
+			Exec: func(ctx context.Context, vu *loadtest.VU) error {
+				for range 3 {
+					vu.Get(ctx, srv+"/fast", nil)
+				}
+				vu.Get(ctx, srv+"/slow", nil)
+				vu.Get(ctx, srv+"/err", nil)
+				return nil
+			}}},
+	}, loadtest.RunOptions{})
+	if loadtest.ExitCode(err) != loadtest.ExitThresholdsFailed {
+		t.Fatalf("err = %v, want both SLO thresholds to fail", err)
+	}
+	a, _ := res.Aggregate("slo_latency_good")
+	if a.Count != 4 || a.Passes != 3 {
+		t.Errorf("slo_latency_good = %d good of %d, want 3 of 4 (the 500 is not counted)", a.Passes, a.Count)
+	}
+	if got := res.FailedThresholds(); !slices.Equal(got, []string{"http_req_failed: rate<0.001", "slo_latency_good: rate>=0.99"}) {
+		t.Errorf("failed = %v", got)
+	}
+}
+
+func newServer(t *testing.T, h http.Handler) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return "http://" + ln.Addr().String()
+}
+
+func TestBuildEveryScenario(t *testing.T) {
+	for _, name := range Names() {
+		test, err := Build(name, Config{Target: "http://127.0.0.1:1", SLO: spec(t)})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if _, err := loadtest.New(test, loadtest.RunOptions{}); err != nil {
+			t.Errorf("%s does not validate: %v", name, err)
+		}
+		if len(test.Thresholds["http_req_failed"]) == 0 || len(test.Thresholds["slo_latency_good"]) == 0 {
+			t.Errorf("%s lacks the SLO thresholds: %v", name, test.Thresholds)
+		}
+	}
+	_, err := Build("nope", Config{Target: "ftp://x"})
+	for _, want := range []string{`unknown scenario "nope"`, `target "ftp://x"`, "no SLOs"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Build error %v does not mention %q", err, want)
+		}
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startAPI builds and starts the real API binary on loopback with a fresh
+// SQLite database, and waits until it is ready.
+func startAPI(t *testing.T) string {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skipf("no go command to build the API: %v", err)
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "glasshouse-api")
+	build := exec.CommandContext(t.Context(), goBin, "build", "-o", bin, "github.com/glasshouse-dev/glasshouse/app/cmd/glasshouse-api")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Skipf("cannot build the API (app/cmd/glasshouse-api): %v\n%s", err, out)
+	}
+	addr, admin := freeAddr(t), freeAddr(t)
+	var logs bytes.Buffer
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(), "ADDR="+addr, "ADMIN_ADDR="+admin, "DATA_DIR="+filepath.Join(dir, "data"),
+		"LOG_FORMAT=json", "ACCESS_LOG=false", "APP_ENV=development", "DATABASE_URL=", "REDIS_URL=")
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("API logs:\n%s", logs.String())
+		}
+	})
+	url := "http://" + addr
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		res, err := http.Get(url + "/health/ready")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				return url
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("API not ready after 30s (last error %v)", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestSmokeAgainstTheAPI starts the real API and runs the smoke scenario
+// for a few seconds: every check and both SLO thresholds must pass.
+func TestSmokeAgainstTheAPI(t *testing.T) {
+	target := startAPI(t)
+	test, err := Build("smoke", Config{Target: target, SLO: spec(t), Duration: 3 * time.Second, VUs: 2, Users: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	res, err := loadtest.Run(t.Context(), test, loadtest.RunOptions{Log: &log})
+	var summary bytes.Buffer
+	if res != nil {
+		res.WriteSummary(&summary)
+	}
+	if err != nil {
+		t.Fatalf("smoke failed: %v\n%s\n%s", err, log.String(), summary.String())
+	}
+	reqs, _ := res.Value("http_reqs{scenario:smoke}", "count")
+	checks, _ := res.Aggregate("checks")
+	if reqs < 10 || checks.Count < 10 || checks.Passes != checks.Count {
+		t.Errorf("smoke sent %v requests with %d/%d checks passing; want a real workload, all passing\n%s", reqs, checks.Passes, checks.Count, summary.String())
+	}
+	for _, name := range []string{"/api/v1/items", "/api/v1/items/{id}"} {
+		if n, _ := res.Value(fmt.Sprintf("http_reqs{name:%s}", name), "count"); n == 0 {
+			t.Errorf("no requests named %s\n%s", name, summary.String())
+		}
+	}
+	t.Logf("smoke summary:\n%s", summary.String())
+}
