@@ -95,3 +95,29 @@ func BenchmarkMiddleware(b *testing.B) {
 		runBench(b, newTel(b, Config{Getenv: envMap("OTEL_TRACES_SAMPLER", "always_off")}).Middleware(benchMux()))
 	})
 }
+
+// BenchmarkMiddlewareParallel is BenchmarkMiddleware from GOMAXPROCS
+// goroutines at once, to expose contention on the shared series cache,
+// histograms and exemplar slots.
+func BenchmarkMiddlewareParallel(b *testing.B) {
+	run := func(b *testing.B, h http.Handler) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			req := httptest.NewRequest(http.MethodGet, "/api/v1/items/42", nil)
+			w := &discardWriter{h: http.Header{}}
+			for pb.Next() {
+				clear(w.h)
+				h.ServeHTTP(w, req)
+			}
+		})
+	}
+	b.Run("bare", func(b *testing.B) { run(b, benchMux()) })
+	b.Run("telemetry", func(b *testing.B) {
+		tel, err := New(b.Context(), Config{LogWriter: io.Discard, LogFormat: "json", Getenv: envMap()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = tel.Shutdown(b.Context()) })
+		run(b, tel.Middleware(benchMux()))
+	})
+}

@@ -18,14 +18,19 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// DurationBuckets are the OpenTelemetry semantic-convention bucket
-// boundaries for http.server.request.duration, in seconds. Latency SLOs
-// should use one of the non-integer boundaries (0.25, 0.5) as threshold.
-var DurationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10}
+// durationBuckets are the OpenTelemetry semantic-convention bucket
+// boundaries for http.server.request.duration, in seconds.
+var durationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10}
 
-// SizeBuckets are the response-body-size bucket boundaries in bytes:
-// 64 B to 1 MiB in powers of four.
-var SizeBuckets = prometheus.ExponentialBuckets(64, 4, 8)
+// DurationBuckets returns (a copy of) the bucket boundaries of
+// http_server_request_duration_seconds, in seconds: the OpenTelemetry
+// semantic-convention ones. Latency SLOs should use a non-integer boundary
+// (0.25, 0.5) as threshold.
+func DurationBuckets() []float64 { return append([]float64(nil), durationBuckets...) }
+
+// sizeBuckets are the response-body-size boundaries: 64 B to 1 MiB in
+// powers of four.
+var sizeBuckets = prometheus.ExponentialBuckets(64, 4, 8)
 
 // metrics holds every collector telemetry registers itself.
 type metrics struct {
@@ -73,7 +78,7 @@ const ExemplarInterval = time.Second
 // exemplarDue reports whether an observation of v seconds at now should
 // carry an exemplar, and claims the bucket's slot if so.
 func (o *seriesObservers) exemplarDue(v float64, now time.Time) bool {
-	i := sort.SearchFloat64s(DurationBuckets, v) // the first bucket with le >= v
+	i := sort.SearchFloat64s(durationBuckets, v) // the first bucket with le >= v
 	slot := &o.lastExemplar[i]
 	last := slot.Load()
 	n := now.UnixNano()
@@ -104,12 +109,12 @@ func newMetrics(reg *prometheus.Registry, version string) *metrics {
 	m.duration = f.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "http_server_request_duration_seconds",
 		Help:    "Duration of HTTP server requests by method, route template and status code.",
-		Buckets: DurationBuckets,
+		Buckets: durationBuckets,
 	}, []string{"method", "route", "code"})
 	m.size = f.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "http_server_response_body_size_bytes",
 		Help:    "Size of HTTP server response bodies by method, route template and status code.",
-		Buckets: SizeBuckets,
+		Buckets: sizeBuckets,
 	}, []string{"method", "route", "code"})
 	m.active = f.NewGauge(prometheus.GaugeOpts{
 		Name: "http_server_active_requests",

@@ -3,6 +3,7 @@ package telemetry
 import (
 	"context"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -244,7 +245,10 @@ func TestStatusAndBytes(t *testing.T) {
 		}
 		_, _ = io.Copy(w, strings.NewReader(strings.Repeat("z", 1000))) // ReadFrom on a real connection
 	})
-	srv := httptest.NewServer(e.tel.Middleware(mux))
+	done := make(chan struct{}, 1)
+	srv := httptest.NewUnstartedServer(signalDone(e.tel.Middleware(mux), done))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the superfluous WriteHeader is on purpose
+	srv.Start()
 	t.Cleanup(srv.Close)
 	for _, p := range []string{"/nothing", "/created", "/hints", "/copy"} {
 		resp, err := srv.Client().Get(srv.URL + p)
@@ -253,6 +257,7 @@ func TestStatusAndBytes(t *testing.T) {
 		}
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
+		<-done
 	}
 	body := scrape(t, e.tel, "")
 	for _, want := range []string{
@@ -320,8 +325,17 @@ func TestAccessLogSwitch(t *testing.T) {
 	}
 }
 
+// signalDone reports on done each time h has returned.
+func signalDone(h http.Handler, done chan<- struct{}) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() { done <- struct{}{} }()
+		h.ServeHTTP(w, r)
+	})
+}
+
 func TestWriterInterfaces(t *testing.T) {
 	e := newTestEnv(t, nil)
+	done := make(chan struct{}, 1)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /hijack", func(w http.ResponseWriter, r *http.Request) {
 		conn, brw, err := w.(http.Hijacker).Hijack()
@@ -343,7 +357,7 @@ func TestWriterInterfaces(t *testing.T) {
 			t.Errorf("Flush: %v", err)
 		}
 	})
-	srv := httptest.NewServer(e.tel.Middleware(mux))
+	srv := httptest.NewServer(signalDone(e.tel.Middleware(mux), done))
 	t.Cleanup(srv.Close)
 	for _, p := range []string{"/hijack", "/stream"} {
 		resp, err := srv.Client().Get(srv.URL + p)
@@ -352,6 +366,7 @@ func TestWriterInterfaces(t *testing.T) {
 		}
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
+		<-done // the client can finish before the middleware has recorded
 	}
 	body := scrape(t, e.tel, "")
 	for _, want := range []string{
