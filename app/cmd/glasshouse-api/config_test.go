@@ -1,0 +1,135 @@
+package main
+
+import (
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/glasshouse-dev/glasshouse/app/auth"
+	"github.com/glasshouse-dev/glasshouse/app/httpapi"
+	"github.com/glasshouse-dev/glasshouse/app/ratelimit"
+)
+
+func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestConfigDefaults(t *testing.T) {
+	c, err := parseConfig([]string{"api", "-env-file="}, envOf(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != ":8080" || c.AdminAddr != "127.0.0.1:8081" || c.DataDir != "./data" || c.AppEnv != "development" ||
+		c.JWTTTL != 30*time.Minute || c.MaxBodyBytes != 1<<20 || c.ConcurrencyLimit != 1024 || !c.AccessLog {
+		t.Errorf("defaults = %+v", c)
+	}
+	if c.Limits != httpapi.DefaultLimits {
+		t.Errorf("default limits %+v differ from httpapi.DefaultLimits %+v", c.Limits, httpapi.DefaultLimits)
+	}
+}
+
+func TestConfigPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	envFile := filepath.Join(dir, ".env")
+	os.WriteFile(envFile, []byte("# comment\nexport ADDR=:7000\nDATA_DIR='/from/dotenv'\nLOG_LEVEL=\"debug\"\n\nJWT_TTL=10m\n"), 0o600)
+	c, err := parseConfig([]string{"api", "-env-file", envFile, "-addr", ":9000"},
+		envOf(map[string]string{"ADDR": ":8000", "DATA_DIR": "/from/env"}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != ":9000" || c.DataDir != "/from/env" || c.LogLevel.String() != "DEBUG" || c.JWTTTL != 10*time.Minute {
+		t.Errorf("flag > env > .env > default violated: addr %q data %q level %v ttl %v", c.Addr, c.DataDir, c.LogLevel, c.JWTTTL)
+	}
+	// A flag set to "" still wins over the environment.
+	c, err = parseConfig([]string{"api", "-env-file=", "-cors-origins="}, envOf(map[string]string{"CORS_ORIGINS": "https://a.example"}), io.Discard)
+	if err != nil || len(c.CORSOrigins) != 0 {
+		t.Errorf("explicit empty flag: %v, %v", c.CORSOrigins, err)
+	}
+}
+
+func TestConfigReportsEveryProblemAtOnce(t *testing.T) {
+	_, err := parseConfig([]string{"api", "-env-file="}, envOf(map[string]string{
+		"APP_ENV":              "prod",
+		"LOG_LEVEL":            "loud",
+		"LOG_FORMAT":           "xml",
+		"JWT_TTL":              "soon",
+		"JWT_SECRET":           "short",
+		"MAX_BODY_BYTES":       "-1",
+		"CONCURRENCY_LIMIT":    "many",
+		"RATE_LIMIT_LOGIN":     "5",
+		"RATE_LIMIT_USER":      "0/1s",
+		"ACCESS_LOG":           "maybe",
+		"SHUTDOWN_TIMEOUT":     "1 hour",
+		"TLS_CERT_FILE":        "/nonexistent/cert.pem",
+		"CORS_ORIGINS":         "app.example",
+		"ADMIN_ADDR":           ":8080",
+		"SHUTDOWN_DRAIN_DELAY": "x",
+	}), io.Discard)
+	if err == nil {
+		t.Fatal("invalid configuration accepted")
+	}
+	for _, name := range []string{"APP_ENV", "LOG_LEVEL", "LOG_FORMAT", "JWT_TTL", "JWT_SECRET", "MAX_BODY_BYTES",
+		"CONCURRENCY_LIMIT", "RATE_LIMIT_LOGIN", "RATE_LIMIT_USER", "ACCESS_LOG", "SHUTDOWN_TIMEOUT", "TLS_CERT_FILE",
+		"CORS_ORIGINS", "ADMIN_ADDR", "SHUTDOWN_DRAIN_DELAY"} {
+		if !strings.Contains(err.Error(), name+":") {
+			t.Errorf("error does not name %s:\n%v", name, err)
+		}
+	}
+	if strings.Contains(err.Error(), `"short"`) {
+		t.Errorf("the JWT secret's value appears in the error: %v", err)
+	}
+}
+
+func TestParseLimit(t *testing.T) {
+	for in, want := range map[string]ratelimit.Limit{
+		"100/1s:200": {Rate: 100, Period: time.Second, Burst: 200},
+		"5/1m":       {Rate: 5, Period: time.Minute, Burst: 5},
+		"off":        {},
+	} {
+		if got, err := parseLimit(in); err != nil || got != want {
+			t.Errorf("parseLimit(%q) = %+v, %v; want %+v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "5", "5/", "/1s", "a/1s", "5/x", "5/1s:0", "0/1s", "5/-1s", "5/1s:b"} {
+		if _, err := parseLimit(in); err == nil {
+			t.Errorf("parseLimit(%q) accepted", in)
+		}
+	}
+}
+
+func TestRateLimitOverride(t *testing.T) {
+	c, err := parseConfig([]string{"api", "-env-file="}, envOf(map[string]string{"RATE_LIMIT_ENABLED": "false"}), io.Discard)
+	if err != nil || c.Limits != (httpapi.Limits{}) {
+		t.Errorf("RATE_LIMIT_ENABLED=false: limits %+v, %v; want all disabled", c.Limits, err)
+	}
+	c, err = parseConfig([]string{"api", "-env-file="}, envOf(map[string]string{"RATE_LIMIT_LOGIN": "off"}), io.Discard)
+	if err != nil || c.Limits.Login != (ratelimit.Limit{}) || c.Limits.User == (ratelimit.Limit{}) {
+		t.Errorf("RATE_LIMIT_LOGIN=off: %+v, %v", c.Limits, err)
+	}
+}
+
+// TestProductionRefusesTheDevelopmentKey: the process exits with an error
+// before it listens.
+func TestProductionRefusesTheDevelopmentKey(t *testing.T) {
+	addr := freeAddr(t)
+	for name, secret := range map[string]string{"unset": "", "development key": auth.DevelopmentKey} {
+		err := run(t.Context(), []string{"api", "-env-file="}, envOf(map[string]string{
+			"APP_ENV": "production", "JWT_SECRET": secret, "ADDR": addr, "ADMIN_ADDR": "", "DATA_DIR": t.TempDir(), "LOG_FORMAT": "json",
+		}), nil, io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "JWT_SECRET") {
+			t.Errorf("%s: run = %v, want a JWT_SECRET error", name, err)
+		}
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			t.Errorf("%s: something listens on %s", name, addr)
+		}
+	}
+}
+
+func TestUnknownFlag(t *testing.T) {
+	if err := run(t.Context(), []string{"api", "-no-such-flag"}, envOf(nil), nil, io.Discard, io.Discard); err == nil {
+		t.Error("unknown flag accepted")
+	}
+}
