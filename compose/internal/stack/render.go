@@ -20,8 +20,9 @@ const (
 	// ContainerAlertsDir is where compose mounts the repository's alerts/
 	// folder in the Prometheus and Alertmanager containers.
 	ContainerAlertsDir = "/etc/glasshouse/alerts"
-	// ContainerSecretsDir holds the Slack webhook URL file Alertmanager reads.
-	ContainerSecretsDir = "/etc/alertmanager/secrets"
+	// ContainerSecretsDir holds the Slack webhook URL file Alertmanager reads
+	// (where compose mounts secrets by default).
+	ContainerSecretsDir = "/run/secrets"
 	// SlackWebhookFile is the file name of that secret.
 	SlackWebhookFile = "slack_webhook_url"
 )

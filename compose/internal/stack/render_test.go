@@ -142,7 +142,7 @@ func TestRenderAlertmanager(t *testing.T) {
 	c := testConfig(t)
 	src := `global:
   resolve_timeout: 5m
-  slack_api_url_file: /etc/alertmanager/secrets/slack_webhook_url
+  slack_api_url_file: /run/secrets/slack_webhook_url
 templates:
   - templates/*.tmpl
   - /etc/glasshouse/alerts/extra/*.tmpl
@@ -176,8 +176,8 @@ receivers:
 		}
 	}
 
-	_, err = RenderAlertmanager([]byte("global:\n  slack_api_url_file: /run/secrets/hook\n"), c.Mapping(), "/repo/alerts")
-	if err == nil || !strings.Contains(err.Error(), `"/run/secrets/hook" is not under a mounted directory`) {
+	_, err = RenderAlertmanager([]byte("global:\n  slack_api_url_file: /var/secrets/hook\n"), c.Mapping(), "/repo/alerts")
+	if err == nil || !strings.Contains(err.Error(), `"/var/secrets/hook" is not under a mounted directory`) {
 		t.Errorf("unmapped absolute file: err = %v", err)
 	}
 }

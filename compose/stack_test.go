@@ -1,0 +1,280 @@
+package compose_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/glasshouse-dev/glasshouse/compose/internal/stack"
+)
+
+// TestNativeStackUpDown runs `make stack-up` in native mode (forced with
+// STACK_MODE=native, on free loopback ports, in a temporary run directory),
+// checks every URL it prints answers, that Prometheus scrapes the API (target
+// up) and loaded the alert rules, then runs `make stack-down` and checks no
+// process it started is left.
+func TestNativeStackUpDown(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real processes; skipped with -short")
+	}
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("make not found")
+	}
+	lookBin(t, "prometheus", "prometheus")
+	hasAM := true
+	if _, err := exec.LookPath("prometheus-alertmanager"); err != nil {
+		hasAM = false
+	}
+
+	root := repo(t)
+	runDir := t.TempDir()
+	env := append(os.Environ(),
+		"STACK_MODE=native",
+		"STACK_RUN_DIR="+runDir,
+		"SLACK_WEBHOOK_URL=",
+		"DATABASE_URL=", "REDIS_URL=", "JWT_SECRET=",
+		"OTEL_EXPORTER_OTLP_ENDPOINT=",
+	)
+	ports := map[string]int{}
+	for _, k := range []string{"STACK_API_PORT", "STACK_API_ADMIN_PORT", "STACK_PROMETHEUS_PORT", "STACK_ALERTMANAGER_PORT", "STACK_SLACKSINK_PORT", "STACK_LOAD_PORT"} {
+		ports[k] = freePort(t)
+		env = append(env, fmt.Sprintf("%s=%d", k, ports[k]))
+	}
+	// The first build of the API compiles every dependency; the stack itself
+	// starts in seconds.
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	runMake := func(ctx context.Context, target string) (string, error) {
+		cmd := exec.CommandContext(ctx, "make", "--no-print-directory", target)
+		cmd.Dir = root
+		cmd.Env = env
+		var out bytes.Buffer
+		cmd.Stdout = &out
+		cmd.Stderr = &out
+		err := cmd.Run()
+		return out.String(), err
+	}
+	t.Cleanup(func() {
+		// Whatever happened, leave nothing running.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if out, err := runMake(ctx, "stack-down"); err != nil {
+			t.Logf("cleanup stack-down: %v\n%s", err, out)
+		}
+	})
+
+	start := time.Now()
+	out, err := runMake(ctx, "stack-up")
+	t.Logf("make stack-up (%s):\n%s", time.Since(start).Round(time.Millisecond), out)
+	if err != nil {
+		logTails(t, runDir)
+		t.Fatalf("make stack-up: %v", err)
+	}
+	if !strings.Contains(out, "Needs Docker") || !strings.Contains(out, "Grafana") {
+		t.Error("stack-up does not say which parts need Docker")
+	}
+
+	// The URLs it printed all answer.
+	urls := map[string]string{}
+	for _, m := range regexp.MustCompile(`(?m)^\s+(\S.*?)\s{2,}(http://127\.0\.0\.1:[0-9]+\S*)\s*$`).FindAllStringSubmatch(out, -1) {
+		urls[m[1]] = m[2]
+	}
+	want := []string{"API docs", "API health", "API metrics", "Prometheus"}
+	if hasAM && fileExists(filepath.Join(root, "alerts", "alertmanager.yml")) {
+		want = append(want, "Alertmanager")
+	}
+	if fileExists(filepath.Join(root, "alerts", "cmd", "slacksink")) {
+		want = append(want, "Slack sink")
+	}
+	for _, name := range want {
+		if urls[name] == "" {
+			t.Errorf("stack-up printed no %q URL", name)
+		}
+	}
+	client := &http.Client{Timeout: 5 * time.Second}
+	for name, u := range urls {
+		resp, err := client.Get(u)
+		if err != nil {
+			t.Errorf("%s %s: %v", name, u, err)
+			continue
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode/100 != 2 {
+			t.Errorf("%s %s answered %s", name, u, resp.Status)
+		}
+	}
+	if got, want := urls["API metrics"], fmt.Sprintf("http://127.0.0.1:%d/metrics", ports["STACK_API_ADMIN_PORT"]); got != want {
+		t.Errorf("API metrics URL = %q, want %q", got, want)
+	}
+
+	// Prometheus scrapes the API: the glasshouse-api target is up.
+	prom := fmt.Sprintf("http://127.0.0.1:%d", ports["STACK_PROMETHEUS_PORT"])
+	var targets struct {
+		Data struct {
+			ActiveTargets []struct {
+				Labels    map[string]string `json:"labels"`
+				ScrapeURL string            `json:"scrapeUrl"`
+				Health    string            `json:"health"`
+				LastError string            `json:"lastError"`
+			} `json:"activeTargets"`
+		} `json:"data"`
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	health, lastErr := "", ""
+	for health != "up" {
+		if time.Now().After(deadline) {
+			logTails(t, runDir)
+			t.Fatalf("Prometheus never reported the glasshouse-api target up (health %q, last error %q)", health, lastErr)
+		}
+		time.Sleep(500 * time.Millisecond)
+		if err := getJSON(client, prom+"/api/v1/targets?state=active", &targets); err != nil {
+			continue
+		}
+		for _, tg := range targets.Data.ActiveTargets {
+			if tg.Labels["job"] == "glasshouse-api" {
+				health, lastErr = tg.Health, tg.LastError
+				if want := fmt.Sprintf("http://127.0.0.1:%d/metrics", ports["STACK_API_ADMIN_PORT"]); tg.ScrapeURL != want {
+					t.Fatalf("glasshouse-api scrape URL = %s, want %s", tg.ScrapeURL, want)
+				}
+			}
+		}
+	}
+	t.Logf("Prometheus scraped glasshouse-api %s after stack-up", time.Since(start).Round(time.Second))
+
+	// The rule files from alerts/ were loaded through the rendered globs.
+	var rules struct {
+		Data struct {
+			Groups []struct {
+				Name  string `json:"name"`
+				File  string `json:"file"`
+				Rules []any  `json:"rules"`
+			} `json:"groups"`
+		} `json:"data"`
+	}
+	if err := getJSON(client, prom+"/api/v1/rules", &rules); err != nil {
+		t.Fatal(err)
+	}
+	nrules := 0
+	for _, g := range rules.Data.Groups {
+		nrules += len(g.Rules)
+	}
+	if generated, _ := filepath.Glob(filepath.Join(root, "alerts", "generated", "*.yaml")); len(generated) > 0 && nrules == 0 {
+		t.Error("Prometheus loaded no rules, though alerts/generated has rule files")
+	}
+	t.Logf("Prometheus loaded %d rule groups, %d rules", len(rules.Data.Groups), nrules)
+	if urls["Alertmanager"] != "" {
+		var ams struct {
+			Data struct {
+				Active []struct {
+					URL string `json:"url"`
+				} `json:"activeAlertmanagers"`
+			} `json:"data"`
+		}
+		if err := getJSON(client, prom+"/api/v1/alertmanagers", &ams); err != nil {
+			t.Fatal(err)
+		}
+		if len(ams.Data.Active) != 1 || !strings.Contains(ams.Data.Active[0].URL, fmt.Sprintf("127.0.0.1:%d", ports["STACK_ALERTMANAGER_PORT"])) {
+			t.Errorf("Prometheus sends alerts to %+v, want the native Alertmanager", ams.Data.Active)
+		}
+	}
+
+	// A second stack-up notices the running stack and starts nothing.
+	state := readState(t, runDir)
+	again, err := runMake(ctx, "stack-up")
+	if err != nil || !strings.Contains(again, "already running") {
+		t.Errorf("second stack-up: %v\n%s", err, again)
+	}
+	if after := readState(t, runDir); len(after.Processes) != len(state.Processes) {
+		t.Errorf("second stack-up changed the recorded processes: %d -> %d", len(state.Processes), len(after.Processes))
+	}
+
+	// stack-down stops exactly the recorded processes.
+	down, err := runMake(ctx, "stack-down")
+	t.Logf("make stack-down:\n%s", down)
+	if err != nil {
+		t.Fatalf("make stack-down: %v", err)
+	}
+	for _, p := range state.Processes {
+		if !strings.Contains(down, fmt.Sprintf("stopped %s (pid %d)", p.Name, p.PID)) {
+			t.Errorf("stack-down did not report stopping %s (pid %d)", p.Name, p.PID)
+		}
+		if p.Alive() {
+			t.Errorf("%s (pid %d) still runs after stack-down", p.Name, p.PID)
+		}
+	}
+	for k, port := range ports {
+		if k == "STACK_LOAD_PORT" {
+			continue
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			t.Errorf("%s %d is still in use after stack-down: %v", k, port, err)
+			continue
+		}
+		l.Close()
+	}
+	if _, err := os.Stat(filepath.Join(runDir, "stack.json")); !os.IsNotExist(err) {
+		t.Errorf("stack.json still exists after stack-down (err %v)", err)
+	}
+	if again, err := runMake(ctx, "stack-down"); err != nil || !strings.Contains(again, "nothing to stop") {
+		t.Errorf("second stack-down: %v\n%s", err, again)
+	}
+}
+
+func readState(t *testing.T, runDir string) stack.State {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(runDir, "stack.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st stack.State
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Processes) == 0 {
+		t.Fatal("stack.json records no processes")
+	}
+	return st
+}
+
+func getJSON(c *http.Client, url string, v any) error {
+	resp, err := c.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// logTails prints the end of every native log, to explain a failure.
+func logTails(t *testing.T, runDir string) {
+	t.Helper()
+	logs, _ := filepath.Glob(filepath.Join(runDir, "logs", "*.log"))
+	for _, l := range logs {
+		b, _ := os.ReadFile(l)
+		if len(b) > 3000 {
+			b = b[len(b)-3000:]
+		}
+		t.Logf("--- %s:\n%s", filepath.Base(l), b)
+	}
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
