@@ -1,0 +1,249 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/glasshouse-dev/glasshouse/alerts/slo"
+	"github.com/glasshouse-dev/glasshouse/loadtest"
+	"github.com/glasshouse-dev/glasshouse/loadtest/promexport"
+	"github.com/glasshouse-dev/glasshouse/loadtest/scenarios"
+)
+
+// config is every flag, resolved flag > environment > default.
+type config struct {
+	target, scenario, sloPath    string
+	url                          string
+	users, rate, vus, maxVUs     int
+	duration                     time.Duration
+	summaryExport, out           string
+	tags                         map[string]string
+	prometheus                   bool
+	promAddr                     string
+	promLinger                   time.Duration
+	quiet, noSummary, noProgress bool
+	noPhases                     bool
+}
+
+type tagFlag map[string]string
+
+func (t tagFlag) String() string { return "" }
+func (t tagFlag) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("%q is not key=value", s)
+	}
+	t[k] = v
+	return nil
+}
+
+func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	c := config{tags: map[string]string{}}
+	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	env := func(k, def string) string {
+		if v := getenv(k); v != "" {
+			return v
+		}
+		return def
+	}
+	fs.StringVar(&c.target, "target", env("TARGET", "http://127.0.0.1:8080"), "API base URL (env TARGET)")
+	fs.StringVar(&c.scenario, "scenario", env("SCENARIO", "smoke"), "API scenario: "+strings.Join(scenarios.Names(), ", ")+" (env SCENARIO)")
+	fs.StringVar(&c.sloPath, "slo", env("SLO_FILE", "alerts/slo.yaml"), "SLO spec the thresholds are derived from (env SLO_FILE)")
+	fs.IntVar(&c.users, "users", 0, "users signed up and logged in during setup (default per scenario)")
+	fs.IntVar(&c.rate, "rate", 0, "iterations per second: steady rate of arrival-rate scenarios, peak of spike/breakpoint; with -url, 0 runs a closed loop")
+	fs.IntVar(&c.vus, "vus", 0, "VUs of the smoke scenario; with -url, pre-allocated VUs (default 50)")
+	fs.IntVar(&c.maxVUs, "max-vus", 0, "with -url and -rate: most VUs (default 4x -vus)")
+	fs.DurationVar(&c.duration, "duration", 0, "total duration; stages scale with it (default per scenario; 10s with -url)")
+	fs.StringVar(&c.url, "url", "", "load this URL with GET requests instead of running an API scenario")
+	fs.StringVar(&c.summaryExport, "summary-export", "", "write the JSON summary to this file")
+	fs.StringVar(&c.out, "out", "", "stream every sample as k6 JSON lines: json=FILE")
+	fs.Var(tagFlag(c.tags), "tag", "tag added to every sample, key=value (repeatable), e.g. -tag testid=ci-42")
+	fs.BoolVar(&c.prometheus, "prometheus", false, "serve the run's metrics for Prometheus at -prometheus-addr")
+	fs.StringVar(&c.promAddr, "prometheus-addr", "127.0.0.1:9096", "listen address of the Prometheus endpoint (/metrics)")
+	fs.DurationVar(&c.promLinger, "prometheus-linger", 0, "keep the Prometheus endpoint up this long after the run (so a last scrape sees the final values)")
+	fs.BoolVar(&c.quiet, "quiet", false, "no progress line and no summary")
+	fs.BoolVar(&c.noSummary, "no-summary", false, "do not print the end-of-test summary")
+	fs.BoolVar(&c.noProgress, "no-progress", false, "no live progress line (it is also off when stderr is not a terminal or CI is set)")
+	fs.BoolVar(&c.noPhases, "no-http-phases", false, "skip per-request tracing (no blocked/connecting/sending/waiting/receiving trends)")
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return c, err
+		}
+		return c, &loadtest.ConfigError{Err: err}
+	}
+	var errs []error
+	if fs.NArg() > 0 {
+		errs = append(errs, fmt.Errorf("unexpected arguments %q", fs.Args()))
+	}
+	if c.url == "" && !slices.Contains(scenarios.Names(), c.scenario) {
+		errs = append(errs, fmt.Errorf("-scenario %q: want one of %s", c.scenario, strings.Join(scenarios.Names(), ", ")))
+	}
+	if c.users < 0 || c.rate < 0 || c.vus < 0 || c.maxVUs < 0 || c.duration < 0 {
+		errs = append(errs, errors.New("-users, -rate, -vus, -max-vus and -duration must not be negative"))
+	}
+	if c.out != "" && !strings.HasPrefix(c.out, "json=") {
+		errs = append(errs, fmt.Errorf("-out %q: want json=FILE", c.out))
+	}
+	if c.prometheus {
+		if _, _, err := net.SplitHostPort(c.promAddr); err != nil {
+			errs = append(errs, fmt.Errorf("-prometheus-addr %q: %w", c.promAddr, err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return c, &loadtest.ConfigError{Err: err}
+	}
+	return c, nil
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	c, err := parseFlags(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	test, err := buildTest(c)
+	if err != nil {
+		return &loadtest.ConfigError{Err: err}
+	}
+	test.Options.NoHTTPPhases = c.noPhases
+	if test.Options.Tags == nil {
+		test.Options.Tags = map[string]string{}
+	}
+	for k, v := range c.tags {
+		test.Options.Tags[k] = v
+	}
+
+	ro := loadtest.RunOptions{Log: stderr}
+	if !c.quiet && !c.noProgress && getenv("CI") == "" && isTerminal(stderr) {
+		ro.Progress = stderr
+	}
+	if c.out != "" {
+		f, err := os.Create(strings.TrimPrefix(c.out, "json="))
+		if err != nil {
+			return &loadtest.ConfigError{Err: fmt.Errorf("-out: %w", err)}
+		}
+		defer f.Close()
+		ro.JSON = f
+	}
+	rn, err := loadtest.New(test, ro)
+	if err != nil {
+		return err
+	}
+	if c.prometheus {
+		ln, err := net.Listen("tcp", c.promAddr)
+		if err != nil {
+			return &loadtest.ConfigError{Err: fmt.Errorf("-prometheus-addr: %w", err)}
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", promexport.Handler(rn))
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go srv.Serve(ln)
+		fmt.Fprintf(stderr, "Prometheus metrics at http://%s/metrics\n", ln.Addr())
+		defer func() {
+			if c.promLinger > 0 {
+				t := time.NewTimer(c.promLinger)
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+				}
+				t.Stop()
+			}
+			srv.Close()
+		}()
+	}
+
+	res, runErr := rn.Run(ctx)
+	if res != nil {
+		if !c.quiet && !c.noSummary {
+			res.WriteSummary(stdout)
+		}
+		if c.summaryExport != "" {
+			if err := writeSummary(c.summaryExport, res); err != nil && runErr == nil {
+				runErr = err
+			}
+		}
+	}
+	if errors.Is(runErr, loadtest.ErrThresholdsFailed) && res != nil {
+		var metrics []string
+		for _, t := range res.Thresholds {
+			if !t.OK && !slices.Contains(metrics, t.Metric) {
+				metrics = append(metrics, t.Metric)
+			}
+		}
+		return fmt.Errorf("thresholds on metrics '%s' have been crossed: %w", strings.Join(metrics, ", "), loadtest.ErrThresholdsFailed)
+	}
+	return runErr
+}
+
+func writeSummary(path string, res *loadtest.Result) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("-summary-export: %w", err)
+	}
+	if err := res.WriteJSON(f); err != nil {
+		f.Close()
+		return fmt.Errorf("-summary-export: %w", err)
+	}
+	return f.Close()
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// buildTest turns the flags into a test: an API scenario, or with -url a
+// plain GET load (k6's "default" scenario).
+func buildTest(c config) (loadtest.Test, error) {
+	if c.url != "" {
+		d := c.duration
+		if d == 0 {
+			d = 10 * time.Second
+		}
+		vus := c.vus
+		if vus == 0 {
+			vus = 50
+		}
+		var ex loadtest.Executor = loadtest.ConstantVUs{VUs: vus, Duration: d}
+		if c.rate > 0 {
+			maxVUs := c.maxVUs
+			if maxVUs == 0 {
+				maxVUs = 4 * vus
+			}
+			ex = loadtest.ConstantArrivalRate{Rate: c.rate, Duration: d, PreAllocatedVUs: vus, MaxVUs: max(vus, maxVUs)}
+		}
+		target := c.url
+		params := &loadtest.Params{Discard: true}
+		return loadtest.Test{
+			Scenarios: []loadtest.Scenario{{Name: "default", Executor: ex, GracefulStop: 5 * time.Second,
+				Exec: func(ctx context.Context, vu *loadtest.VU) error {
+					vu.Get(ctx, target, params)
+					return nil
+				}}},
+			Options: loadtest.Options{DiscardResponseBodies: true},
+		}, nil
+	}
+	spec, err := slo.Load(c.sloPath)
+	if err != nil {
+		return loadtest.Test{}, fmt.Errorf("-slo: %w", err)
+	}
+	return scenarios.Build(c.scenario, scenarios.Config{
+		Target: c.target, SLO: spec, Users: c.users, Rate: c.rate, VUs: c.vus, Duration: c.duration,
+		RunID: strconv.FormatInt(time.Now().Unix()%1e8, 36),
+	})
+}

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/glasshouse-dev/glasshouse/loadtest"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestBadFlagsExit104(t *testing.T) {
+	tests := [][]string{
+		{"-scenario", "nope"},
+		{"-rate", "-5"},
+		{"-out", "csv=x"},
+		{"-tag", "novalue"},
+		{"-prometheus", "-prometheus-addr", "nope"},
+		{"extra"},
+		{"-slo", "/does/not/exist.yaml"},
+	}
+	for _, args := range tests {
+		var stderr bytes.Buffer
+		err := run(t.Context(), append([]string{"glasshouse-load"}, args...), env(nil), nil, io.Discard, &stderr)
+		if loadtest.ExitCode(err) != loadtest.ExitInvalidConfig {
+			t.Errorf("%v: err = %v (exit %d), want 104", args, err, loadtest.ExitCode(err))
+		}
+	}
+}
+
+func TestURLModeWritesSummaryAndJSON(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	t.Cleanup(srv.Close)
+	dir := t.TempDir()
+	sum, out := filepath.Join(dir, "summary.json"), filepath.Join(dir, "out.jsonl")
+	var stdout, stderr bytes.Buffer
+	err := run(t.Context(), []string{"glasshouse-load", "-url", srv.URL, "-rate", "50", "-vus", "2", "-duration", "1s",
+		"-summary-export", sum, "-out", "json=" + out, "-tag", "testid=t1"}, env(map[string]string{"CI": "true"}), nil, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "█ TOTAL RESULTS") || !strings.Contains(stdout.String(), "default (constant-arrival-rate, open model): 50 scheduled") {
+		t.Errorf("summary:\n%s", stdout.String())
+	}
+	if strings.Contains(stderr.String(), "running (") {
+		t.Errorf("progress printed in CI: %q", stderr.String())
+	}
+	b, err := os.ReadFile(sum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s struct {
+		Metrics map[string]struct {
+			Values map[string]float64 `json:"values"`
+		} `json:"metrics"`
+	}
+	if err := json.Unmarshal(b, &s); err != nil || s.Metrics["http_reqs"].Values["count"] != 50 {
+		t.Errorf("summary export: %v, http_reqs %v", err, s.Metrics["http_reqs"].Values)
+	}
+	lines, _ := os.ReadFile(out)
+	if !bytes.Contains(lines, []byte(`"testid":"t1"`)) || bytes.Count(lines, []byte(`"metric":"http_reqs"}`)) < 50 {
+		t.Errorf("JSON output lacks the tag or the points (%d bytes)", len(lines))
+	}
+}
+
+func TestThresholdFailureExit99(t *testing.T) {
+	// The smoke scenario against a server that answers 503 everywhere: the
+	// setup's signup fails first (107); a server that accepts signups and
+	// logins but fails the item routes fails the SLO thresholds (99).
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /api/v1/users", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(201) })
+	mux.HandleFunc("POST /api/v1/auth/login", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"access_token":"t","token_type":"bearer","expires_in":60}`)
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(503) })
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	var stdout, stderr bytes.Buffer
+	err := run(t.Context(), []string{"glasshouse-load", "-target", srv.URL, "-scenario", "smoke", "-duration", "1s", "-slo", "../../../alerts/slo.yaml"},
+		env(nil), nil, &stdout, &stderr)
+	if loadtest.ExitCode(err) != loadtest.ExitThresholdsFailed || !errors.Is(err, loadtest.ErrThresholdsFailed) {
+		t.Fatalf("err = %v (exit %d), want 99\n%s", err, loadtest.ExitCode(err), stdout.String())
+	}
+	if !strings.Contains(err.Error(), "http_req_failed") || !strings.Contains(stdout.String(), "✗ 'rate<0.001'") {
+		t.Errorf("err %v / summary do not name the failed SLO threshold:\n%s", err, stdout.String())
+	}
+
+	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(503) }))
+	t.Cleanup(broken.Close)
+	err = run(t.Context(), []string{"glasshouse-load", "-target", broken.URL, "-scenario", "smoke", "-duration", "1s", "-slo", "../../../alerts/slo.yaml", "-quiet"},
+		env(nil), nil, io.Discard, io.Discard)
+	if loadtest.ExitCode(err) != loadtest.ExitScriptException {
+		t.Errorf("setup against a broken API: err = %v (exit %d), want 107", err, loadtest.ExitCode(err))
+	}
+}
