@@ -1,0 +1,347 @@
+// Package testenv starts the real Prometheus and Alertmanager binaries on
+// loopback for the alerts tests and the gameday, and rewrites
+// alerts/alertmanager.yml for them. Tests that need a binary that is not
+// installed are skipped with a message saying how to install it.
+//
+// It is test support: it imports testing and must not be imported by
+// non-test code.
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Binary returns the path of the first of names found in PATH (also
+// looking in /usr/sbin and /usr/local/bin), or skips the test.
+func Binary(t testing.TB, names ...string) string {
+	t.Helper()
+	for _, n := range names {
+		if p, err := exec.LookPath(n); err == nil {
+			return p
+		}
+		for _, dir := range []string{"/usr/sbin", "/usr/local/bin"} {
+			if p := filepath.Join(dir, n); isExec(p) {
+				return p
+			}
+		}
+	}
+	t.Skipf("none of %v found in PATH; install Debian's prometheus and prometheus-alertmanager packages to run this test", names)
+	return ""
+}
+
+func isExec(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0
+}
+
+// FreeAddr returns a loopback address with a port that was free a moment ago.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
+
+// Process is a started child process whose output is kept in a log file.
+type Process struct {
+	Name    string
+	cmd     *exec.Cmd
+	logPath string
+	done    chan struct{}
+	mu      sync.Mutex
+	err     error
+}
+
+// Start runs bin with args and env (added to the current environment),
+// writing its output to a log file in dir. The process is killed when the
+// test ends; its log is printed if the test failed.
+func Start(t testing.TB, dir, name, bin string, args, env []string) *Process {
+	t.Helper()
+	logPath := filepath.Join(dir, name+".log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		t.Fatalf("start %s: %v", name, err)
+	}
+	p := &Process{Name: name, cmd: cmd, logPath: logPath, done: make(chan struct{})}
+	go func() {
+		err := cmd.Wait()
+		logf.Close()
+		p.mu.Lock()
+		p.err = err
+		p.mu.Unlock()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.Kill()
+		if t.Failed() {
+			t.Logf("--- %s log (%s):\n%s", name, logPath, p.Log())
+		}
+	})
+	return p
+}
+
+// Kill sends SIGKILL to the process (and its process group) and waits for it.
+func (p *Process) Kill() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	<-p.done
+}
+
+// Stop sends SIGTERM and waits up to grace before killing.
+func (p *Process) Stop(grace time.Duration) {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(grace):
+		p.Kill()
+	}
+}
+
+// Exited reports whether the process has ended, and its error.
+func (p *Process) Exited() (bool, error) {
+	select {
+	case <-p.done:
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return true, p.err
+	default:
+		return false, nil
+	}
+}
+
+// Log returns what the process has written so far (the last 8 KiB).
+func (p *Process) Log() string {
+	b, _ := os.ReadFile(p.logPath)
+	if len(b) > 8<<10 {
+		b = append([]byte("...\n"), b[len(b)-8<<10:]...)
+	}
+	return string(b)
+}
+
+// WaitReady polls url until it answers 200, the process exits, or ctx ends.
+func WaitReady(ctx context.Context, p *Process, url string) error {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if exited, err := p.Exited(); exited {
+			return fmt.Errorf("%s exited before %s was ready: %v\n%s", p.Name, url, err, p.Log())
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %s not ready: %w\n%s", p.Name, url, ctx.Err(), p.Log())
+		case <-tick.C:
+		}
+	}
+}
+
+// AlertmanagerTimings shortens Alertmanager's waits for tests.
+type AlertmanagerTimings struct {
+	GroupWait, GroupInterval, RepeatInterval string
+}
+
+// AlertmanagerConfig reads the Alertmanager configuration at src (the
+// committed alerts/alertmanager.yml), points its Slack webhook at
+// webhookURL through a secret file, makes template paths absolute, applies
+// timings to every route when non-empty, and writes the result into dir.
+// Routing, grouping, inhibition and templates are left exactly as committed.
+func AlertmanagerConfig(src, webhookURL, dir string, tm AlertmanagerTimings) (string, error) {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return "", err
+	}
+	var cfg map[string]any
+	if err := yaml.Unmarshal(b, &cfg); err != nil {
+		return "", fmt.Errorf("%s: %w", src, err)
+	}
+	secret := filepath.Join(dir, "slack_webhook_url")
+	if err := os.WriteFile(secret, []byte(webhookURL+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	global, ok := cfg["global"].(map[string]any)
+	if !ok || global["slack_api_url_file"] == nil {
+		return "", errors.New(src + ": global.slack_api_url_file not set")
+	}
+	global["slack_api_url_file"] = secret
+	base, err := filepath.Abs(filepath.Dir(src))
+	if err != nil {
+		return "", err
+	}
+	if tpls, ok := cfg["templates"].([]any); ok {
+		for i, tp := range tpls {
+			if s, ok := tp.(string); ok && !filepath.IsAbs(s) {
+				tpls[i] = filepath.Join(base, s)
+			}
+		}
+	}
+	var walk func(r map[string]any)
+	walk = func(r map[string]any) {
+		for k, v := range map[string]string{"group_wait": tm.GroupWait, "group_interval": tm.GroupInterval, "repeat_interval": tm.RepeatInterval} {
+			if v != "" {
+				r[k] = v
+			}
+		}
+		if subs, ok := r["routes"].([]any); ok {
+			for _, s := range subs {
+				if m, ok := s.(map[string]any); ok {
+					walk(m)
+				}
+			}
+		}
+	}
+	if route, ok := cfg["route"].(map[string]any); ok {
+		walk(route)
+	}
+	out, err := yaml.Marshal(cfg)
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "alertmanager.yml")
+	return path, os.WriteFile(path, out, 0o644)
+}
+
+// Alertmanager is a running prometheus-alertmanager.
+type Alertmanager struct {
+	*Process
+	URL string // http://127.0.0.1:PORT
+}
+
+// StartAlertmanager runs Alertmanager with configPath on a free loopback
+// port (clustering off) and waits until it is ready.
+func StartAlertmanager(t testing.TB, configPath string) *Alertmanager {
+	t.Helper()
+	bin := Binary(t, "prometheus-alertmanager", "alertmanager")
+	dir := t.TempDir()
+	addr := FreeAddr(t)
+	url := "http://" + addr
+	p := Start(t, dir, "alertmanager", bin, []string{
+		"--config.file=" + configPath,
+		"--storage.path=" + filepath.Join(dir, "data"),
+		"--web.listen-address=" + addr,
+		"--web.external-url=" + url,
+		"--cluster.listen-address=",
+		"--log.level=info",
+	}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := WaitReady(ctx, p, url+"/-/ready"); err != nil {
+		t.Fatal(err)
+	}
+	return &Alertmanager{Process: p, URL: url}
+}
+
+// Prometheus is a running Prometheus server.
+type Prometheus struct {
+	*Process
+	URL string
+}
+
+// StartPrometheus runs Prometheus with configPath (exemplar storage on, a
+// temporary TSDB) on a free loopback port and waits until it is ready.
+func StartPrometheus(t testing.TB, configPath string) *Prometheus {
+	t.Helper()
+	bin := Binary(t, "prometheus")
+	dir := t.TempDir()
+	addr := FreeAddr(t)
+	url := "http://" + addr
+	p := Start(t, dir, "prometheus", bin, []string{
+		"--config.file=" + configPath,
+		"--storage.tsdb.path=" + filepath.Join(dir, "data"),
+		"--web.listen-address=" + addr,
+		"--web.external-url=" + url,
+		"--enable-feature=exemplar-storage",
+		"--log.level=info",
+	}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := WaitReady(ctx, p, url+"/-/ready"); err != nil {
+		t.Fatal(err)
+	}
+	return &Prometheus{Process: p, URL: url}
+}
+
+// BuildBinary compiles the Go package pkg (an import path or ./dir relative
+// to the module root) into dir and returns the binary's path.
+func BuildBinary(t testing.TB, moduleRoot, pkg, dir string) string {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("go toolchain not in PATH; cannot build " + pkg)
+	}
+	out := filepath.Join(dir, filepath.Base(pkg))
+	cmd := exec.Command(goBin, "build", "-o", out, pkg)
+	cmd.Dir = moduleRoot
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stderr, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, stderr.String())
+	}
+	return out
+}
+
+// ModuleRoot returns the directory holding go.mod above the working directory.
+func ModuleRoot(t testing.TB) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("go.mod not found above the working directory")
+		}
+		dir = parent
+	}
+}
