@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/glasshouse-dev/glasshouse/app/ratelimit"
+	"github.com/glasshouse-dev/glasshouse/telemetry"
 )
 
 // discardWriter is a reusable ResponseWriter, so the benchmark measures the
@@ -30,6 +31,7 @@ func (w *discardWriter) WriteHeader(code int)        { w.code = code }
 //	auth   requireAuth + the handler (JWT verification is the route's job)
 //	full   NewServer: every middleware (telemetry with access log, span,
 //	       metrics; security headers; limits; rate limit; routing)
+//	full-nolog  the same with ACCESS_LOG=false
 //
 // and bare-http / full-http: bare (plus routing) and full behind a real
 // loopback listener and keep-alive client. make bench runs it and prints
@@ -81,6 +83,21 @@ func BenchmarkChain(b *testing.B) {
 		r := httptest.NewRequest("GET", path, nil)
 		r.Header.Set("Authorization", "Bearer "+token)
 		run(b, f.h, r)
+	})
+	b.Run("full-nolog", func(b *testing.B) {
+		// ACCESS_LOG=false: the same chain without the per-request log record.
+		tel, err := telemetry.New(context.Background(), telemetry.Config{LogWriter: io.Discard, LogFormat: "json",
+			DisableAccessLog: true, Getenv: func(string) string { return "" }})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer tel.Shutdown(context.Background())
+		o := f.srv.opts
+		o.Telemetry = tel
+		s := newServer(o)
+		r := httptest.NewRequest("GET", path, nil)
+		r.Header.Set("Authorization", "Bearer "+token)
+		run(b, s.chain(s.mux), r)
 	})
 
 	// The same over a real loopback connection (keep-alive, one client):

@@ -87,10 +87,10 @@ func run(in io.Reader, out io.Writer) error {
 	fmt.Fprintf(out, "\n%-10s %6s %12s %10s %10s\n", "variant", "runs", "ns/op", "B/op", "allocs/op")
 	for _, name := range order {
 		s := res[name]
-		fmt.Fprintf(out, "%-10s %6d %12.0f %10.0f %10.0f\n", name, len(s.ns), median(s.ns), median(s.bytes), median(s.allocs))
+		fmt.Fprintf(out, "%-11s %6d %12.0f %10.0f %10.0f\n", name, len(s.ns), median(s.ns), median(s.bytes), median(s.allocs))
 	}
 	fmt.Fprintln(out)
-	for _, p := range [][2]string{{"full", "bare"}, {"full", "auth"}, {"full-http", "bare-http"}} {
+	for _, p := range [][2]string{{"full", "bare"}, {"full-nolog", "bare"}, {"full", "auth"}, {"full-http", "bare-http"}} {
 		chain, base := res[p[0]], res[p[1]]
 		if chain == nil || base == nil || median(chain.ns) == 0 {
 			continue
@@ -100,7 +100,7 @@ func run(in io.Reader, out io.Writer) error {
 		if ratio >= 0.95 {
 			verdict = "meets"
 		}
-		fmt.Fprintf(out, "throughput %-9s / %-9s = %5.1f%%  (%s the 95%% target; +%.0f ns, +%.0f allocs per request)\n",
+		fmt.Fprintf(out, "throughput %-10s / %-9s = %5.1f%%  (%s the 95%% target; +%.0f ns, +%.0f allocs per request)\n",
 			p[0], p[1], 100*ratio, verdict, median(chain.ns)-median(base.ns), median(chain.allocs)-median(base.allocs))
 	}
 	return nil

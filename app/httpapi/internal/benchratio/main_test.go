@@ -20,7 +20,7 @@ PASS
 		t.Fatal(err)
 	}
 	// medians: bare 11000, full 11500 -> 95.7%
-	for _, want := range []string{"bare            3        11000", "full            3        11500", "full      / bare      =  95.7%  (meets", "+500 ns, +44 allocs"} {
+	for _, want := range []string{"bare             3        11000", "full             3        11500", "full       / bare      =  95.7%  (meets", "+500 ns, +44 allocs"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
