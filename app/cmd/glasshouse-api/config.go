@@ -34,6 +34,7 @@ type config struct {
 	CacheTTL          time.Duration
 	RedisTimeout      time.Duration
 	RedisFailure      redislimit.Mode
+	RedisKeyPrefix    string
 	JWTSecret         telemetry.Secret
 	JWTTTL            time.Duration
 	CORSOrigins       []string
@@ -76,6 +77,7 @@ var settings = []setting{
 	{"db-max-conn-idle-time", "DB_MAX_CONN_IDLE_TIME", "", "PostgreSQL: close connections idle this long (empty: 5m)"},
 	{"db-connect-timeout", "DB_CONNECT_TIMEOUT", "", "PostgreSQL: dial and authenticate one connection within this (empty: 2s)"},
 	{"db-query-timeout", "DB_QUERY_TIMEOUT", "", "PostgreSQL command timeout: each store call, waiting for a connection included, and statement_timeout (empty: 5s)"},
+	{"redis-key-prefix", "REDIS_KEY_PREFIX", "glasshouse:", "prefix of every Redis key (cache and rate limits), so deployments can share one Redis"},
 	{"cache-ttl", "CACHE_TTL", "1m", "lifetime of an item in the Redis cache"},
 	{"redis-timeout", "REDIS_TIMEOUT", "100ms", "bound on each cache or rate-limit call to Redis; past it the API goes on without Redis"},
 	{"rate-limit-redis-failure", "RATE_LIMIT_REDIS_FAILURE", "open", "rate limits while Redis is unreachable: open (in-process limits per instance) or closed (refuse with 429)"},
@@ -208,6 +210,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		CacheTTL:          dur("CACHE_TTL", time.Second),
 		RedisTimeout:      dur("REDIS_TIMEOUT", time.Millisecond),
 		RedisFailure:      redisFailure,
+		RedisKeyPrefix:    get("REDIS_KEY_PREFIX"),
 		JWTSecret:         telemetry.Secret(get("JWT_SECRET")),
 		JWTTTL:            dur("JWT_TTL", time.Minute),
 		RateLimitEnabled:  boolean("RATE_LIMIT_ENABLED"),

@@ -115,10 +115,11 @@ func openDeps(ctx context.Context, cfg config, tel *telemetry.Telemetry) (_ app.
 		onRedis := func(err error) { health.report("redis", err) }
 		// The closers already close the store underneath the cache.
 		store = rediscache.New(store, rdb, rediscache.Options{
-			TTL: cfg.CacheTTL, Timeout: cfg.RedisTimeout, Recorder: tel, OnError: onRedis,
+			Prefix: cfg.RedisKeyPrefix + "cache:v1:", TTL: cfg.CacheTTL, Timeout: cfg.RedisTimeout,
+			Recorder: tel, OnError: onRedis,
 		})
 		limiter = redislimit.NewFallback(
-			redislimit.New(rdb, redislimit.Options{Timeout: cfg.RedisTimeout}),
+			redislimit.New(rdb, redislimit.Options{Prefix: cfg.RedisKeyPrefix + "ratelimit:", Timeout: cfg.RedisTimeout}),
 			limiter,
 			redislimit.FallbackOptions{Mode: cfg.RedisFailure, Recorder: tel, OnError: onRedis},
 		)

@@ -1,0 +1,638 @@
+package main
+
+// Failure tests for the API on real PostgreSQL and Redis: the API is
+// started through run, reaching each server through a loopback proxy the
+// test cuts (connections closed, new ones refused, or held without an
+// answer) and restores. Shared servers are never stopped, so other tests
+// using them are undisturbed.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/glasshouse-dev/glasshouse/app/internal/redistest"
+	"github.com/glasshouse-dev/glasshouse/app/internal/tcpproxy"
+	"github.com/glasshouse-dev/glasshouse/app/postgres"
+	"github.com/glasshouse-dev/glasshouse/app/postgres/pgtest"
+	"github.com/glasshouse-dev/glasshouse/app/redislimit"
+)
+
+// depLog is a goroutine-safe log sink.
+type depLog struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *depLog) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
+func (l *depLog) String() string              { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
+
+// depAPI is one API started through run.
+type depAPI struct {
+	base, admin string
+	logs        *depLog
+}
+
+func depFreeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startDepAPI runs the API with env on free loopback ports and waits until
+// /health/ready answers 200.
+func startDepAPI(t *testing.T, env map[string]string) *depAPI {
+	t.Helper()
+	e := map[string]string{
+		"ADDR": depFreeAddr(t), "ADMIN_ADDR": depFreeAddr(t), "DATA_DIR": t.TempDir(),
+		"LOG_FORMAT": "json", "ACCESS_LOG": "false",
+	}
+	for k, v := range env {
+		e[k] = v
+	}
+	a := &depAPI{base: "http://" + e["ADDR"], admin: "http://" + e["ADMIN_ADDR"], logs: &depLog{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"glasshouse-api", "-env-file="}, func(k string) string { return e[k] },
+			strings.NewReader(""), a.logs, a.logs)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("run: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("run did not return within 30s of cancel")
+		}
+		if t.Failed() {
+			t.Logf("API logs:\n%s", a.logs)
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if st, _, _ := a.get(t, "/health/ready", ""); st == http.StatusOK {
+			return a
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("run returned before ready: %v\n%s", err, a.logs)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready after 30s:\n%s", a.logs)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// client bounds every request: a request that would hang fails the test.
+var depClient = &http.Client{Timeout: 15 * time.Second}
+
+// do sends a request and returns the status, headers and body. A transport
+// error (including the 15 s bound) is status 0.
+func (a *depAPI) do(t *testing.T, method, path, token, body string) (int, http.Header, []byte) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, a.base+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := depClient.Do(req)
+	if err != nil {
+		return 0, nil, []byte(err.Error())
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, b
+}
+
+func (a *depAPI) get(t *testing.T, path, token string) (int, http.Header, []byte) {
+	t.Helper()
+	return a.do(t, http.MethodGet, path, token, "")
+}
+
+// signup creates a user and returns a token for it.
+func (a *depAPI) signup(t *testing.T, name string) string {
+	t.Helper()
+	body := fmt.Sprintf(`{"username":%q,"email":"%s@example.com","password":"Passw0rd!x"}`, name, name)
+	if st, _, b := a.do(t, "POST", "/api/v1/users", "", body); st != http.StatusCreated {
+		t.Fatalf("signup: %d %s", st, b)
+	}
+	st, _, b := a.do(t, "POST", "/api/v1/auth/login", "", fmt.Sprintf(`{"username":%q,"password":"Passw0rd!x"}`, name))
+	if st != http.StatusOK {
+		t.Fatalf("login: %d %s", st, b)
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.Unmarshal(b, &tok); err != nil || tok.AccessToken == "" {
+		t.Fatalf("login body %s: %v", b, err)
+	}
+	return tok.AccessToken
+}
+
+func (a *depAPI) createItem(t *testing.T, token, name string) (int, int64) {
+	t.Helper()
+	st, _, b := a.do(t, "POST", "/api/v1/items", token, fmt.Sprintf(`{"name":%q,"description":"d"}`, name))
+	if st != http.StatusCreated {
+		return st, 0
+	}
+	var it struct {
+		ID int64 `json:"id"`
+	}
+	if err := json.Unmarshal(b, &it); err != nil {
+		t.Fatalf("create item body %s: %v", b, err)
+	}
+	return st, it.ID
+}
+
+// metric returns the value of the series name{labels} on the admin
+// listener's /metrics, and whether it exists.
+func (a *depAPI) metric(t *testing.T, name string, labels map[string]string) (float64, bool) {
+	t.Helper()
+	resp, err := depClient.Get(a.admin + "/metrics")
+	if err != nil {
+		t.Fatalf("scrape: %v", err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("parse /metrics: %v", err)
+	}
+	mf, ok := families[name]
+	if !ok {
+		return 0, false
+	}
+next:
+	for _, m := range mf.GetMetric() {
+		got := map[string]string{}
+		for _, lp := range m.GetLabel() {
+			got[lp.GetName()] = lp.GetValue()
+		}
+		for k, v := range labels {
+			if got[k] != v {
+				continue next
+			}
+		}
+		switch {
+		case m.Gauge != nil:
+			return m.GetGauge().GetValue(), true
+		case m.Counter != nil:
+			return m.GetCounter().GetValue(), true
+		}
+	}
+	return 0, false
+}
+
+// within polls f every 50 ms until it returns nil, failing the test with
+// f's last error after d. It returns how long it took.
+func within(t *testing.T, d time.Duration, what string, f func() error) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		err := f()
+		if err == nil {
+			return time.Since(start)
+		}
+		if time.Since(start) > d {
+			t.Fatalf("%s: not within %v: %v", what, d, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+type problem struct {
+	Status int               `json:"status"`
+	Code   string            `json:"code"`
+	Detail string            `json:"detail"`
+	Checks map[string]string `json:"checks"`
+}
+
+func decodeProblem(t *testing.T, h http.Header, b []byte) problem {
+	t.Helper()
+	if ct := h.Get("Content-Type"); !strings.HasPrefix(ct, "application/problem+json") {
+		t.Errorf("Content-Type %q, want application/problem+json; body %s", ct, b)
+	}
+	var p problem
+	if err := json.Unmarshal(b, &p); err != nil {
+		t.Errorf("problem body %s: %v", b, err)
+	}
+	return p
+}
+
+func TestPostgresOutageThroughTheAPI(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mode tcpproxy.Mode
+	}{{"refused", tcpproxy.Refuse}, {"hung", tcpproxy.Blackhole}} {
+		t.Run(tc.name, func(t *testing.T) {
+			direct := pgtest.NewDatabase(t)
+			p, err := tcpproxy.Start(pgtest.Host(t, direct))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			api := startDepAPI(t, map[string]string{
+				"DATABASE_URL":       pgtest.WithHost(t, direct, p.Addr()),
+				"DB_MIN_CONNS":       "2",
+				"DB_MAX_CONNS":       "8",
+				"DB_QUERY_TIMEOUT":   "1s",
+				"DB_CONNECT_TIMEOUT": "500ms",
+				"RATE_LIMIT_ENABLED": "false",
+			})
+			token := api.signup(t, "pgowner")
+			st, id := api.createItem(t, token, "before")
+			if st != http.StatusCreated {
+				t.Fatalf("create item: %d", st)
+			}
+			if v, ok := api.metric(t, "app_db_pool_connections", map[string]string{"db": "postgres", "state": "max"}); !ok || v != 8 {
+				t.Errorf(`app_db_pool_connections{db="postgres",state="max"} = %v (present %v), want 8`, v, ok)
+			}
+
+			p.Set(tc.mode)
+			took := within(t, 5*time.Second, "/health/ready turns 503", func() error {
+				st, h, b := api.get(t, "/health/ready", "")
+				if st != http.StatusServiceUnavailable {
+					return fmt.Errorf("status %d", st)
+				}
+				pr := decodeProblem(t, h, b)
+				if !strings.Contains(pr.Detail, "database") || pr.Checks["database"] != "failed" {
+					return fmt.Errorf("503 does not name the database: %s", b)
+				}
+				return nil
+			})
+			t.Logf("readiness 503 naming the database %v after the cut", took.Round(time.Millisecond))
+
+			for _, req := range []struct{ method, path, body string }{
+				{"GET", fmt.Sprintf("/api/v1/items/%d", id), ""},
+				{"GET", "/api/v1/items", ""},
+				{"POST", "/api/v1/items", `{"name":"during"}`},
+				{"GET", "/api/v1/users/me", ""},
+			} {
+				start := time.Now()
+				st, h, b := api.do(t, req.method, req.path, token, req.body)
+				if st != http.StatusServiceUnavailable {
+					t.Errorf("%s %s with the database down: %d %s, want 503", req.method, req.path, st, b)
+					continue
+				}
+				if pr := decodeProblem(t, h, b); pr.Status != 503 || h.Get("Retry-After") == "" {
+					t.Errorf("%s %s: problem %+v, Retry-After %q", req.method, req.path, pr, h.Get("Retry-After"))
+				}
+				t.Logf("%s %s: 503 after %v", req.method, req.path, time.Since(start).Round(time.Millisecond))
+			}
+			if v, ok := api.metric(t, "app_dependency_up", map[string]string{"dependency": "database"}); !ok || v != 0 {
+				t.Errorf(`app_dependency_up{dependency="database"} = %v (present %v), want 0`, v, ok)
+			}
+			st, _, b := api.get(t, "/health/detailed", "")
+			if st != http.StatusOK || !bytes.Contains(b, []byte(`"status":"unavailable"`)) {
+				t.Errorf("/health/detailed with the database down: %d %s", st, b)
+			}
+
+			p.Set(tcpproxy.Forward)
+			took = within(t, 5*time.Second, "the API recovers", func() error {
+				if st, _, b := api.get(t, "/health/ready", ""); st != http.StatusOK {
+					return fmt.Errorf("ready: %d %s", st, b)
+				}
+				if st, _, b := api.get(t, fmt.Sprintf("/api/v1/items/%d", id), token); st != http.StatusOK {
+					return fmt.Errorf("item: %d %s", st, b)
+				}
+				return nil
+			})
+			t.Logf("recovered %v after the database came back", took.Round(time.Millisecond))
+			within(t, 5*time.Second, "app_dependency_up back to 1", func() error {
+				if v, _ := api.metric(t, "app_dependency_up", map[string]string{"dependency": "database"}); v != 1 {
+					return fmt.Errorf("value %v", v)
+				}
+				return nil
+			})
+		})
+	}
+}
+
+// Clients keep creating items through the API while the database drops
+// out and returns. Afterwards every 201 is in the database exactly once,
+// nothing is stored twice, and every failure was a 503.
+func TestPostgresOutageLosesNoCommittedWrite(t *testing.T) {
+	direct := pgtest.NewDatabase(t)
+	p, err := tcpproxy.Start(pgtest.Host(t, direct))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	api := startDepAPI(t, map[string]string{
+		"DATABASE_URL": pgtest.WithHost(t, direct, p.Addr()), "DB_MIN_CONNS": "2", "DB_MAX_CONNS": "8",
+		"DB_QUERY_TIMEOUT": "1s", "DB_CONNECT_TIMEOUT": "500ms", "RATE_LIMIT_ENABLED": "false",
+	})
+	token := api.signup(t, "writer")
+
+	var (
+		mu       sync.Mutex
+		acked    = map[string]int64{}
+		statuses = map[int]int{}
+		stop     = make(chan struct{})
+		wg       sync.WaitGroup
+	)
+	for w := range 4 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				name := fmt.Sprintf("w%d-%d", w, i)
+				st, id := api.createItem(t, token, name)
+				mu.Lock()
+				statuses[st]++
+				if st == http.StatusCreated {
+					acked[name] = id
+				}
+				mu.Unlock()
+				time.Sleep(5 * time.Millisecond)
+			}
+		})
+	}
+	time.Sleep(400 * time.Millisecond)
+	p.Set(tcpproxy.Refuse)
+	time.Sleep(time.Second)
+	p.Set(tcpproxy.Forward)
+	within(t, 5*time.Second, "recover", func() error {
+		if st, _, b := api.get(t, "/health/ready", ""); st != http.StatusOK {
+			return fmt.Errorf("%d %s", st, b)
+		}
+		return nil
+	})
+	time.Sleep(400 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+
+	for st, n := range statuses {
+		if st != http.StatusCreated && st != http.StatusServiceUnavailable {
+			t.Errorf("%d writes answered %d; want only 201 or 503", n, st)
+		}
+	}
+	if statuses[http.StatusServiceUnavailable] == 0 {
+		t.Error("no write failed: the outage did not happen")
+	}
+
+	check, err := postgres.Open(t.Context(), postgres.Config{URL: direct, MinConns: 1, MaxConns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer check.Close()
+	rows, err := check.Pool().Query(t.Context(), `SELECT name, count(*), min(id) FROM items GROUP BY name`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	stored := map[string]int64{}
+	for rows.Next() {
+		var (
+			name string
+			n    int
+			id   int64
+		)
+		if err := rows.Scan(&name, &n, &id); err != nil {
+			t.Fatal(err)
+		}
+		if n != 1 {
+			t.Errorf("item %q stored %d times", name, n)
+		}
+		stored[name] = id
+	}
+	for name, id := range acked {
+		if stored[name] != id {
+			t.Errorf("acknowledged item %q (id %d) lost", name, id)
+		}
+	}
+	t.Logf("statuses %v; stored %d, acknowledged %d (in doubt: %d)", statuses, len(stored), len(acked), len(stored)-len(acked))
+}
+
+func TestRedisOutageThroughTheAPI(t *testing.T) {
+	for _, mode := range []redislimit.Mode{redislimit.FailOpen, redislimit.FailClosed} {
+		t.Run(string(mode), func(t *testing.T) {
+			target := redistest.Addr(t)
+			p, err := tcpproxy.Start(target)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			o := redistest.Options(t, p.Addr())
+			api := startDepAPI(t, map[string]string{
+				"REDIS_URL":                fmt.Sprintf("redis://%s/%d", p.Addr(), o.DB),
+				"REDIS_KEY_PREFIX":         redistest.Prefix(t),
+				"RATE_LIMIT_REDIS_FAILURE": string(mode),
+				"RATE_LIMIT_USER":          "100/1s:100",
+			})
+			token := api.signup(t, "cacheuser")
+			_, id := api.createItem(t, token, "cached")
+			itemPath := fmt.Sprintf("/api/v1/items/%d", id)
+			for range 3 {
+				if st, _, b := api.get(t, itemPath, token); st != http.StatusOK {
+					t.Fatalf("read: %d %s", st, b)
+				}
+			}
+			if v, _ := api.metric(t, "app_cache_requests_total", map[string]string{"cache": "items", "result": "hit"}); v < 2 {
+				t.Errorf("cache hits = %v after three reads, want >= 2", v)
+			}
+
+			for _, cut := range []tcpproxy.Mode{tcpproxy.Refuse, tcpproxy.Blackhole} {
+				p.Set(cut)
+				statuses := map[int]int{}
+				for range 20 {
+					start := time.Now()
+					st, h, b := api.get(t, itemPath, token)
+					statuses[st]++
+					if st >= 500 || st == 0 {
+						t.Errorf("read with Redis down (%s, cut %d): %d %s", mode, cut, st, b)
+					}
+					if st == http.StatusTooManyRequests && h.Get("Retry-After") == "" {
+						t.Errorf("429 without Retry-After")
+					}
+					if took := time.Since(start); took > 5*time.Second {
+						t.Errorf("read with Redis down took %v", took)
+					}
+				}
+				switch mode {
+				case redislimit.FailOpen:
+					if statuses[http.StatusOK] != 20 {
+						t.Errorf("fail-open with Redis down (cut %d): statuses %v, want 20 × 200 from the in-process limits", cut, statuses)
+					}
+				case redislimit.FailClosed:
+					if statuses[http.StatusTooManyRequests] != 20 {
+						t.Errorf("fail-closed with Redis down (cut %d): statuses %v, want 20 × 429", cut, statuses)
+					}
+				}
+				t.Logf("mode %s, cut %d: statuses %v", mode, cut, statuses)
+			}
+
+			// Readiness stays 200 (Redis is optional); the report and the
+			// metrics show the degradation.
+			if st, _, b := api.get(t, "/health/ready", ""); st != http.StatusOK {
+				t.Errorf("/health/ready with Redis down: %d %s, want 200", st, b)
+			}
+			st, _, b := api.get(t, "/health/detailed", "")
+			var detailed struct {
+				Status string `json:"status"`
+				Checks []struct {
+					Name, Status string
+					Optional     bool
+				} `json:"checks"`
+			}
+			if err := json.Unmarshal(b, &detailed); err != nil || st != http.StatusOK {
+				t.Fatalf("/health/detailed: %d %s", st, b)
+			}
+			var redisStatus string
+			for _, c := range detailed.Checks {
+				if c.Name == "redis" {
+					redisStatus = c.Status
+				}
+			}
+			if detailed.Status != "degraded" || redisStatus != "degraded" {
+				t.Errorf("/health/detailed with Redis down: %s", b)
+			}
+			if v, ok := api.metric(t, "app_dependency_up", map[string]string{"dependency": "redis"}); !ok || v != 0 {
+				t.Errorf(`app_dependency_up{dependency="redis"} = %v (present %v), want 0`, v, ok)
+			}
+			if v, _ := api.metric(t, "app_ratelimit_fallback_total", map[string]string{"mode": string(mode)}); v < 1 {
+				t.Errorf(`app_ratelimit_fallback_total{mode=%q} = %v, want > 0`, mode, v)
+			}
+			if v, _ := api.metric(t, "app_cache_requests_total", map[string]string{"cache": "items", "result": "error"}); mode == redislimit.FailOpen && v < 1 {
+				t.Errorf(`app_cache_requests_total{result="error"} = %v, want > 0`, v)
+			}
+
+			p.Set(tcpproxy.Forward)
+			took := within(t, 5*time.Second, "Redis back in use", func() error {
+				// Traffic brings Redis back into use (after the cache's and
+				// limiter's cooldowns) and reports it; no probe needed.
+				st, h, b := api.get(t, itemPath, token)
+				if st != http.StatusOK || h.Get("RateLimit-Limit") != "100" {
+					return fmt.Errorf("read: %d %s", st, b)
+				}
+				if v, _ := api.metric(t, "app_dependency_up", map[string]string{"dependency": "redis"}); v != 1 {
+					return fmt.Errorf("app_dependency_up{redis} = %v", v)
+				}
+				return nil
+			})
+			t.Logf("Redis in use again %v after it returned", took.Round(time.Millisecond))
+		})
+	}
+}
+
+// Two API instances sharing one Redis share the user's quota.
+func TestRateLimitSharedAcrossInstances(t *testing.T) {
+	redistest.URL(t)
+	pgURL := pgtest.NewDatabase(t) // both instances need the same users
+	env := map[string]string{
+		"DATABASE_URL":     pgURL,
+		"DB_MIN_CONNS":     "1",
+		"DB_MAX_CONNS":     "4",
+		"REDIS_URL":        redistest.URL(t),
+		"REDIS_KEY_PREFIX": redistest.Prefix(t),
+		"RATE_LIMIT_USER":  "1/1h:6",
+		"JWT_SECRET":       strings.Repeat("k", 40),
+	}
+	a, b := startDepAPI(t, env), startDepAPI(t, env)
+	token := a.signup(t, "quota")
+	statuses := map[int]int{}
+	for i := range 10 {
+		api := a
+		if i%2 == 1 {
+			api = b
+		}
+		st, _, body := api.get(t, "/api/v1/users/me", token)
+		if st != http.StatusOK && st != http.StatusTooManyRequests {
+			t.Fatalf("request %d: %d %s", i, st, body)
+		}
+		statuses[st]++
+	}
+	if statuses[http.StatusOK] != 6 || statuses[http.StatusTooManyRequests] != 4 {
+		t.Errorf("10 requests over two instances against a burst of 6: %v, want 6 × 200 and 4 × 429", statuses)
+	}
+}
+
+func TestConfigDependencySettings(t *testing.T) {
+	env := map[string]string{
+		"DB_MIN_CONNS": "3", "DB_MAX_CONNS": "9", "DB_QUERY_TIMEOUT": "1500ms", "DB_MAX_CONN_LIFETIME": "1h",
+		"RATE_LIMIT_REDIS_FAILURE": "closed", "CACHE_TTL": "2m", "REDIS_TIMEOUT": "50ms",
+	}
+	cfg, err := parseConfig([]string{"x", "-env-file="}, func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := dbConfig{MinConns: 3, MaxConns: 9, QueryTimeout: 1500 * time.Millisecond, MaxConnLifetime: time.Hour}
+	if cfg.DB != want || cfg.RedisFailure != redislimit.FailClosed || cfg.CacheTTL != 2*time.Minute ||
+		cfg.RedisTimeout != 50*time.Millisecond || cfg.RedisKeyPrefix != "glasshouse:" {
+		t.Errorf("config: DB %+v, failure %q, ttl %v, timeout %v, prefix %q", cfg.DB, cfg.RedisFailure, cfg.CacheTTL, cfg.RedisTimeout, cfg.RedisKeyPrefix)
+	}
+
+	bad := map[string]string{
+		"DB_MIN_CONNS": "0", "DB_MAX_CONNS": "many", "DB_QUERY_TIMEOUT": "-1s", "DB_CONNECT_TIMEOUT": "soon",
+		"RATE_LIMIT_REDIS_FAILURE": "maybe", "CACHE_TTL": "0s",
+	}
+	_, err = parseConfig([]string{"x", "-env-file="}, func(k string) string { return bad[k] }, io.Discard)
+	if err == nil {
+		t.Fatal("bad dependency settings accepted")
+	}
+	for k := range bad {
+		if !strings.Contains(err.Error(), k+":") {
+			t.Errorf("error does not report %s:\n%v", k, err)
+		}
+	}
+}
+
+func TestBadDependencyURLsFailStartClearly(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"DATABASE_URL": "mysql://u:hunter2@db/app"}, "DATABASE_URL: want a postgres:// URL"},
+		{map[string]string{"DATABASE_URL": "postgres://u:hunter2@127.0.0.1:notaport/app"}, "DATABASE_URL"},
+		{map[string]string{"REDIS_URL": "redis://u:hunter2@127.0.0.1:notaport/0"}, "REDIS_URL"},
+		{map[string]string{"REDIS_URL": "http://127.0.0.1:6379"}, "REDIS_URL"},
+	} {
+		e := map[string]string{"ADDR": "127.0.0.1:0", "ADMIN_ADDR": "", "DATA_DIR": t.TempDir(), "LOG_FORMAT": "json"}
+		for k, v := range tc.env {
+			e[k] = v
+		}
+		var logs depLog
+		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+		err := run(ctx, []string{"glasshouse-api", "-env-file="}, func(k string) string { return e[k] }, strings.NewReader(""), &logs, &logs)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: got %v, want an error containing %q", tc.env, err, tc.want)
+			continue
+		}
+		if strings.Contains(err.Error(), "hunter2") || strings.Contains(logs.String(), "hunter2") {
+			t.Errorf("%v: the password leaked: %v\n%s", tc.env, err, logs.String())
+		}
+	}
+}
