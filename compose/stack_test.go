@@ -119,6 +119,21 @@ func TestNativeStackUpDown(t *testing.T) {
 		t.Errorf("API metrics URL = %q, want %q", got, want)
 	}
 
+	// Alertmanager posts to the Slack sink through the rendered webhook
+	// file: fire an alert by hand now, check the sink got it below.
+	if urls["Alertmanager"] != "" && urls["Slack sink"] != "" {
+		alert := `[{"labels":{"alertname":"NativeStackSmoke","severity":"critical","service":"glasshouse-api"},` +
+			`"annotations":{"summary":"native stack smoke test","description":"posted by compose/stack_test.go"}}]`
+		resp, err := client.Post(strings.TrimSuffix(urls["Alertmanager"], "/")+"/api/v2/alerts", "application/json", strings.NewReader(alert))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("POST alert to Alertmanager: %s", resp.Status)
+		}
+	}
+
 	// Prometheus scrapes the API: the glasshouse-api target is up.
 	prom := fmt.Sprintf("http://127.0.0.1:%d", ports["STACK_PROMETHEUS_PORT"])
 	var targets struct {
@@ -187,6 +202,27 @@ func TestNativeStackUpDown(t *testing.T) {
 		}
 		if len(ams.Data.Active) != 1 || !strings.Contains(ams.Data.Active[0].URL, fmt.Sprintf("127.0.0.1:%d", ports["STACK_ALERTMANAGER_PORT"])) {
 			t.Errorf("Prometheus sends alerts to %+v, want the native Alertmanager", ams.Data.Active)
+		}
+	}
+
+	if urls["Alertmanager"] != "" && urls["Slack sink"] != "" {
+		deadline := time.Now().Add(45 * time.Second)
+		for {
+			resp, err := client.Get(urls["Slack sink"])
+			var body []byte
+			if err == nil {
+				body, _ = io.ReadAll(resp.Body)
+				resp.Body.Close()
+			}
+			if bytes.Contains(body, []byte("NativeStackSmoke")) {
+				t.Logf("the Slack sink received the alert %s after stack-up", time.Since(start).Round(time.Second))
+				break
+			}
+			if time.Now().After(deadline) {
+				logTails(t, runDir)
+				t.Fatalf("the Slack sink never received the alert posted to Alertmanager; /messages: %s", body)
+			}
+			time.Sleep(500 * time.Millisecond)
 		}
 	}
 
