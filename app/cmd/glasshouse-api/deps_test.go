@@ -21,12 +21,17 @@ import (
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
+	"github.com/glasshouse-dev/glasshouse/app"
 	"github.com/glasshouse-dev/glasshouse/app/internal/redistest"
 	"github.com/glasshouse-dev/glasshouse/app/internal/tcpproxy"
 	"github.com/glasshouse-dev/glasshouse/app/postgres"
 	"github.com/glasshouse-dev/glasshouse/app/postgres/pgtest"
+	"github.com/glasshouse-dev/glasshouse/app/ratelimit"
 	"github.com/glasshouse-dev/glasshouse/app/redislimit"
+	"github.com/glasshouse-dev/glasshouse/telemetry"
 )
 
 // depLog is a goroutine-safe log sink.
@@ -635,4 +640,118 @@ func TestBadDependencyURLsFailStartClearly(t *testing.T) {
 			t.Errorf("%v: the password leaked: %v\n%s", tc.env, err, logs.String())
 		}
 	}
+}
+
+// openDeps with PostgreSQL and Redis produces query spans under the
+// request's span for both, and exports both pools' metrics.
+func TestDepsSpansAndPoolMetrics(t *testing.T) {
+	redisURL := redistest.URL(t)
+	pgURL := pgtest.NewDatabase(t)
+	rec := tracetest.NewSpanRecorder()
+	tel, err := telemetry.New(t.Context(), telemetry.Config{LogWriter: io.Discard, LogFormat: "json",
+		Getenv: func(string) string { return "" }, SpanProcessors: []sdktrace.SpanProcessor{rec}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tel.Shutdown(context.WithoutCancel(t.Context()))
+	cfg := config{
+		DatabaseURL: telemetry.Secret(pgURL), RedisURL: telemetry.Secret(redisURL),
+		RedisKeyPrefix: redistest.Prefix(t), CacheTTL: time.Minute, RedisTimeout: time.Second,
+		RedisFailure: redislimit.FailOpen, DB: dbConfig{MinConns: 1, MaxConns: 4},
+	}
+	store, limiter, checks, closeDeps, err := openDeps(t.Context(), cfg, tel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := closeDeps(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	}()
+	if len(checks) != 2 || checks[0].Name != "database" || checks[0].Optional || checks[1].Name != "redis" || !checks[1].Optional {
+		t.Errorf("checks = %+v, want required database and optional redis", checks)
+	}
+
+	ctx, parent := tel.Tracer.Start(t.Context(), "request")
+	u := app.User{Username: "spans", Email: "spans@example.com", PasswordHash: "h"}
+	if err := store.CreateUser(ctx, &u); err != nil {
+		t.Fatal(err)
+	}
+	it := app.Item{OwnerID: u.ID, Name: "traced"}
+	if err := store.CreateItem(ctx, &it); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := store.Item(ctx, u.ID, it.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d, err := limiter.Allow(ctx, "user:1", ratelimit.Limit{Rate: 1, Period: time.Second, Burst: 1}); err != nil || !d.Allowed {
+		t.Fatalf("limiter: %+v, %v", d, err)
+	}
+	parent.End()
+
+	children := map[string]map[string]string{}
+	var redisSpans int
+	for _, sp := range rec.Ended() {
+		if sp.Parent().SpanID() != parent.SpanContext().SpanID() {
+			continue
+		}
+		attrs := map[string]string{}
+		for _, kv := range sp.Attributes() {
+			attrs[string(kv.Key)] = kv.Value.String()
+		}
+		children[sp.Name()] = attrs
+		if attrs["db.system"] == "redis" || attrs["db.system.name"] == "redis" {
+			redisSpans++
+		}
+	}
+	for _, name := range []string{"INSERT users", "INSERT items", "SELECT items"} {
+		if a, ok := children[name]; !ok || a["db.system.name"] != "postgresql" {
+			t.Errorf("no PostgreSQL span %q under the request (children: %v)", name, keys(children))
+		}
+	}
+	// An MGET per read, the fill and the rate-limit script.
+	if redisSpans < 4 {
+		t.Errorf("%d Redis spans under the request, want >= 4 (children: %v)", redisSpans, keys(children))
+	}
+
+	got := map[string]float64{}
+	mfs, err := tel.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			key := mf.GetName()
+			for _, lp := range m.GetLabel() {
+				key += "," + lp.GetName() + "=" + lp.GetValue()
+			}
+			got[key] = m.GetGauge().GetValue() + m.GetCounter().GetValue()
+		}
+	}
+	if v := got["app_db_pool_connections,db=postgres,state=max"]; v != 4 {
+		t.Errorf(`app_db_pool_connections{db="postgres",state="max"} = %v, want 4`, v)
+	}
+	if v := got["app_db_pool_connections,db=postgres,state=total"]; v < 1 {
+		t.Errorf(`app_db_pool_connections{db="postgres",state="total"} = %v, want >= 1`, v)
+	}
+	if _, ok := got["app_db_pool_wait_seconds_total,db=postgres"]; !ok {
+		t.Error("app_db_pool_wait_seconds_total{db=\"postgres\"} missing")
+	}
+	if v := got["app_redis_pool_connections,state=total"]; v < 1 {
+		t.Errorf(`app_redis_pool_connections{state="total"} = %v, want >= 1`, v)
+	}
+	if got["app_cache_requests_total,cache=items,result=hit"] != 1 || got["app_cache_requests_total,cache=items,result=miss"] != 1 {
+		t.Errorf("cache counts: hit %v miss %v, want 1 and 1",
+			got["app_cache_requests_total,cache=items,result=hit"], got["app_cache_requests_total,cache=items,result=miss"])
+	}
+}
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
 }
