@@ -359,8 +359,14 @@ func TestComposeAPIWiring(t *testing.T) {
 	if err != nil {
 		t.Fatalf("api SHUTDOWN_TIMEOUT: %v", err)
 	}
-	if api.StopGracePeriod == nil || time.Duration(*api.StopGracePeriod) <= shutdown {
-		t.Errorf("api stop_grace_period = %v, want more than SHUTDOWN_TIMEOUT %v so in-flight requests finish before SIGKILL", api.StopGracePeriod, shutdown)
+	var drain time.Duration
+	if v := envValue(api, "SHUTDOWN_DRAIN_DELAY"); v != "" {
+		if drain, err = time.ParseDuration(v); err != nil {
+			t.Fatalf("api SHUTDOWN_DRAIN_DELAY: %v", err)
+		}
+	}
+	if api.StopGracePeriod == nil || time.Duration(*api.StopGracePeriod) <= shutdown+drain {
+		t.Errorf("api stop_grace_period = %v, want more than SHUTDOWN_DRAIN_DELAY %v + SHUTDOWN_TIMEOUT %v so in-flight requests finish before SIGKILL", api.StopGracePeriod, drain, shutdown)
 	}
 
 	// Traces go to Tempo's OTLP/HTTP receiver.

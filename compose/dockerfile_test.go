@@ -242,6 +242,25 @@ func TestDockerfileBinariesAreStatic(t *testing.T) {
 		f.Close()
 	}
 
+	// Every flag compose passes to these binaries exists: their -h lists it.
+	p := mustLoadCompose(t)
+	for _, s := range p.Services {
+		if len(s.Entrypoint) == 0 || !strings.HasPrefix(s.Entrypoint[0], "/usr/local/bin/") {
+			continue
+		}
+		bin := filepath.Join(out, filepath.Base(s.Entrypoint[0]))
+		help, _ := exec.CommandContext(t.Context(), bin, "-h").CombinedOutput()
+		for _, arg := range s.Command {
+			name, _, _ := strings.Cut(strings.TrimLeft(arg, "-"), "=")
+			if !strings.HasPrefix(arg, "-") {
+				continue
+			}
+			if !regexp.MustCompile(`(?m)^\s+-` + regexp.QuoteMeta(name) + `\b`).Match(help) {
+				t.Errorf("compose service %s passes %s, but %s -h does not list -%s:\n%s", s.Name, arg, filepath.Base(bin), name, help)
+			}
+		}
+	}
+
 	api := filepath.Join(out, "glasshouse-api")
 	healthy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/health/live" {

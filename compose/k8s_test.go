@@ -327,9 +327,16 @@ func TestK8sManifests(t *testing.T) {
 	} else {
 		preStop = time.Duration(c.Lifecycle.PreStop.Sleep.Seconds) * time.Second
 	}
+	// The app's optional drain delay (readiness 503 before closing) adds up.
+	var drain time.Duration
+	if v := cm.Data["SHUTDOWN_DRAIN_DELAY"]; v != "" {
+		if drain, err = time.ParseDuration(v); err != nil {
+			t.Fatalf("SHUTDOWN_DRAIN_DELAY: %v", err)
+		}
+	}
 	grace := time.Duration(ptrOr(pod.Spec.TerminationGracePeriodSeconds, 30)) * time.Second
-	if grace <= preStop+shutdown {
-		t.Errorf("terminationGracePeriodSeconds %v <= preStop %v + SHUTDOWN_TIMEOUT %v", grace, preStop, shutdown)
+	if grace <= preStop+drain+shutdown {
+		t.Errorf("terminationGracePeriodSeconds %v <= preStop %v + SHUTDOWN_DRAIN_DELAY %v + SHUTDOWN_TIMEOUT %v", grace, preStop, drain, shutdown)
 	}
 
 	// Config and secret references resolve.
