@@ -286,7 +286,7 @@ var secretPatterns = map[string]*regexp.Regexp{
 	"Slack token":       regexp.MustCompile(`xox[abpr]-[0-9A-Za-z-]{10,}`),
 	"private key":       regexp.MustCompile(`-----BEGIN [A-Z ]*PRIVATE KEY-----`),
 	"AWS access key":    regexp.MustCompile(`AKIA[0-9A-Z]{16}`),
-	"password in a URL": regexp.MustCompile(`://[A-Za-z0-9_.-]+:[^$@/\s{]+@`),
+	"password in a URL": regexp.MustCompile(`://[A-Za-z0-9_.-]+:[^$@/\s{<]+@`),
 }
 
 func TestNoSecretsCommitted(t *testing.T) {
