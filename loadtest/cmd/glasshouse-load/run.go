@@ -35,6 +35,7 @@ type config struct {
 	promLinger                   time.Duration
 	quiet, noSummary, noProgress bool
 	noPhases                     bool
+	trendStats                   string
 }
 
 type tagFlag map[string]string
@@ -77,6 +78,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.BoolVar(&c.quiet, "quiet", false, "no progress line and no summary")
 	fs.BoolVar(&c.noSummary, "no-summary", false, "do not print the end-of-test summary")
 	fs.BoolVar(&c.noProgress, "no-progress", false, "no live progress line (it is also off when stderr is not a terminal or CI is set)")
+	fs.StringVar(&c.trendStats, "summary-trend-stats", "", "trend columns of the summary, e.g. avg,min,med,max,p(90),p(95),p(99)")
 	fs.BoolVar(&c.noPhases, "no-http-phases", false, "skip per-request tracing (no blocked/connecting/sending/waiting/receiving trends)")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -121,6 +123,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return &loadtest.ConfigError{Err: err}
 	}
 	test.Options.NoHTTPPhases = c.noPhases
+	if c.trendStats != "" {
+		test.Options.SummaryTrendStats = strings.Split(c.trendStats, ",")
+	}
 	if test.Options.Tags == nil {
 		test.Options.Tags = map[string]string{}
 	}
