@@ -201,7 +201,7 @@ func (f *fakeStore) ListItems(context.Context, int64, app.Page) ([]app.Item, int
 	f.calls.Add(1)
 	return []app.Item{{ID: 1}}, 1, nil
 }
-func (f *fakeStore) UpdateItem(context.Context, *app.Item) error  { f.calls.Add(1); return nil }
+func (f *fakeStore) UpdateItem(context.Context, *app.Item) error    { f.calls.Add(1); return nil }
 func (f *fakeStore) DeleteItem(context.Context, int64, int64) error { f.calls.Add(1); return nil }
 func (f *fakeStore) Ping(context.Context) error                     { f.calls.Add(1); return nil }
 func (f *fakeStore) Close() error                                   { f.closes.Add(1); return nil }
