@@ -53,7 +53,7 @@ gameday: ## Inject faults into a live API under real Prometheus + Alertmanager a
 
 .PHONY: load
 load: ## Run the smoke/average load scenario against a running API (TARGET, default http://127.0.0.1:8080).
-	$(GO) run ./loadtest/cmd/glasshouse-load -target $${TARGET:-http://127.0.0.1:8080} -scenario $${SCENARIO:-average}
+	$(GO) build -o $(BIN)/glasshouse-load ./loadtest/cmd/glasshouse-load && $(BIN)/glasshouse-load -target $${TARGET:-http://127.0.0.1:8080} -scenario $${SCENARIO:-average} $${LOAD_FLAGS:-}
 
 .PHONY: bench-loadgen
 bench-loadgen: ## Compare the load engine with wrk and hey on loopback (prints a ratio table).

@@ -117,17 +117,31 @@ type countingConn struct {
 	net.Conn
 	dialStart, dialDone int64 // runner nanos
 	sent, recv          atomic.Int64
+	total               *byteTotals // run-wide totals, only without HTTP phases
+}
+
+// byteTotals are the run's bytes on the wire when requests are not traced
+// (Options.NoHTTPPhases); the sampler records them once a second.
+type byteTotals struct {
+	sent, recv                 atomic.Int64
+	reportedSent, reportedRecv int64
 }
 
 func (c *countingConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
 	c.recv.Add(int64(n))
+	if c.total != nil {
+		c.total.recv.Add(int64(n))
+	}
 	return n, err
 }
 
 func (c *countingConn) Write(b []byte) (int, error) {
 	n, err := c.Conn.Write(b)
 	c.sent.Add(int64(n))
+	if c.total != nil {
+		c.total.sent.Add(int64(n))
+	}
 	return n, err
 }
 
@@ -141,6 +155,9 @@ func newTransport(r *runner, maxConns int) *http.Transport {
 				return nil, err
 			}
 			cc := &countingConn{Conn: c, dialStart: start, dialDone: r.nanos()}
+			if r.test.Options.NoHTTPPhases {
+				cc.total = &r.bytes
+			}
 			r.connsOpened.Add(1)
 			return cc, nil
 		},

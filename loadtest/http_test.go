@@ -245,3 +245,33 @@ func TestJSONLinesOutput(t *testing.T) {
 		t.Errorf("points per metric = %v, want 2 requests, checks, iterations", points)
 	}
 }
+
+func TestNoHTTPPhases(t *testing.T) {
+	srv := newTarget(t)
+	res, err := Run(t.Context(), Test{
+		Scenarios: []Scenario{{Name: "s", Executor: PerVUIterations{VUs: 2, Iterations: 5},
+			Exec: func(ctx context.Context, vu *VU) error {
+				r := vu.Get(ctx, srv.URL+"/ok", nil)
+				if r.Timings.Duration <= 0 || r.Timings.Waiting != 0 {
+					t.Errorf("timings without phases = %+v, want only duration and latency", r.Timings)
+				}
+				return nil
+			}}},
+		Options: Options{NoHTTPPhases: true},
+	}, RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := res.Value("http_reqs", "count"); n != 10 {
+		t.Errorf("http_reqs = %v, want 10", n)
+	}
+	if _, err := res.Aggregate("http_req_waiting"); err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := res.Aggregate("http_req_waiting"); a.HasData {
+		t.Error("http_req_waiting recorded without phases")
+	}
+	if b, _ := res.Value("data_received", "count"); b < 10*100 {
+		t.Errorf("data_received = %v, want the run's bytes recorded by the sampler", b)
+	}
+}

@@ -56,6 +56,7 @@ type runner struct {
 	defaultHeader http.Header
 	httpTimeout   time.Duration
 	connsOpened   atomic.Int64
+	bytes         byteTotals
 
 	httpReqs, httpFailed, httpDuration, httpLatency                         *metricState
 	httpBlocked, httpConnecting, httpTLS, httpSending, httpWaiting          *metricState
@@ -361,6 +362,17 @@ func (r *runner) sampleVUs() {
 	empty := r.reg.tagSet(r.test.Options.Tags)
 	r.reg.record(r.vusGauge, empty, float64(r.active.Load()), now)
 	r.reg.record(r.vusMaxGa, empty, float64(r.allocated.Load()), now)
+	if r.test.Options.NoHTTPPhases {
+		b := &r.bytes
+		if s := b.sent.Load(); s > b.reportedSent {
+			r.reg.record(r.dataSent, empty, float64(s-b.reportedSent), now)
+			b.reportedSent = s
+		}
+		if v := b.recv.Load(); v > b.reportedRecv {
+			r.reg.record(r.dataReceived, empty, float64(v-b.reportedRecv), now)
+			b.reportedRecv = v
+		}
+	}
 }
 
 // Snapshot returns a copy of every series' aggregate so far.
