@@ -314,3 +314,58 @@ func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
 }
+
+// TestNativeStackFailureStopsEverything starts the native stack with a
+// Prometheus that dies at once: stack-up must fail with Prometheus's last log
+// lines, stop what it had already started and record nothing.
+func TestNativeStackFailureStopsEverything(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real processes; skipped with -short")
+	}
+	dir := t.TempDir()
+	fake := filepath.Join(dir, "prometheus")
+	if err := os.WriteFile(fake, []byte("#!/bin/sh\necho 'fake prometheus: refusing to start' >&2\nexit 3\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	runDir := filepath.Join(dir, "run")
+	vals := map[string]string{"STACK_RUN_DIR": runDir, "PROMETHEUS_BIN": fake}
+	var used []int
+	for _, k := range []string{"STACK_API_PORT", "STACK_API_ADMIN_PORT", "STACK_PROMETHEUS_PORT", "STACK_ALERTMANAGER_PORT", "STACK_SLACKSINK_PORT", "STACK_LOAD_PORT"} {
+		p := freePort(t)
+		used = append(used, p)
+		vals[k] = fmt.Sprint(p)
+	}
+	cfg, err := stack.FromEnv(repo(t), func(k string) string { return vals[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	var out, log bytes.Buffer
+	err = stack.Up(ctx, cfg, &out, &log)
+	t.Logf("progress:\n%s", log.String())
+	if err == nil {
+		_ = stack.Down(context.Background(), cfg, io.Discard, false)
+		t.Fatal("stack-up succeeded with a Prometheus that cannot start")
+	}
+	t.Logf("error: %v", err)
+	for _, want := range []string{"prometheus", "fake prometheus: refusing to start"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %q", want)
+		}
+	}
+	if !strings.Contains(log.String(), "stopping what was started") {
+		t.Error("no word about stopping the processes already started")
+	}
+	if _, err := os.Stat(filepath.Join(runDir, "stack.json")); !os.IsNotExist(err) {
+		t.Errorf("a failed stack-up left stack.json (err %v)", err)
+	}
+	for _, p := range used {
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			t.Errorf("port %d is still held after the failed stack-up: %v", p, err)
+			continue
+		}
+		l.Close()
+	}
+}
