@@ -38,6 +38,9 @@ func (s *server) chain(mux *http.ServeMux) http.Handler {
 	h = s.corsMiddleware(h)
 	h = s.securityHeaders(h)
 	h = s.recoverPanic(h)
+	if s.opts.Inject != nil {
+		h = s.opts.Inject(h)
+	}
 	h = s.tel.Middleware(routed{next: h, mux: mux})
 	h = s.recoverPanic(h)
 	return processTime(s.opts.Now, h)

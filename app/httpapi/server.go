@@ -59,6 +59,10 @@ type Options struct {
 	CORSOrigins      []string      // allowed origins; "*" allows any; empty allows none
 	TLS              bool          // sets Strict-Transport-Security
 	CheckTimeout     time.Duration // per readiness run; default 2s
+	// Inject, when set, wraps the chain just inside the telemetry
+	// middleware, so the latency and 5xx it injects (app/fault) are
+	// measured like real ones.
+	Inject func(http.Handler) http.Handler
 }
 
 // DefaultMaxBodyBytes is the request body limit when Options.MaxBodyBytes is 0.

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/glasshouse-dev/glasshouse/app/auth"
+	"github.com/glasshouse-dev/glasshouse/app/fault"
 	"github.com/glasshouse-dev/glasshouse/app/httpapi"
 	"github.com/glasshouse-dev/glasshouse/telemetry"
 )
@@ -77,6 +78,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		}
 	}()
 
+	// Fault injection (off until configured at /debug/fault on the admin
+	// listener): a database outage and per-route latency and 5xx.
+	inj := fault.New(fault.Options{Route: func(r *http.Request) string { return telemetry.Route(r.Context()) }, Logger: log})
+	store, checks = inj.Store("database", store), inj.Checks(checks)
+
 	// Listen before serving so that address problems are reported at once
 	// and tests can use port 0.
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -106,6 +112,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		ConcurrencyLimit: cfg.ConcurrencyLimit,
 		CORSOrigins:      cfg.CORSOrigins,
 		TLS:              cfg.TLSCertFile != "",
+		Inject:           inj.Middleware,
 	})
 	errorLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	srv := &http.Server{
@@ -122,7 +129,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
 	admin := &http.Server{
-		Handler:           adminRoutes(tel),
+		Handler:           adminRoutes(tel, inj),
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ErrorLog:          errorLog,
 	}
