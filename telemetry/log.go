@@ -40,38 +40,18 @@ func (Secret) MarshalText() ([]byte, error) { return []byte(Redacted), nil }
 // Reveal returns the secret value.
 func (s Secret) Reveal() string { return string(s) }
 
-// sensitiveKeys are attribute keys (lower case, '-' read as '_') whose
-// values are always redacted; keys ending in _password, _token, _secret or
-// _key (as in new_password, refresh_token, api_key) are redacted too.
-var sensitiveKeys = map[string]bool{
-	"authorization":       true,
-	"proxy_authorization": true,
-	"password":            true,
-	"passwd":              true,
-	"token":               true,
-	"access_token":        true,
-	"refresh_token":       true,
-	"id_token":            true,
-	"secret":              true,
-	"client_secret":       true,
-	"jwt_secret":          true,
-	"cookie":              true,
-	"set_cookie":          true,
-	"api_key":             true,
-	"apikey":              true,
-	"x_api_key":           true,
-	"private_key":         true,
-	"database_url":        true,
-	"redis_url":           true,
-}
-
 // IsSensitiveKey reports whether the handler redacts values logged under
-// key. It does not allocate for keys up to 64 bytes: it runs on every
-// attribute of every record.
+// key: the keys authorization, proxy_authorization, password, passwd,
+// token, access_token, refresh_token, id_token, secret, client_secret,
+// jwt_secret, cookie, set_cookie, api_key, apikey, x_api_key, private_key,
+// database_url and redis_url, and keys ending in _password, _token,
+// _secret or _key (as in new_password, refresh_token, signing_key); case is
+// ignored and '-' reads as '_'. It does not allocate for keys up to 64
+// bytes: it runs on every attribute of every record.
 func IsSensitiveKey(key string) bool {
 	var buf [64]byte
 	if len(key) > len(buf) {
-		return isSensitiveNormalized(strings.ToLower(strings.ReplaceAll(key, "-", "_")))
+		return isSensitiveNormalized([]byte(strings.ToLower(strings.ReplaceAll(key, "-", "_"))))
 	}
 	k := buf[:len(key)]
 	for i := 0; i < len(key); i++ {
@@ -84,35 +64,27 @@ func IsSensitiveKey(key string) bool {
 		}
 		k[i] = c
 	}
-	if sensitiveKeys[string(k)] { // map index with string(bytes) does not allocate
-		return true
-	}
-	for _, suf := range sensitiveSuffixes {
-		if bytes.HasSuffix(k, []byte(suf)) {
-			return true
-		}
-	}
-	return false
+	return isSensitiveNormalized(k)
 }
 
-func isSensitiveNormalized(k string) bool {
-	if sensitiveKeys[k] {
+func isSensitiveNormalized(k []byte) bool {
+	switch string(k) { // compiled to comparisons: no allocation, no hashing
+	case "authorization", "proxy_authorization", "password", "passwd", "token", "access_token",
+		"refresh_token", "id_token", "secret", "client_secret", "jwt_secret", "cookie", "set_cookie",
+		"api_key", "apikey", "x_api_key", "private_key", "database_url", "redis_url":
 		return true
 	}
-	for _, suf := range sensitiveSuffixes {
-		if strings.HasSuffix(k, suf) {
-			return true
-		}
-	}
-	return false
+	return bytes.HasSuffix(k, []byte("_password")) || bytes.HasSuffix(k, []byte("_token")) ||
+		bytes.HasSuffix(k, []byte("_secret")) || bytes.HasSuffix(k, []byte("_key"))
 }
-
-var sensitiveSuffixes = []string{"_password", "_token", "_secret", "_key"}
 
 // redact is the ReplaceAttr of every handler New builds: it runs on all
 // attributes, including those added with Logger.With and inside groups, so
 // callers cannot forget it.
-func redact(_ []string, a slog.Attr) slog.Attr {
+func redact(groups []string, a slog.Attr) slog.Attr {
+	if len(groups) == 0 && (a.Key == slog.TimeKey || a.Key == slog.LevelKey || a.Key == slog.MessageKey) {
+		return a // the built-ins, on every record
+	}
 	if IsSensitiveKey(a.Key) {
 		return slog.String(a.Key, Redacted)
 	}

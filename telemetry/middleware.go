@@ -126,11 +126,10 @@ func (t *Telemetry) serve(w http.ResponseWriter, r *http.Request, mux Router) {
 		if span.IsRecording() {
 			if code >= 500 {
 				// Server spans mark only 5xx as errors; 4xx are the client's.
-				span.SetAttributes(semconv.HTTPResponseStatusCode(code), semconv.HTTPResponseBodySize(int(st.rw.bytes)),
-					semconv.ErrorTypeKey.String(strconv.Itoa(code)))
+				span.SetAttributes(semconv.HTTPResponseStatusCode(code), semconv.ErrorTypeKey.String(strconv.Itoa(code)))
 				span.SetStatus(codes.Error, http.StatusText(code))
 			} else {
-				span.SetAttributes(semconv.HTTPResponseStatusCode(code), semconv.HTTPResponseBodySize(int(st.rw.bytes)))
+				span.SetAttributes(semconv.HTTPResponseStatusCode(code))
 			}
 		}
 		span.End()
