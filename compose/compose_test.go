@@ -645,6 +645,13 @@ func TestGrafanaProvisioning(t *testing.T) {
 		t.Fatal("no dashboard provider found")
 	}
 
+	// The home dashboard is one of the mounted dashboards.
+	if home := envValue(g, "GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"); home != "" {
+		if h := hostPathOf(g, home); h == "" || !fileExists(h) {
+			t.Errorf("GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH %s is not a mounted dashboard (host path %q)", home, h)
+		}
+	}
+
 	// Every datasource a dashboard uses is provisioned, directly or through
 	// a datasource template variable.
 	dashboards, _ := filepath.Glob(filepath.Join(jsonDir, "*.json"))
