@@ -8,7 +8,6 @@ package tcpproxy
 
 import (
 	"errors"
-	"io"
 	"net"
 	"sync"
 )
@@ -22,9 +21,9 @@ const (
 	// Refuse closes every connection, existing and new, as soon as it is
 	// accepted: the server looks down (connection reset / EOF).
 	Refuse
-	// Blackhole keeps accepting connections but never forwards a byte and
-	// closes existing ones: the server looks hung, so only the client's
-	// timeouts end a call.
+	// Blackhole is a network partition: new connections are accepted and
+	// never answered, and open ones stay open but go silent (bytes both
+	// ways are dropped). Only the client's own timeouts end its calls.
 	Blackhole
 )
 
@@ -57,15 +56,20 @@ func Start(target string) (*Proxy, error) {
 // Addr is the proxy's listen address, host:port.
 func (p *Proxy) Addr() string { return p.ln.Addr().String() }
 
-// Set switches the mode. Changing it closes every open connection, so
-// clients notice at their next read or write and reconnect.
+// Set switches the mode. Every change closes the open connections (clients
+// notice at their next read or write and reconnect), except from Forward to
+// Blackhole, which leaves them open and silent.
 func (p *Proxy) Set(m Mode) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if m == p.mode {
 		return
 	}
+	old := p.mode
 	p.mode = m
+	if old == Forward && m == Blackhole {
+		return
+	}
 	for c := range p.conns {
 		c.Close()
 		delete(p.conns, c)
@@ -153,7 +157,29 @@ func (p *Proxy) forward(c net.Conn) {
 	stop := func() { once.Do(func() { p.untrack(c, s) }) }
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); io.Copy(s, c); stop() }()
-	go func() { defer wg.Done(); io.Copy(c, s); stop() }()
+	go func() { defer wg.Done(); p.pump(s, c); stop() }()
+	go func() { defer wg.Done(); p.pump(c, s); stop() }()
 	wg.Wait()
+}
+
+// pump copies src to dst while the proxy forwards, and drops what it reads
+// while it is blackholed.
+func (p *Proxy) pump(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.mu.Lock()
+			forward := p.mode == Forward
+			p.mu.Unlock()
+			if forward {
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					return
+				}
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }

@@ -82,14 +82,35 @@ func TestProxyModes(t *testing.T) {
 		t.Fatal("refuse: round trip succeeded")
 	}
 
+	p.Set(Forward)
+	// An open connection goes silent when blackholed.
+	open, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer open.Close()
+	r := bufio.NewReader(open)
+	open.Write([]byte("a\n"))
+	if _, err := r.ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
 	p.Set(Blackhole)
-	err = roundTrip(p.Addr())
-	if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
-		t.Fatalf("blackhole: got %v, want a timeout", err)
+	open.SetDeadline(time.Now().Add(300 * time.Millisecond))
+	open.Write([]byte("b\n"))
+	if _, err := r.ReadString('\n'); !isTimeout(err) {
+		t.Fatalf("open connection while blackholed: got %v, want a timeout", err)
+	}
+	if err := roundTrip(p.Addr()); !isTimeout(err) {
+		t.Fatalf("new connection while blackholed: got %v, want a timeout", err)
 	}
 
 	p.Set(Forward)
 	if err := roundTrip(p.Addr()); err != nil {
 		t.Fatalf("restored: %v", err)
 	}
+}
+
+func isTimeout(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
 }
