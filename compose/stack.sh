@@ -10,6 +10,8 @@
 # Alertmanager and the Slack sink as local processes on loopback, under
 # .run/stack (compose/cmd/nativestack). STACK_MODE=docker|native forces a mode.
 # Ports: the STACK_*_PORT variables (compose/.env.example lists them).
+# Secrets: compose/.env (STACK_ENV_FILE), created with random values when
+# missing; existing values are never overwritten.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -17,8 +19,8 @@ repo=$(pwd)
 cmd=${1:-}
 mode=${STACK_MODE:-auto}
 run_dir=${STACK_RUN_DIR:-.run/stack}
-env_file=compose/.env
-compose=(docker compose -f compose/compose.yaml)
+env_file=${STACK_ENV_FILE:-compose/.env}
+compose=(docker compose -f compose/compose.yaml --env-file "$env_file")
 
 usage() {
   echo "usage: $0 up|down|status   (STACK_MODE=auto|docker|native, VOLUMES=1 for down)" >&2
@@ -93,6 +95,7 @@ URLS
 }
 
 docker_down() {
+  ensure_env # compose interpolates the file even to take it down
   local flags=(--remove-orphans)
   [ "${VOLUMES:-0}" = 1 ] && flags+=(--volumes)
   "${compose[@]}" --profile load down "${flags[@]}"
@@ -137,6 +140,7 @@ case "$cmd" in
     esac ;;
   status)
     if [ "$mode" != native ] && docker_ready; then
+      ensure_env
       "${compose[@]}" ps
     fi
     [ "$mode" = docker ] || native status ;;
