@@ -254,10 +254,18 @@ func decodeProblem(t *testing.T, h http.Header, b []byte) problem {
 }
 
 func TestPostgresOutageThroughTheAPI(t *testing.T) {
+	short := map[string]string{"DB_QUERY_TIMEOUT": "1s", "DB_CONNECT_TIMEOUT": "500ms"}
 	for _, tc := range []struct {
 		name string
 		mode tcpproxy.Mode
-	}{{"refused", tcpproxy.Refuse}, {"hung", tcpproxy.Blackhole}} {
+		env  map[string]string
+	}{
+		{"refused", tcpproxy.Refuse, short},
+		{"hung", tcpproxy.Blackhole, short},
+		// The defaults (5 s query timeout, 2 s connect timeout, 2 s
+		// readiness checks) meet "503 within 5 s" on their own.
+		{"hung with default timeouts", tcpproxy.Blackhole, nil},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
 			direct := pgtest.NewDatabase(t)
 			p, err := tcpproxy.Start(pgtest.Host(t, direct))
@@ -265,14 +273,16 @@ func TestPostgresOutageThroughTheAPI(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer p.Close()
-			api := startDepAPI(t, map[string]string{
+			env := map[string]string{
 				"DATABASE_URL":       pgtest.WithHost(t, direct, p.Addr()),
 				"DB_MIN_CONNS":       "2",
 				"DB_MAX_CONNS":       "8",
-				"DB_QUERY_TIMEOUT":   "1s",
-				"DB_CONNECT_TIMEOUT": "500ms",
 				"RATE_LIMIT_ENABLED": "false",
-			})
+			}
+			for k, v := range tc.env {
+				env[k] = v
+			}
+			api := startDepAPI(t, env)
 			token := api.signup(t, "pgowner")
 			st, id := api.createItem(t, token, "before")
 			if st != http.StatusCreated {
@@ -296,23 +306,29 @@ func TestPostgresOutageThroughTheAPI(t *testing.T) {
 			})
 			t.Logf("readiness 503 naming the database %v after the cut", took.Round(time.Millisecond))
 
+			// Requests that need the database get a 503 problem, bounded by
+			// the query timeout (the client gives up at 15 s: a hang).
+			var wg sync.WaitGroup
 			for _, req := range []struct{ method, path, body string }{
 				{"GET", fmt.Sprintf("/api/v1/items/%d", id), ""},
 				{"GET", "/api/v1/items", ""},
 				{"POST", "/api/v1/items", `{"name":"during"}`},
 				{"GET", "/api/v1/users/me", ""},
 			} {
-				start := time.Now()
-				st, h, b := api.do(t, req.method, req.path, token, req.body)
-				if st != http.StatusServiceUnavailable {
-					t.Errorf("%s %s with the database down: %d %s, want 503", req.method, req.path, st, b)
-					continue
-				}
-				if pr := decodeProblem(t, h, b); pr.Status != 503 || h.Get("Retry-After") == "" {
-					t.Errorf("%s %s: problem %+v, Retry-After %q", req.method, req.path, pr, h.Get("Retry-After"))
-				}
-				t.Logf("%s %s: 503 after %v", req.method, req.path, time.Since(start).Round(time.Millisecond))
+				wg.Go(func() {
+					start := time.Now()
+					st, h, b := api.do(t, req.method, req.path, token, req.body)
+					if st != http.StatusServiceUnavailable {
+						t.Errorf("%s %s with the database down: %d %s, want 503", req.method, req.path, st, b)
+						return
+					}
+					if pr := decodeProblem(t, h, b); pr.Status != 503 || h.Get("Retry-After") == "" {
+						t.Errorf("%s %s: problem %+v, Retry-After %q", req.method, req.path, pr, h.Get("Retry-After"))
+					}
+					t.Logf("%s %s: 503 after %v", req.method, req.path, time.Since(start).Round(time.Millisecond))
+				})
 			}
+			wg.Wait()
 			if v, ok := api.metric(t, "app_dependency_up", map[string]string{"dependency": "database"}); !ok || v != 0 {
 				t.Errorf(`app_dependency_up{dependency="database"} = %v (present %v), want 0`, v, ok)
 			}
