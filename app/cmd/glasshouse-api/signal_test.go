@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestSIGTERMCompletesInFlightRequest builds the real binary, starts it,
+// and sends it SIGTERM while a request is in flight: the request completes
+// with 201 after the listener has closed, and the process exits 0.
+func TestSIGTERMCompletesInFlightRequest(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	if runtime.GOOS == "windows" {
+		t.Skip("no SIGTERM on Windows")
+	}
+	bin := filepath.Join(t.TempDir(), "glasshouse-api")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	addr := freeAddr(t)
+	base := "http://" + addr
+	logs := &syncBuffer{}
+	cmd := exec.Command(bin, "-env-file=")
+	cmd.Env = append(os.Environ(), "ADDR="+addr, "ADMIN_ADDR="+freeAddr(t), "DATA_DIR="+t.TempDir(),
+		"LOG_FORMAT=json", "SHUTDOWN_TIMEOUT=10s", "RATE_LIMIT_ENABLED=false")
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+	})
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if resp, err := http.Get(base + "/health/ready"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready:\n%s", logs)
+		}
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	call(t, "POST", base+"/api/v1/users", "", `{"username":"sig","email":"sig@example.com","password":"Passw0rd!"}`, nil)
+	call(t, "POST", base+"/api/v1/auth/login", "", `{"username":"sig","password":"Passw0rd!"}`, &tok)
+
+	pr, pw := io.Pipe()
+	wrote := make(chan struct{})
+	req, _ := http.NewRequest("POST", base+"/api/v1/items", pr)
+	req = req.WithContext(httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{WroteHeaders: func() { close(wrote) }}))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	status := make(chan int, 1)
+	go func() {
+		resp, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true}}).Do(req)
+		if err != nil {
+			t.Errorf("in-flight request: %v", err)
+			status <- 0
+			return
+		}
+		resp.Body.Close()
+		status <- resp.StatusCode
+	}()
+	io.WriteString(pw, `{"name":"sig`)
+	<-wrote
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("the listener never closed after SIGTERM")
+		}
+	}
+	io.WriteString(pw, `term"}`)
+	pw.Close()
+	if got := <-status; got != 201 {
+		t.Errorf("in-flight request finished with %d, want 201", got)
+	}
+	select {
+	case err := <-exited:
+		exited <- err
+		if err != nil {
+			t.Errorf("process exited with %v, want 0\n%s", err, logs)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("process did not exit after SIGTERM")
+	}
+	if !strings.Contains(logs.String(), "shutdown complete") {
+		t.Errorf("no shutdown log:\n%s", logs)
+	}
+}
