@@ -369,3 +369,50 @@ func TestNativeStackFailureStopsEverything(t *testing.T) {
 		l.Close()
 	}
 }
+
+// TestNativeStackWithoutPrometheus runs stack-up where Prometheus and
+// Alertmanager are not installed: the API and the Slack sink still start,
+// and the output says what to install.
+func TestNativeStackWithoutPrometheus(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real processes; skipped with -short")
+	}
+	dir := t.TempDir()
+	vals := map[string]string{
+		"STACK_RUN_DIR":    filepath.Join(dir, "run"),
+		"PROMETHEUS_BIN":   filepath.Join(dir, "no-prometheus"),
+		"ALERTMANAGER_BIN": filepath.Join(dir, "no-alertmanager"),
+	}
+	for _, k := range []string{"STACK_API_PORT", "STACK_API_ADMIN_PORT", "STACK_PROMETHEUS_PORT", "STACK_ALERTMANAGER_PORT", "STACK_SLACKSINK_PORT", "STACK_LOAD_PORT"} {
+		vals[k] = fmt.Sprint(freePort(t))
+	}
+	cfg, err := stack.FromEnv(repo(t), func(k string) string { return vals[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	var out bytes.Buffer
+	if err := stack.Up(ctx, cfg, &out, io.Discard); err != nil {
+		t.Fatalf("stack-up without Prometheus: %v", err)
+	}
+	t.Cleanup(func() { _ = stack.Down(context.Background(), cfg, io.Discard, false) })
+	t.Logf("stack-up:\n%s", out.String())
+	for _, want := range []string{
+		"Not started: Prometheus", "Not started: Alertmanager", stack.InstallHint, "API docs", "Needs Docker",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("stack-up output lacks %q", want)
+		}
+	}
+	if strings.Contains(out.String(), "http://127.0.0.1:"+vals["STACK_PROMETHEUS_PORT"]) {
+		t.Error("stack-up printed a Prometheus URL though Prometheus did not start")
+	}
+	var down bytes.Buffer
+	if err := stack.Down(ctx, cfg, &down, false); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(down.String(), "stopped api") {
+		t.Errorf("stack-down: %s", down.String())
+	}
+}

@@ -433,7 +433,7 @@ func findBin(explicit string, names ...string) (string, error) {
 	if explicit != "" {
 		p, err := exec.LookPath(explicit)
 		if err != nil {
-			return "", fmt.Errorf("%s: %w", explicit, err)
+			return "", fmt.Errorf("%s is not an executable file", explicit)
 		}
 		return p, nil
 	}
