@@ -12,6 +12,8 @@ package redislimit
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -110,7 +112,7 @@ func (l *Limiter) Allow(ctx context.Context, key string, lim ratelimit.Limit) (r
 	}
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
-	res, err := gcra.Run(ctx, l.rdb, []string{l.prefix + key}, interval, lim.Burst, now).Int64Slice()
+	res, err := gcra.Run(ctx, l.rdb, []string{l.prefix + shortKey(key)}, interval, lim.Burst, now).Int64Slice()
 	if err != nil {
 		return ratelimit.Decision{}, fmt.Errorf("redislimit: allow %q: %w", key, err)
 	}
@@ -124,4 +126,16 @@ func (l *Limiter) Allow(ctx context.Context, key string, lim ratelimit.Limit) (r
 		RetryAfter: time.Duration(res[2]) * time.Microsecond,
 		ResetAfter: time.Duration(res[3]) * time.Microsecond,
 	}, nil
+}
+
+// maxKeyLen bounds the key bytes stored in Redis: keys carry client input
+// (IP addresses, usernames), and a long one is replaced by its SHA-256.
+const maxKeyLen = 128
+
+func shortKey(key string) string {
+	if len(key) <= maxKeyLen {
+		return key
+	}
+	sum := sha256.Sum256([]byte(key))
+	return "sha256:" + hex.EncodeToString(sum[:])
 }

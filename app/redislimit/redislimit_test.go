@@ -2,6 +2,7 @@ package redislimit_test
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -188,5 +189,35 @@ func TestRedisDown(t *testing.T) {
 			}
 			mu.Unlock()
 		})
+	}
+}
+
+// Keys carry client input; a long one is stored hashed, and still limits.
+func TestLongKeysAreHashed(t *testing.T) {
+	rdb := redistest.Client(t, "")
+	prefix := redistest.Prefix(t)
+	l := redislimit.New(rdb, redislimit.Options{Prefix: prefix})
+	long := "login:" + strings.Repeat("x", 100_000)
+	lim := ratelimit.Limit{Rate: 1, Period: time.Hour, Burst: 2}
+	for i, want := range []bool{true, true, false} {
+		d, err := l.Allow(t.Context(), long, lim)
+		if err != nil || d.Allowed != want {
+			t.Fatalf("request %d: %+v, %v; want allowed=%v", i+1, d, err, want)
+		}
+	}
+	if d, _ := l.Allow(t.Context(), long+"y", lim); !d.Allowed {
+		t.Error("a different long key shares the first one's quota")
+	}
+	keys, err := rdb.Keys(t.Context(), prefix+"*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		if len(k) > len(prefix)+128 {
+			t.Errorf("stored key of %d bytes", len(k))
+		}
+	}
+	if len(keys) != 2 {
+		t.Errorf("%d keys stored, want 2", len(keys))
 	}
 }
