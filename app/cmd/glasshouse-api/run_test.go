@@ -258,6 +258,7 @@ func TestGracefulShutdown(t *testing.T) {
 	}()
 	io.WriteString(pw, `{"name":"in fl`)
 	<-wrote
+	waitInFlight(t, in.admin, 1)
 
 	in.cancel() // what SIGTERM does through signal.NotifyContext
 
@@ -336,5 +337,26 @@ func TestHealthSubcommand(t *testing.T) {
 	}
 	if err := run(t.Context(), []string{"glasshouse-api", "health", "-url", in.base + "/nope"}, env, nil, &out, &out); err == nil {
 		t.Error("health against a 404 succeeded")
+	}
+}
+
+// waitInFlight polls the admin /metrics until the server reports n
+// requests in its handlers, so a shutdown test knows its request was
+// accepted and is being served (not just sitting in the accept backlog).
+func waitInFlight(t *testing.T, admin string, n int) {
+	t.Helper()
+	want := fmt.Sprintf("http_server_active_requests %d", n)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		resp, err := http.Get(admin + "/metrics")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.Contains(string(b), want+"\n") {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server never reported %q", want)
+		}
 	}
 }

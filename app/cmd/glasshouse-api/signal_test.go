@@ -31,11 +31,11 @@ func TestSIGTERMCompletesInFlightRequest(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	addr := freeAddr(t)
+	addr, adminAddr := freeAddr(t), freeAddr(t)
 	base := "http://" + addr
 	logs := &syncBuffer{}
 	cmd := exec.Command(bin, "-env-file=")
-	cmd.Env = append(os.Environ(), "ADDR="+addr, "ADMIN_ADDR="+freeAddr(t), "DATA_DIR="+t.TempDir(),
+	cmd.Env = append(os.Environ(), "ADDR="+addr, "ADMIN_ADDR="+adminAddr, "DATA_DIR="+t.TempDir(),
 		"LOG_FORMAT=json", "SHUTDOWN_TIMEOUT=10s", "RATE_LIMIT_ENABLED=false")
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
@@ -83,6 +83,7 @@ func TestSIGTERMCompletesInFlightRequest(t *testing.T) {
 	}()
 	io.WriteString(pw, `{"name":"sig`)
 	<-wrote
+	waitInFlight(t, "http://"+adminAddr, 1)
 
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
