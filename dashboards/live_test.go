@@ -16,7 +16,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -36,6 +35,19 @@ const (
 	liveMaxRequests  = 20000             // hard cap on driver requests
 	liveLoadDuration = 3 * time.Minute   // load generator run (killed earlier)
 	liveHTTPTimeout  = 10 * time.Second
+
+	// The request mix: liveSlowClients clients upload bodies with a
+	// liveSlowPause pause (slower than the 250ms latency SLO threshold),
+	// and each round of fast requests ends with liveBurst more slow
+	// uploads at once, past the concurrency limit (liveConcurrency in
+	// flight), so the API rejects some with 503. Well over 14.4% of non-5xx
+	// requests are slow and several percent of all requests are 503:
+	// enough for both SLOs' fast-burn alerts (14.4x budget) to go pending.
+	liveSlowClients = 6
+	liveSlowPause   = 300 * time.Millisecond
+	liveBurst       = 6
+	liveConcurrency = 8
+	livePause       = 300 * time.Millisecond
 )
 
 // liveAllow lists queries allowed to return no data in the live run, each
@@ -45,6 +57,7 @@ const (
 var liveAllow = map[string]string{
 	"glasshouse-red/Recovered panics/A":                       "no handler panics in a healthy API; app_http_panics_recovered_total{route} appears only after one",
 	"glasshouse-runtime/Rate-limit decisions without Redis/A": "app_ratelimit_fallback_total{mode} appears only while Redis is unreachable",
+	"glasshouse-loadtest/Iterations and dropped iterations/B": "the generator drops iterations only when every VU is busy; a 2 iterations/s run never does, and k6_dropped_iterations_total appears with the first drop",
 }
 
 // TestLive proves every dashboard query returns data: it builds and starts
@@ -70,9 +83,6 @@ func TestLive(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if _, err := os.Stat(filepath.Join(root, "app/cmd/glasshouse-api")); err != nil {
-		t.Skip("app/cmd/glasshouse-api does not exist yet: nothing to scrape")
-	}
 	apiBin := goBuild(t, root, "./app/cmd/glasshouse-api", dir)
 	apiAddr, adminAddr, promAddr := freeAddr(t), freeAddr(t), freeAddr(t)
 	env := []string{
@@ -80,6 +90,7 @@ func TestLive(t *testing.T) {
 		"DATA_DIR=" + filepath.Join(dir, "data"),
 		"APP_ENV=development", "LOG_FORMAT=json", "LOG_LEVEL=info",
 		"OTEL_SERVICE_NAME=glasshouse-api",
+		"CONCURRENCY_LIMIT=" + strconv.Itoa(liveConcurrency),
 	}
 	allow := maps.Clone(liveAllow)
 	if u := os.Getenv("TEST_DATABASE_URL"); u != "" {
@@ -101,7 +112,7 @@ func TestLive(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(root, "loadtest/cmd/glasshouse-load")); err == nil {
 		loadBin := goBuild(t, root, "./loadtest/cmd/glasshouse-load", dir)
 		loadAddr = freeAddr(t)
-		startProc(t, "load", loadBin, loadArgs("http://"+apiAddr, loadAddr), nil, filepath.Join(dir, "load.log"))
+		startProc(t, "load", loadBin, loadArgs(root, "http://"+apiAddr, loadAddr), nil, filepath.Join(dir, "load.log"))
 	} else {
 		t.Log("loadtest/cmd/glasshouse-load does not exist yet: the load-test dashboard's k6_* queries are allowed to be empty")
 	}
@@ -122,7 +133,7 @@ func TestLive(t *testing.T) {
 
 	// Drive traffic until the evaluation is over.
 	ctx, stop := context.WithCancel(t.Context())
-	drv := &driver{api: "http://" + apiAddr, admin: "http://" + adminAddr, client: &http.Client{Timeout: liveHTTPTimeout}}
+	drv := &driver{api: "http://" + apiAddr, client: &http.Client{Timeout: liveHTTPTimeout}}
 	var wg sync.WaitGroup
 	wg.Go(func() { drv.run(ctx, t) })
 	t.Cleanup(func() { stop(); wg.Wait() })
@@ -221,7 +232,7 @@ func TestLive(t *testing.T) {
 	checkRules(t, prom)
 	checkExemplars(t, prom, drv.traceIDs())
 	if t.Failed() {
-		t.Logf("API log tail:\n%s", tail(apiLog, 30))
+		t.Logf("API log tail:\n%s", tail(apiLog, 8))
 		t.Logf("Prometheus log tail:\n%s", tail(promLog, 20))
 	}
 }
@@ -237,20 +248,21 @@ func liveVars(sloName string) map[string]string {
 	}
 }
 
-// loadArgs runs the load generator's smoke scenario against api with its
-// Prometheus endpoint on addr, long enough to outlive the evaluation.
-func loadArgs(api, addr string) []string {
-	return []string{"-target", api, "-scenario", "smoke", "-prometheus", "-prometheus-addr", addr, "-duration", liveLoadDuration.String()}
+// loadArgs runs the load generator's "average" scenario (a ramping
+// arrival rate, so schedule lag is measured) at a low rate against api, with
+// its Prometheus endpoint on addr, long enough to outlive the evaluation.
+func loadArgs(root, api, addr string) []string {
+	return []string{"-target", api, "-scenario", "average", "-rate", "2", "-users", "3",
+		"-duration", liveLoadDuration.String(), "-slo", filepath.Join(root, "alerts/slo.yaml"),
+		"-prometheus", "-prometheus-addr", addr, "-quiet"}
 }
 
 // goBuild builds pkg (relative to root) into dir and returns the binary.
 func goBuild(t *testing.T, root, pkg, dir string) string {
 	t.Helper()
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goBin); err != nil {
-		if goBin, err = exec.LookPath("go"); err != nil {
-			t.Fatalf("no go tool to build %s: %v", pkg, err)
-		}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("no go tool in PATH to build %s: %v", pkg, err)
 	}
 	out := filepath.Join(dir, filepath.Base(pkg))
 	cmd := exec.CommandContext(t.Context(), goBin, "build", "-o", out, pkg)
@@ -530,18 +542,16 @@ func checkExemplars(t *testing.T, prom string, seen map[string]bool) {
 }
 
 // driver sends a bounded, repeating mix of requests: sign-ups, logins
-// (some failing, some rate-limited), item CRUD, 404s, 422s, 401s,
-// unmatched paths, and 5xx and slow requests from the fault injector when
-// the admin listener has one.
+// (some failing, some rate-limited), item CRUD, 404s, 422s, 401s, unmatched
+// paths, slow uploads and bursts past the concurrency limit (503).
 type driver struct {
-	api, admin string
-	client     *http.Client
+	api    string
+	client *http.Client
 
-	mu     sync.Mutex
-	codes  map[int]int
-	ids    map[string]bool
-	faults string
-	n      int
+	mu      sync.Mutex
+	codes   map[int]int
+	ids     map[string]bool
+	n, slow int
 }
 
 func (d *driver) stats() string {
@@ -556,7 +566,7 @@ func (d *driver) stats() string {
 	for _, k := range keys {
 		parts = append(parts, fmt.Sprintf("%d:%d", k, d.codes[k]))
 	}
-	return fmt.Sprintf("%d requests, status %s, faults: %s", d.n, strings.Join(parts, " "), d.faults)
+	return fmt.Sprintf("%d requests (%d slow uploads), status %s", d.n, d.slow, strings.Join(parts, " "))
 }
 
 func (d *driver) traceIDs() map[string]bool {
@@ -646,7 +656,17 @@ func (d *driver) run(ctx context.Context, t *testing.T) {
 	for range 8 {
 		d.do(ctx, http.MethodPost, "/api/v1/auth/login", "", map[string]string{"username": users[0].name, "password": "Wrong-pass1!"})
 	}
-	d.faults = d.enableFaults(ctx)
+	// Slow requests: clients that upload their body slowly keep handlers
+	// busy for liveSlowPause, so the latency SLO has bad events (and its
+	// fast-burn alert goes pending) without any fault injection.
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for range liveSlowClients {
+		wg.Go(func() {
+			for ctx.Err() == nil && d.slowUpload(ctx, users[0].token) {
+			}
+		})
+	}
 	for i := 0; ctx.Err() == nil; i++ {
 		u := users[i%len(users)]
 		code, b := d.do(ctx, http.MethodPost, "/api/v1/items", u.token, map[string]string{"name": fmt.Sprintf("item %d", i), "description": "made by the dashboards live test"})
@@ -668,6 +688,14 @@ func (d *driver) run(ctx context.Context, t *testing.T) {
 		d.do(ctx, http.MethodPost, "/api/v1/users", "", map[string]string{"username": "x", "email": "bad"}) // 422
 		d.do(ctx, http.MethodGet, "/no/such/path", "", nil)                                                 // unmatched
 		d.do(ctx, http.MethodGet, "/health", "", nil)
+		// 5xx: a burst of slow uploads on top of the slow clients holds
+		// more requests in flight than the concurrency limit allows, and
+		// the API answers the excess with fast 503s.
+		var burst sync.WaitGroup
+		for range liveBurst {
+			burst.Go(func() { d.slowUpload(ctx, u.token) })
+		}
+		burst.Wait()
 		if i%10 == 0 {
 			if _, ok := d.signup(ctx, t); !ok && ctx.Err() == nil {
 				t.Log("driver: periodic sign-up failed")
@@ -675,38 +703,62 @@ func (d *driver) run(ctx context.Context, t *testing.T) {
 		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(50 * time.Millisecond):
+		case <-time.After(livePause):
 		}
-		d.mu.Lock()
-		capped := d.n >= liveMaxRequests
-		d.mu.Unlock()
-		if capped {
+		if d.capped() {
 			t.Log("driver: request cap reached")
 			return
 		}
 	}
 }
 
-// enableFaults switches on the API's fault injector (admin listener,
-// /debug/fault) for some 5xx and slow responses, and reports what it did.
-func (d *driver) enableFaults(ctx context.Context) string {
-	return enableFaults(ctx, d.client, d.admin)
+func (d *driver) capped() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.n >= liveMaxRequests
 }
 
-// enableFaults probes the admin listener's fault injector and, when there
-// is one, asks it for some 5xx and slow responses.
-func enableFaults(ctx context.Context, c *http.Client, admin string) string {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, admin+"/debug/fault", nil)
-	if err != nil {
-		return err.Error()
+// slowUpload creates an item whose JSON body arrives in two parts
+// liveSlowPause apart. It reports false when the request cap is reached.
+func (d *driver) slowUpload(ctx context.Context, token string) bool {
+	d.mu.Lock()
+	if d.n >= liveMaxRequests {
+		d.mu.Unlock()
+		return false
 	}
-	resp, err := c.Do(req)
+	d.n++
+	d.mu.Unlock()
+	pr, pw := io.Pipe()
+	go func() {
+		_, _ = io.WriteString(pw, `{"name":"slow upload",`)
+		select {
+		case <-ctx.Done():
+			pw.CloseWithError(ctx.Err())
+			return
+		case <-time.After(liveSlowPause):
+		}
+		_, _ = io.WriteString(pw, `"description":"body sent slowly by the dashboards live test"}`)
+		pw.Close()
+	}()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.api+"/api/v1/items", pr)
 	if err != nil {
-		return err.Error()
+		return false
 	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := d.client.Do(req)
+	if err != nil {
+		pr.CloseWithError(err)
+		return ctx.Err() == nil
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode == http.StatusNotFound {
-		return "none (the admin listener has no /debug/fault yet)"
+	d.mu.Lock()
+	if d.codes == nil {
+		d.codes, d.ids = map[int]int{}, map[string]bool{}
 	}
-	return "TODO"
+	d.codes[resp.StatusCode]++
+	d.slow++
+	d.mu.Unlock()
+	return true
 }
