@@ -33,7 +33,7 @@ func TestReadyFailsNamingTheCheck(t *testing.T) {
 	block := make(chan struct{})
 	t.Cleanup(func() { close(block) })
 	f := newFixture(t, func(o *Options) {
-		o.CheckTimeout = 50 * time.Millisecond
+		o.CheckTimeout = 300 * time.Millisecond
 		o.Checks = append(o.Checks,
 			app.Check{Name: "broken", Check: func(context.Context) error { return errors.New("dial tcp 10.1.2.3:5432: refused") }},
 			app.Check{Name: "cache", Optional: true, Check: func(context.Context) error { return errors.New("redis down") }},
@@ -69,8 +69,8 @@ func TestReadyFailsNamingTheCheck(t *testing.T) {
 	for _, c := range d.Checks {
 		byName[c.Name] = c
 	}
-	if c := byName["stuck"]; c.Error != "timeout" || c.LatencyMS < 40 {
-		t.Errorf("stuck check = %+v; want error timeout after about 50 ms", c)
+	if c := byName["stuck"]; c.Error != "timeout" || c.LatencyMS < 250 {
+		t.Errorf("stuck check = %+v; want error timeout after about 300 ms", c)
 	}
 	if c := byName["cache"]; c.Status != "degraded" || !c.Optional {
 		t.Errorf("cache check = %+v", c)
