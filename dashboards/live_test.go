@@ -229,6 +229,12 @@ func TestLive(t *testing.T) {
 	}
 	t.Logf("%d queries returned data, %d allowed empty, %d failed", passed, allowed, len(qs)-passed-allowed)
 
+	if os.Getenv("TEST_DATABASE_URL") != "" {
+		// The pool panels must show PostgreSQL's pool, not SQLite's.
+		if n, err := promQuery(ctx, prom, `app_db_pool_connections{job="glasshouse-api",db="postgres"}`); err != nil || n == 0 {
+			t.Errorf("TEST_DATABASE_URL is set but app_db_pool_connections has no db=\"postgres\" series (n=%d, err=%v)", n, err)
+		}
+	}
 	checkRules(t, prom)
 	checkExemplars(t, prom, drv.traceIDs())
 	if t.Failed() {
