@@ -200,13 +200,15 @@ func alertMappings() []any {
 }
 
 // rawBadRatio is o's bad-event ratio from the raw histogram of $job and
-// $instance, the same definition the rule generator records.
+// $instance, the same definition the rule generator records: for latency,
+// slow requests among the requests that did not fail with a 5xx (5xx are the
+// availability SLO's bad events, so both numerator and denominator exclude them).
 func rawBadRatio(o slo.SLO) string {
 	all := rate(durCount, "", "")
 	if o.SLI.Type == slo.Latency {
 		notFailed := rate(durCount, `code!~"5.."`, "")
 		fast := rate(durBucket, fmt.Sprintf(`code!~"5..",le=%q`, fmtFloat(o.SLI.ThresholdSeconds)), "")
-		return fmt.Sprintf("(%s - (%s or 0 * %s)) / %s", notFailed, fast, all, all)
+		return fmt.Sprintf("(%s - (%s or 0 * %s)) / %s", notFailed, fast, all, notFailed)
 	}
 	return errorRatio("5..", "")
 }
