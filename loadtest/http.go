@@ -220,17 +220,17 @@ func (t *tracer) clientTrace(now func() int64) *httptrace.ClientTrace {
 // iteration context and reused, and timeouts use one reusable timer, so a
 // request allocates only what net/http itself needs.
 type vuHTTP struct {
-	tr       tracer
-	trace    *httptrace.ClientTrace
-	base     context.Context // the context ctx derives from
-	ctx      context.Context // base + cancel (+ trace)
-	cancel   atomic.Pointer[context.CancelFunc]
-	timer    *time.Timer
-	timedOut atomic.Bool
-	urls     map[string]*url.URL
-	scratch  bytes.Buffer
-	keyBuf   []byte
-	keys     []string
+	tr      tracer
+	trace   *httptrace.ClientTrace
+	base    context.Context // the context ctx derives from
+	ctx     context.Context // base + cancel (+ trace)
+	cancel  atomic.Pointer[context.CancelFunc]
+	timer   *time.Timer
+	fired   chan struct{} // the timer's callback has finished
+	urls    map[string]*url.URL
+	scratch bytes.Buffer
+	keyBuf  []byte
+	keys    []string
 }
 
 func (h *vuHTTP) init(vu *VU) {
@@ -238,9 +238,10 @@ func (h *vuHTTP) init(vu *VU) {
 		h.trace = h.tr.clientTrace(vu.r.nanos)
 	}
 	h.urls = map[string]*url.URL{}
+	h.fired = make(chan struct{}, 1)
 	h.timer = time.AfterFunc(time.Hour, func() {
+		defer func() { h.fired <- struct{}{} }()
 		if c := h.cancel.Load(); c != nil {
-			h.timedOut.Store(true)
 			(*c)()
 		}
 	})
@@ -278,7 +279,7 @@ func (h *vuHTTP) url(raw string) (*url.URL, error) {
 		return nil, err
 	}
 	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-		return nil, fmt.Errorf("invalid URL %q: want http(s)://host/...", raw)
+		return nil, fmt.Errorf("invalid URL %q: want http(s)://host/path", raw)
 	}
 	if len(h.urls) >= 256 {
 		clear(h.urls)
@@ -327,7 +328,6 @@ func (vu *VU) Request(ctx context.Context, method, rawURL string, body []byte, p
 	}
 
 	h.tr.reset()
-	h.timedOut.Store(false)
 	start := r.nanos()
 	h.timer.Reset(timeout)
 	resp, err := r.transport.RoundTrip(req)
@@ -337,8 +337,10 @@ func (vu *VU) Request(ctx context.Context, method, rawURL string, body []byte, p
 		resp.Body.Close()
 	}
 	end := r.nanos()
-	if !h.timer.Stop() || h.timedOut.Load() {
-		// The timer fired: the context is cancelled; rebuild it next time.
+	if !h.timer.Stop() {
+		// The timer fired: wait for its callback so that it cannot cancel
+		// a later request's context, and rebuild the context next time.
+		<-h.fired
 		h.release()
 		if err != nil {
 			err = fmt.Errorf("request timeout after %s", timeout)

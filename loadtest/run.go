@@ -525,6 +525,7 @@ func (s *scenarioRun) iterate(vu *VU, ctx context.Context, lag time.Duration) {
 	start := time.Now()
 	err := s.call(ctx, vu)
 	end := time.Now()
+	vu.group = "" // a panic inside Group may have left it set
 	s.busy.Add(-1)
 	vu.Iteration++
 	switch {

@@ -10,7 +10,7 @@
 #   RATE [5000]         fixed rate (req/s) of the glasshouse-load and hey runs
 #   DURATION [10]       seconds per run
 #   CONNS [50]          connections / workers / pre-allocated VUs
-#   REPEATS [3]         interleaved repeats (the table shows median and range)
+#   REPEATS [3]         interleaved repeats (the table shows median and range; 0 runs only the memory check)
 #   MEM_DURATION [30]   seconds of the memory-flatness run (600 for the 10-minute check; 0 skips)
 #   TARGET_CPU [0] GEN_CPU [1]   cores for taskset
 set -euo pipefail
@@ -49,7 +49,7 @@ url="http://$(head -1 "$work/target.addr")/"
 echo "== target $url (pid $target_pid, core $TARGET_CPU); generators on core $GEN_CPU"
 
 drain() { # wait for TIME_WAIT sockets to drain (keep-alive keeps them few)
-  for _ in $(seq 30); do
+  for _ in $(seq 10); do
     n=$(ss -tan state time-wait 2>/dev/null | wc -l || echo 0)
     [ "$n" -lt 500 ] && return
     sleep 1
@@ -76,7 +76,9 @@ for run in $(seq "$REPEATS"); do
     -summary-trend-stats "$stats" -summary-export "$res/glasshouse-load-closed-$run.out"
 done
 
-"$work/report" -dir "$res" -rate "$RATE" -duration "$DURATION"
+if [ "$REPEATS" -gt 0 ]; then
+  "$work/report" -dir "$res" -rate "$RATE" -duration "$DURATION"
+fi
 
 if [ "$MEM_DURATION" -gt 0 ]; then
   echo "== memory flatness: glasshouse-load at $RATE/s for ${MEM_DURATION}s (RSS sampled every 5s)"

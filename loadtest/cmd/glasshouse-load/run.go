@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -36,6 +37,7 @@ type config struct {
 	quiet, noSummary, noProgress bool
 	noPhases                     bool
 	trendStats                   string
+	cpuProfile                   string
 }
 
 type tagFlag map[string]string
@@ -79,6 +81,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.BoolVar(&c.noSummary, "no-summary", false, "do not print the end-of-test summary")
 	fs.BoolVar(&c.noProgress, "no-progress", false, "no live progress line (it is also off when stderr is not a terminal or CI is set)")
 	fs.StringVar(&c.trendStats, "summary-trend-stats", "", "trend columns of the summary, e.g. avg,min,med,max,p(90),p(95),p(99)")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write the generator's CPU profile to this file (go tool pprof)")
 	fs.BoolVar(&c.noPhases, "no-http-phases", false, "skip per-request tracing (no blocked/connecting/sending/waiting/receiving trends)")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -172,6 +175,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		}()
 	}
 
+	if c.cpuProfile != "" {
+		f, err := os.Create(c.cpuProfile)
+		if err != nil {
+			return &loadtest.ConfigError{Err: fmt.Errorf("-cpuprofile: %w", err)}
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("-cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	res, runErr := rn.Run(ctx)
 	if res != nil {
 		if !c.quiet && !c.noSummary {
