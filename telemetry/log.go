@@ -125,8 +125,17 @@ func redactHeader(h http.Header) http.Header {
 // NewJSONHandler returns the JSON handler New uses in production: records
 // carry trace_id, span_id and request_id from their context, and sensitive
 // attributes are redacted. Tests use it to decode log lines.
+//
+// Middleware's access record, whose keys are fixed and not sensitive, skips
+// slog's generic path: it is encoded straight into a pooled buffer, the
+// same bytes slog would write, and written with one Write under the lock
+// the handler also takes for every other record.
 func NewJSONHandler(w io.Writer, level slog.Leveler) slog.Handler {
-	return NewContextHandler(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: redact}))
+	out := &lockedWriter{w: w}
+	return &jsonHandler{
+		contextHandler: contextHandler{slog.NewJSONHandler(out, &slog.HandlerOptions{Level: level, ReplaceAttr: redact})},
+		out:            out,
+	}
 }
 
 // NewTextHandler returns tint's coloured console handler with the same
@@ -221,6 +230,6 @@ func newLogger(cfg Config) (*slog.Logger, func(context.Context) error, error) {
 	if _, err := lj.Write(nil); err != nil {
 		return nil, nil, fmt.Errorf("log file %q: %w", cfg.LogFile, err)
 	}
-	h := slog.NewMultiHandler(base, NewJSONHandler(lj, level))
+	h := newTeeHandler(base, NewJSONHandler(lj, level))
 	return slog.New(h), func(context.Context) error { return lj.Close() }, nil
 }
