@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/attribute"
@@ -67,45 +68,86 @@ func (t *Telemetry) Middleware(mux Router) http.Handler {
 var serverSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}
 
 // requestState is everything Middleware keeps per request, in one
-// allocation: the context value and the ResponseWriter wrapper.
+// allocation: the request context, the ResponseWriter wrapper, the
+// response header values it sets and the access record.
 type requestState struct {
+	ctx  requestCtx
 	info requestInfo
 	rw   responseWriter
+	hdr  [2]string // X-Request-Id, Traceresponse
+	log  accessRecord
 }
+
+// requestCtx is the request's context: the span's context plus the
+// requestInfo, without a context.WithValue allocation.
+type requestCtx struct {
+	context.Context
+	info *requestInfo
+}
+
+func (c *requestCtx) Value(key any) any {
+	if key == any(requestInfoKey) {
+		return c.info
+	}
+	return c.Context.Value(key)
+}
+
+// attrPool holds the arrays the span attributes are gathered in before
+// SetAttributes copies them into the span.
+var attrPool = sync.Pool{New: func() any { return new([maxRequestAttrs]attribute.KeyValue) }}
 
 func (t *Telemetry) serve(w http.ResponseWriter, r *http.Request, mux Router) {
 	start := t.now()
 	_, pattern := mux.Handler(r)
-	route := t.routes.bound(routeFromPattern(pattern))
-	method := normalizeMethod(r.Method)
+	re := t.routes.lookup(pattern)
+	mi := methodIndex(r.Method)
 
 	ctx := r.Context()
 	if hasTraceHeaders(r.Header) {
 		ctx = t.propagator.Extract(ctx, propagation.HeaderCarrier(r.Header))
 	}
-	ctx, span := t.Tracer.Start(ctx, spanName(r.Method, route), serverSpan...)
+	ctx, span := t.Tracer.Start(ctx, re.spanNames[mi], serverSpan...)
 	sc := span.SpanContext()
-	if span.IsRecording() {
-		span.SetAttributes(requestAttrs(r, method, route)...)
-	}
 
-	st := &requestState{info: requestInfo{route: route, id: RequestID(ctx)}}
+	st := &requestState{info: requestInfo{route: re.route, id: RequestID(ctx)}}
 	st.rw.ResponseWriter = w
 	info := &st.info
+	generateID := false
 	if info.id == "" {
 		info.id = r.Header.Get(RequestIDHeader)
-		if !validRequestID(info.id) {
-			info.id = newRequestID()
-		}
+		generateID = !validRequestID(info.id)
 	}
 	h := w.Header()
-	h[RequestIDHeader] = []string{info.id}
 	if sc.IsValid() {
-		info.spanID = sc.SpanID()
-		info.traceHex, info.spanHex = sc.TraceID().String(), sc.SpanID().String()
-		h[TraceResponseHeader] = []string{"00-" + info.traceHex + "-" + info.spanHex + "-" + sc.TraceFlags().String()}
+		// One string holds the traceresponse value, the hex IDs (its
+		// substrings) and a generated request ID.
+		tid, sid := sc.TraceID(), sc.SpanID()
+		var buf [traceresponseLen + requestIDLen]byte
+		b := append(buf[:0], "00-"...)
+		b = appendHex(b, tid[:])
+		b = append(b, '-')
+		b = appendHex(b, sid[:])
+		b = append(b, '-')
+		f := byte(sc.TraceFlags())
+		b = append(b, hexDigits[f>>4], hexDigits[f&0xF])
+		if generateID {
+			b = appendRequestID(b)
+		}
+		ids := string(b)
+		info.spanID = sid
+		info.traceHex, info.spanHex = ids[3:35], ids[36:52]
+		st.hdr[1] = ids[:traceresponseLen]
+		h[TraceResponseHeader] = st.hdr[1:2:2]
+		if generateID {
+			info.id = ids[traceresponseLen:]
+		}
+	} else if generateID {
+		info.id = newRequestID()
 	}
-	ctx = context.WithValue(ctx, requestInfoKey, info)
+	st.hdr[0] = info.id
+	h[RequestIDHeader] = st.hdr[0:1:1]
+	st.ctx = requestCtx{Context: ctx, info: info}
+	ctx = &st.ctx
 
 	t.metrics.active.Inc()
 	completed := false
@@ -126,15 +168,17 @@ func (t *Telemetry) serve(w http.ResponseWriter, r *http.Request, mux Router) {
 		if span.IsRecording() {
 			if code >= 500 {
 				// Server spans mark only 5xx as errors; 4xx are the client's.
-				span.SetAttributes(semconv.HTTPResponseStatusCode(code), semconv.ErrorTypeKey.String(strconv.Itoa(code)))
 				span.SetStatus(codes.Error, http.StatusText(code))
-			} else {
-				span.SetAttributes(semconv.HTTPResponseStatusCode(code))
 			}
+			attrs := attrPool.Get().(*[maxRequestAttrs]attribute.KeyValue)
+			span.SetAttributes(requestAttrs(attrs[:0], r, mi, re, code)...)
+			clear(attrs[:])
+			attrPool.Put(attrs)
 		}
 		span.End()
 
-		obs := t.metrics.observers(method, route, code)
+		method := methodLabels[mi]
+		obs := t.metrics.observers(method, re.route, code)
 		if sc.IsSampled() && obs.exemplarDue(elapsed.Seconds(), end) {
 			obs.duration.(prometheus.ExemplarObserver).ObserveWithExemplar(elapsed.Seconds(), prometheus.Labels{
 				"trace_id": info.traceHex,
@@ -144,17 +188,26 @@ func (t *Telemetry) serve(w http.ResponseWriter, r *http.Request, mux Router) {
 			obs.duration.Observe(elapsed.Seconds())
 		}
 		obs.size.Observe(float64(st.rw.bytes))
-		if t.accessLog && t.Logger.Enabled(ctx, slog.LevelInfo) {
-			t.Logger.LogAttrs(ctx, slog.LevelInfo, "http request",
-				slog.String("method", r.Method),
-				slog.String("route", route),
-				slog.String("path", r.URL.Path),
-				slog.Int("status", code),
-				slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
-				slog.Int64("bytes", st.rw.bytes),
-				slog.String("client_ip", clientIP(r.RemoteAddr)),
-				slog.String("user_agent", r.UserAgent()),
-			)
+		if t.accessLog {
+			if !t.realClock {
+				end = time.Now() // the record's time is the wall clock's, as slog's
+			}
+			st.log = accessRecord{
+				time:       end,
+				method:     r.Method,
+				route:      re.route,
+				path:       r.URL.Path,
+				status:     code,
+				durationMS: float64(elapsed.Microseconds()) / 1000,
+				bytes:      st.rw.bytes,
+				clientIP:   clientIP(r.RemoteAddr),
+				userAgent:  r.UserAgent(),
+				requestID:  info.id,
+			}
+			if sc.IsValid() {
+				st.log.traceID, st.log.spanID = info.traceHex, info.spanHex
+			}
+			logAccess(ctx, t.Logger.Handler(), &st.log)
 		}
 		if rv != nil {
 			panic(rv)
@@ -164,29 +217,38 @@ func (t *Telemetry) serve(w http.ResponseWriter, r *http.Request, mux Router) {
 	completed = true
 }
 
+const (
+	traceresponseLen = len("00-") + 32 + 1 + 16 + 1 + 2
+	requestIDLen     = 16
+)
+
 // hasTraceHeaders reports whether extraction can find anything, sparing
 // the propagators' header canonicalisation on requests without context.
 func hasTraceHeaders(h http.Header) bool {
 	return len(h["Traceparent"]) > 0 || len(h["Baggage"]) > 0
 }
 
-// requestAttrs are the HTTP server span attributes known at the start
-// (semantic conventions v1.43). client.address is the TCP peer:
-// X-Forwarded-For is not trusted here.
-func requestAttrs(r *http.Request, method, route string) []attribute.KeyValue {
-	attrs := make([]attribute.KeyValue, 0, 12)
-	if method == "_OTHER" {
+// maxRequestAttrs bounds what requestAttrs appends.
+const maxRequestAttrs = 12
+
+// requestAttrs appends the HTTP server span attributes (semantic
+// conventions v1.43) to attrs: all of them at once, when the response is
+// known, so that the span copies them in one allocation. client.address is
+// the TCP peer: X-Forwarded-For is not trusted here.
+func requestAttrs(attrs []attribute.KeyValue, r *http.Request, mi int, re *routeEntry, code int) []attribute.KeyValue {
+	if mi == methodOther {
 		attrs = append(attrs, semconv.HTTPRequestMethodOther, semconv.HTTPRequestMethodOriginal(r.Method))
 	} else {
-		attrs = append(attrs, semconv.HTTPRequestMethodKey.String(method))
+		attrs = append(attrs, methodAttrs[mi])
 	}
-	scheme := "http"
 	if r.TLS != nil {
-		scheme = "https"
+		attrs = append(attrs, schemeHTTPS)
+	} else {
+		attrs = append(attrs, schemeHTTP)
 	}
-	attrs = append(attrs, semconv.URLScheme(scheme), semconv.URLPath(r.URL.Path))
-	if route != Unmatched {
-		attrs = append(attrs, semconv.HTTPRoute(route))
+	attrs = append(attrs, semconv.URLPath(r.URL.Path))
+	if re.route != Unmatched {
+		attrs = append(attrs, re.routeAttr)
 	}
 	if host, port := splitHostPort(r.Host); host != "" {
 		attrs = append(attrs, semconv.ServerAddress(host))
@@ -204,17 +266,31 @@ func requestAttrs(r *http.Request, method, route string) []attribute.KeyValue {
 	switch r.ProtoMajor {
 	case 1:
 		if r.ProtoMinor == 0 {
-			attrs = append(attrs, semconv.NetworkProtocolVersion("1.0"))
+			attrs = append(attrs, protocol10)
 		} else {
-			attrs = append(attrs, semconv.NetworkProtocolVersion("1.1"))
+			attrs = append(attrs, protocol11)
 		}
 	case 2:
-		attrs = append(attrs, semconv.NetworkProtocolVersion("2"))
+		attrs = append(attrs, protocol2)
 	case 3:
-		attrs = append(attrs, semconv.NetworkProtocolVersion("3"))
+		attrs = append(attrs, protocol3)
+	}
+	attrs = append(attrs, semconv.HTTPResponseStatusCode(code))
+	if code >= 500 {
+		attrs = append(attrs, semconv.ErrorTypeKey.String(strconv.Itoa(code)))
 	}
 	return attrs
 }
+
+// Attributes that are the same for many requests, built once.
+var (
+	schemeHTTP  = semconv.URLScheme("http")
+	schemeHTTPS = semconv.URLScheme("https")
+	protocol10  = semconv.NetworkProtocolVersion("1.0")
+	protocol11  = semconv.NetworkProtocolVersion("1.1")
+	protocol2   = semconv.NetworkProtocolVersion("2")
+	protocol3   = semconv.NetworkProtocolVersion("3")
+)
 
 // splitHostPort splits "host:port", "[v6]:port" or a bare host; port is
 // -1 when absent or malformed.
@@ -331,54 +407,133 @@ func routeFromPattern(p string) string {
 	return p
 }
 
+// routeEntry is what Middleware needs per route, computed once: the label,
+// the span name for each method and the http.route attribute.
+type routeEntry struct {
+	route     string
+	spanNames [methodOther + 1]string // by methodIndex
+	routeAttr attribute.KeyValue
+}
+
+func newRouteEntry(route string) *routeEntry {
+	e := &routeEntry{route: route, routeAttr: semconv.HTTPRoute(route)}
+	for i, m := range methodLabels {
+		e.spanNames[i] = spanName(m, route)
+	}
+	return e
+}
+
 // routeSet bounds the route label whatever the Router returns. ServeMux
 // returns registered patterns, except for one corner: a CONNECT request
 // redirected to a trailing-slash pattern reports the redirect target path.
 // After max distinct values every new one is recorded as "unmatched" and a
 // warning is logged once.
 type routeSet struct {
-	max    int
-	seen   sync.Map // route -> struct{}
-	mu     sync.Mutex
-	n      int
-	warned bool
-	log    *slog.Logger
+	max       int
+	unmatched *routeEntry
+	log       *slog.Logger
+
+	// byPattern caches lookup for patterns whose route was accepted; at
+	// most maxPatterns of them, so it stays bounded too.
+	byPattern   sync.Map // pattern -> *routeEntry
+	maxPatterns int
+
+	mu       sync.Mutex // guards the rest
+	routes   map[string]*routeEntry
+	patterns int
+	warned   bool
 }
 
-func (rs *routeSet) bound(route string) string {
-	if route == Unmatched {
-		return route
+func newRouteSet(max int, log *slog.Logger) *routeSet {
+	return &routeSet{
+		max:         max,
+		maxPatterns: 4 * max,
+		unmatched:   newRouteEntry(Unmatched),
+		log:         log,
+		routes:      make(map[string]*routeEntry),
 	}
-	if _, ok := rs.seen.Load(route); ok {
-		return route
+}
+
+// lookup returns the entry of the route of a ServeMux pattern ("" when
+// nothing matched).
+func (rs *routeSet) lookup(pattern string) *routeEntry {
+	if pattern == "" {
+		return rs.unmatched
+	}
+	if e, ok := rs.byPattern.Load(pattern); ok {
+		return e.(*routeEntry)
+	}
+	route := routeFromPattern(pattern)
+	if route == Unmatched {
+		return rs.unmatched
 	}
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
-	if _, ok := rs.seen.Load(route); ok {
-		return route
-	}
-	if rs.n >= rs.max {
-		if !rs.warned {
-			rs.warned = true
-			rs.log.Warn("too many distinct routes; new ones are labelled unmatched", "max_routes", rs.max, "route", route)
+	e, ok := rs.routes[route]
+	if !ok {
+		if len(rs.routes) >= rs.max {
+			if !rs.warned {
+				rs.warned = true
+				rs.log.Warn("too many distinct routes; new ones are labelled unmatched", "max_routes", rs.max, "route", route)
+			}
+			return rs.unmatched
 		}
-		return Unmatched
+		e = newRouteEntry(route)
+		rs.routes[route] = e
 	}
-	rs.n++
-	rs.seen.Store(route, struct{}{})
-	return route
+	if rs.patterns < rs.maxPatterns {
+		if _, loaded := rs.byPattern.LoadOrStore(pattern, e); !loaded {
+			rs.patterns++
+		}
+	}
+	return e
+}
+
+// methodLabels are the method label values by methodIndex: the nine
+// RFC 9110/5789 methods, then "_OTHER" (OpenTelemetry semconv).
+var methodLabels = [...]string{
+	http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+	http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace, "_OTHER",
+}
+
+// methodOther is the methodIndex of every method not in methodLabels.
+const methodOther = len(methodLabels) - 1
+
+// methodAttrs are the http.request.method attributes by methodIndex.
+var methodAttrs = func() (a [methodOther]attribute.KeyValue) {
+	for i := range a {
+		a[i] = semconv.HTTPRequestMethodKey.String(methodLabels[i])
+	}
+	return a
+}()
+
+func methodIndex(m string) int {
+	switch m {
+	case http.MethodGet:
+		return 0
+	case http.MethodHead:
+		return 1
+	case http.MethodPost:
+		return 2
+	case http.MethodPut:
+		return 3
+	case http.MethodPatch:
+		return 4
+	case http.MethodDelete:
+		return 5
+	case http.MethodConnect:
+		return 6
+	case http.MethodOptions:
+		return 7
+	case http.MethodTrace:
+		return 8
+	}
+	return methodOther
 }
 
 // normalizeMethod bounds the method label: the nine RFC 9110/5789 methods
 // keep their name, anything else is "_OTHER" (OpenTelemetry semconv).
-func normalizeMethod(m string) string {
-	switch m {
-	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
-		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
-		return m
-	}
-	return "_OTHER"
-}
+func normalizeMethod(m string) string { return methodLabels[methodIndex(m)] }
 
 // spanName follows the HTTP semantic conventions: "{method} {route}", just
 // "{method}" without a route, and "HTTP" for unknown methods.
@@ -413,8 +568,13 @@ func validRequestID(id string) bool {
 // newRequestID returns 16 random hex digits. It need not be unguessable,
 // only unique enough to find one request's log lines.
 func newRequestID() string {
-	var b [16]byte
-	return string(strconv.AppendUint(b[:0], rand.Uint64()|1<<63, 16)) // fixed width: top bit set
+	var b [requestIDLen]byte
+	return string(appendRequestID(b[:0]))
+}
+
+// appendRequestID appends a new request ID to b.
+func appendRequestID(b []byte) []byte {
+	return strconv.AppendUint(b, rand.Uint64()|1<<63, 16) // fixed width: top bit set
 }
 
 // clientIP is the peer address without the port. Proxy headers such as

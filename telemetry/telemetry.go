@@ -79,6 +79,7 @@ type Telemetry struct {
 	Tracer   trace.Tracer
 
 	now        func() time.Time
+	realClock  bool // now is time.Now, so its readings can stamp log records
 	tp         trace.TracerProvider
 	propagator propagation.TextMapPropagator
 	accessLog  bool
@@ -97,7 +98,8 @@ func New(ctx context.Context, cfg Config) (*Telemetry, error) {
 	if cfg.Getenv == nil {
 		cfg.Getenv = os.Getenv
 	}
-	if cfg.Now == nil {
+	realClock := cfg.Now == nil
+	if realClock {
 		cfg.Now = time.Now
 	}
 	if cfg.ServiceName == "" {
@@ -109,6 +111,7 @@ func New(ctx context.Context, cfg Config) (*Telemetry, error) {
 	t := &Telemetry{
 		Registry:   prometheus.NewRegistry(),
 		now:        cfg.Now,
+		realClock:  realClock,
 		accessLog:  !cfg.DisableAccessLog,
 		propagator: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
 	}
@@ -133,7 +136,7 @@ func New(ctx context.Context, cfg Config) (*Telemetry, error) {
 	if cfg.MaxRoutes <= 0 {
 		cfg.MaxRoutes = 1000
 	}
-	t.routes = &routeSet{max: cfg.MaxRoutes, log: logger}
+	t.routes = newRouteSet(cfg.MaxRoutes, logger)
 	if closeLog != nil {
 		t.shutdownFns = append(t.shutdownFns, closeLog)
 	}
