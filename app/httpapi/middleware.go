@@ -9,8 +9,10 @@ import (
 	"net/http"
 	"path"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/glasshouse-dev/glasshouse/app/ratelimit"
@@ -107,6 +109,9 @@ func canonicalPath(p string) bool {
 	if p == "" || p[0] != '/' {
 		return false
 	}
+	if !strings.Contains(p, "//") && !strings.Contains(p, "/.") {
+		return true // nothing for path.Clean to remove
+	}
 	c := path.Clean(p)
 	if p[len(p)-1] == '/' && c != "/" {
 		c += "/"
@@ -131,13 +136,16 @@ type timingWriter struct {
 	now   func() time.Time
 	start time.Time
 	wrote bool
+	value [1]string // the header's value slice, allocated with the writer
 }
 
 func (tw *timingWriter) WriteHeader(code int) {
 	if !tw.wrote && code >= 200 {
 		tw.wrote = true
 		elapsed := tw.now().Sub(tw.start)
-		tw.Header().Set("X-Process-Time", strconv.FormatFloat(elapsed.Seconds(), 'f', 6, 64))
+		var buf [32]byte
+		tw.value[0] = string(strconv.AppendFloat(buf[:0], elapsed.Seconds(), 'f', 6, 64))
+		tw.Header()["X-Process-Time"] = tw.value[:]
 	}
 	tw.ResponseWriter.WriteHeader(code)
 }
@@ -183,20 +191,45 @@ func (s *server) recoverPanic(next http.Handler) http.Handler {
 // frame them. /docs sets its own, listing exactly its script and style.
 const apiCSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 
+// headerValue is a response header with a constant value.
+type headerValue struct {
+	key   string // canonical, as http.Header stores it
+	value []string
+}
+
+// securityHeaderValues are the headers securityHeaders sets, built once:
+// every response shares the value slices. That is safe because a
+// handler can only replace them (Set, Del) or append to them (Add, which
+// copies: each has capacity 1), never write into them.
+func securityHeaderValues(tls bool) (all, api []headerValue) {
+	v := func(key, value string) headerValue {
+		return headerValue{http.CanonicalHeaderKey(key), []string{value}[:1:1]}
+	}
+	all = []headerValue{
+		v("X-Content-Type-Options", "nosniff"),
+		v("X-Frame-Options", "DENY"),
+		v("Referrer-Policy", "no-referrer"),
+		v("Permissions-Policy", "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), microphone=(), payment=(), usb=()"),
+		v("Cross-Origin-Opener-Policy", "same-origin"),
+		v("Content-Security-Policy", apiCSP),
+	}
+	if tls {
+		all = append(all, v("Strict-Transport-Security", "max-age=63072000; includeSubDomains"))
+	}
+	api = append(slices.Clone(all), v("Cache-Control", "no-store"))
+	return all, api
+}
+
 func (s *server) securityHeaders(next http.Handler) http.Handler {
+	all, api := securityHeaderValues(s.opts.TLS)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("Permissions-Policy", "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), microphone=(), payment=(), usb=()")
-		h.Set("Cross-Origin-Opener-Policy", "same-origin")
-		h.Set("Content-Security-Policy", apiCSP)
+		hs := all
 		if strings.HasPrefix(r.URL.Path, "/api/") {
-			h.Set("Cache-Control", "no-store")
+			hs = api
 		}
-		if s.opts.TLS {
-			h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+		h := w.Header()
+		for _, hv := range hs {
+			h[hv.key] = hv.value
 		}
 		next.ServeHTTP(w, r)
 	})
@@ -252,24 +285,26 @@ func (s *server) corsMiddleware(next http.Handler) http.Handler {
 // already in flight, instead of queueing them until clients time out.
 // Health probes are exempt so an overloaded instance is not also killed.
 func (s *server) limitConcurrency(next http.Handler) http.Handler {
-	if s.sem == nil {
+	limit := int64(s.opts.ConcurrencyLimit)
+	if limit <= 0 {
 		return next
 	}
+	var inFlight atomic.Int64
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/health") {
 			next.ServeHTTP(w, r)
 			return
 		}
-		select {
-		case s.sem <- struct{}{}:
-			defer func() { <-s.sem }()
-			next.ServeHTTP(w, r)
-		default:
+		if inFlight.Add(1) > limit {
+			inFlight.Add(-1)
 			s.tel.ConcurrencyRejected()
 			w.Header().Set("Retry-After", "1")
 			writeProblem(w, r, Problem{Status: http.StatusServiceUnavailable, Code: "overloaded",
 				Detail: "the server is at its concurrency limit; retry shortly"})
+			return
 		}
+		defer inFlight.Add(-1)
+		next.ServeHTTP(w, r)
 	})
 }
 
@@ -365,7 +400,7 @@ func bearer(h string) (string, bool) {
 // limitAnonymous rate-limits by client IP.
 func (s *server) limitAnonymous(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.allow(w, r, "anonymous", "ip:"+clientIP(r), s.opts.Limits.Anonymous) {
+		if s.allow(w, r, "anonymous", "anonymous:ip:"+clientIP(r), s.opts.Limits.Anonymous) {
 			next.ServeHTTP(w, r)
 		}
 	})
@@ -374,29 +409,41 @@ func (s *server) limitAnonymous(next http.Handler) http.Handler {
 // limitUser rate-limits by authenticated user; it runs after requireAuth.
 func (s *server) limitUser(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.allow(w, r, "user", "user:"+strconv.FormatInt(userID(r.Context()), 10), s.opts.Limits.User) {
+		var buf [32]byte
+		key := strconv.AppendInt(append(buf[:0], "user:user:"...), userID(r.Context()), 10)
+		if s.allow(w, r, "user", string(key), s.opts.Limits.User) {
 			next.ServeHTTP(w, r)
 		}
 	})
 }
 
-// allow asks the limiter about key, sets the RateLimit-* headers, and on
-// rejection writes the 429 and returns false. A zero Limit disables the
-// check. If the limiter fails, the request is allowed (fail open) and the
-// failure logged: a limiter outage must not become an API outage.
+// allow asks the limiter about key (which starts with "scope:"), sets the
+// RateLimit-* headers, and on rejection writes the 429 and returns false.
+// A zero Limit disables the check. If the limiter fails, the request is
+// allowed (fail open) and the failure logged: a limiter outage must not
+// become an API outage.
 func (s *server) allow(w http.ResponseWriter, r *http.Request, scope, key string, l ratelimit.Limit) bool {
 	if l == (ratelimit.Limit{}) {
 		return true
 	}
-	d, err := s.opts.Limiter.Allow(r.Context(), scope+":"+key, l)
+	d, err := s.opts.Limiter.Allow(r.Context(), key, l)
 	if err != nil {
 		s.log.LogAttrs(r.Context(), slog.LevelWarn, "rate limiter failed; allowing", slog.String("scope", scope), slog.String("err", err.Error()))
 		return true
 	}
+	// The three values share one string and one slice array.
+	var buf [64]byte
+	b := strconv.AppendInt(buf[:0], int64(d.Limit), 10)
+	n1 := len(b)
+	b = strconv.AppendInt(b, int64(max(d.Remaining, 0)), 10)
+	n2 := len(b)
+	b = strconv.AppendInt(b, ceilSeconds(d.ResetAfter), 10)
+	vals, hv := string(b), new([3]string)
+	hv[0], hv[1], hv[2] = vals[:n1], vals[n1:n2], vals[n2:]
 	h := w.Header()
-	h.Set("RateLimit-Limit", strconv.Itoa(d.Limit))
-	h.Set("RateLimit-Remaining", strconv.Itoa(max(d.Remaining, 0)))
-	h.Set("RateLimit-Reset", strconv.FormatInt(ceilSeconds(d.ResetAfter), 10))
+	h["Ratelimit-Limit"] = hv[0:1:1] // canonical keys: RateLimit-Limit etc.
+	h["Ratelimit-Remaining"] = hv[1:2:2]
+	h["Ratelimit-Reset"] = hv[2:3:3]
 	if d.Allowed {
 		return true
 	}

@@ -74,7 +74,6 @@ type server struct {
 	tel     *telemetry.Telemetry
 	mux     *http.ServeMux
 	started time.Time
-	sem     chan struct{}
 	cors    map[string]bool
 	anyCORS bool
 }
@@ -106,9 +105,6 @@ func newServer(o Options) *server {
 		mux:     http.NewServeMux(),
 		started: o.Now(),
 		cors:    map[string]bool{},
-	}
-	if o.ConcurrencyLimit > 0 {
-		s.sem = make(chan struct{}, o.ConcurrencyLimit)
 	}
 	for _, origin := range o.CORSOrigins {
 		if origin == "*" {

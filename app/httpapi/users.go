@@ -88,7 +88,7 @@ func handleLogin(s *server, store app.Store) http.Handler {
 			respondErr(log, w, r, err)
 			return
 		}
-		if !s.allow(w, r, "login", clientIP(r)+":"+strings.ToLower(req.Username), s.opts.Limits.Login) {
+		if !s.allow(w, r, "login", "login:"+clientIP(r)+":"+strings.ToLower(req.Username), s.opts.Limits.Login) {
 			return
 		}
 		u, err := store.UserByUsername(r.Context(), req.Username)
