@@ -46,19 +46,18 @@ func (a *accessRecord) attrs() [8]slog.Attr {
 	}
 }
 
-// accessLogger is implemented by handlers that can write the access record
-// without building a slog.Record: NewJSONHandler's, and the tee New builds
-// for a log file.
-type accessLogger interface {
-	logAccess(ctx context.Context, a *accessRecord)
-}
-
 // logAccess writes a through h: the fast path when h has one, otherwise
 // an ordinary record carrying ctx (whose handler adds the trace and
 // request IDs).
 func logAccess(ctx context.Context, h slog.Handler, a *accessRecord) {
-	if al, ok := h.(accessLogger); ok {
-		al.logAccess(ctx, a)
+	// Concrete types, not the accessLogger interface, so that a can stay
+	// on the caller's stack.
+	switch h := h.(type) {
+	case *jsonHandler:
+		h.logAccess(ctx, a)
+		return
+	case teeHandler:
+		h.logAccess(ctx, a)
 		return
 	}
 	if !h.Enabled(ctx, slog.LevelInfo) {

@@ -68,14 +68,13 @@ func (t *Telemetry) Middleware(mux Router) http.Handler {
 var serverSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}
 
 // requestState is everything Middleware keeps per request, in one
-// allocation: the request context, the ResponseWriter wrapper, the
-// response header values it sets and the access record.
+// allocation: the request context, the ResponseWriter wrapper and the
+// response header values it sets.
 type requestState struct {
 	ctx  requestCtx
 	info requestInfo
 	rw   responseWriter
 	hdr  [2]string // X-Request-Id, Traceresponse
-	log  accessRecord
 }
 
 // requestCtx is the request's context: the span's context plus the
@@ -192,7 +191,7 @@ func (t *Telemetry) serve(w http.ResponseWriter, r *http.Request, mux Router) {
 			if !t.realClock {
 				end = time.Now() // the record's time is the wall clock's, as slog's
 			}
-			st.log = accessRecord{
+			a := accessRecord{
 				time:       end,
 				method:     r.Method,
 				route:      re.route,
@@ -205,9 +204,9 @@ func (t *Telemetry) serve(w http.ResponseWriter, r *http.Request, mux Router) {
 				requestID:  info.id,
 			}
 			if sc.IsValid() {
-				st.log.traceID, st.log.spanID = info.traceHex, info.spanHex
+				a.traceID, a.spanID = info.traceHex, info.spanHex
 			}
-			logAccess(ctx, t.Logger.Handler(), &st.log)
+			logAccess(ctx, t.Logger.Handler(), &a)
 		}
 		if rv != nil {
 			panic(rv)

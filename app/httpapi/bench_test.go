@@ -31,11 +31,19 @@ func (w *discardWriter) WriteHeader(code int)        { w.code = code }
 //	auth   requireAuth + the handler (JWT verification is the route's job)
 //	full   NewServer: every middleware (telemetry with access log, span,
 //	       metrics; security headers; limits; rate limit; routing)
-//	full-nolog  the same with ACCESS_LOG=false
 //
+// then what the full chain costs without parts of telemetry, to show where
+// its overhead goes (none of these is a default):
+//
+//	full-nolog       ACCESS_LOG=false
+//	full-unsampled   OTEL_TRACES_SAMPLER=always_off: span IDs, no recording
+//	full-notrace     OTEL_SDK_DISABLED=true: no spans at all
+//
+// bare-par / full-par: bare and full from GOMAXPROCS goroutines at once
+// (b.RunParallel), the throughput of a busy server on this machine's cores;
 // and bare-http / full-http: bare (plus routing) and full behind a real
 // loopback listener and keep-alive client. make bench runs it and prints
-// the throughput ratios (full/bare, full/auth, full-http/bare-http).
+// the throughput ratios (full/bare first: the target).
 func BenchmarkChain(b *testing.B) {
 	f := newFixture(b, func(o *Options) {
 		o.Telemetry = newTelemetry(b, io.Discard) // the access log is formatted, then discarded
@@ -48,12 +56,45 @@ func BenchmarkChain(b *testing.B) {
 	id := strconv.FormatInt(it.ID, 10)
 	path := "/api/v1/items/" + id
 
+	bareRequest := func() *http.Request {
+		r := httptest.NewRequest("GET", path, nil)
+		r.SetPathValue("id", id)
+		return r.WithContext(context.WithValue(r.Context(), userIDKey, it.OwnerID))
+	}
+	fullRequest := func() *http.Request {
+		r := httptest.NewRequest("GET", path, nil)
+		r.Header.Set("Authorization", "Bearer "+token)
+		return r
+	}
+	// variant is the full chain on the same store with telemetry built
+	// from cfg and env (the OTEL_* variables).
+	variant := func(b *testing.B, cfg telemetry.Config, env ...string) http.Handler {
+		vars := map[string]string{}
+		for i := 0; i+1 < len(env); i += 2 {
+			vars[env[i]] = env[i+1]
+		}
+		cfg.LogWriter, cfg.LogFormat, cfg.ServiceVersion = io.Discard, "json", "test"
+		cfg.Getenv = func(k string) string { return vars[k] }
+		tel, err := telemetry.New(context.Background(), cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { tel.Shutdown(context.Background()) })
+		o := f.srv.opts
+		o.Telemetry = tel
+		s := newServer(o)
+		return s.chain(s.mux)
+	}
+
+	check := func(b *testing.B, code int) {
+		if code != 0 && code != http.StatusOK {
+			b.Fatalf("status %d", code)
+		}
+	}
 	run := func(b *testing.B, h http.Handler, r *http.Request) {
 		w := &discardWriter{h: http.Header{}}
 		h.ServeHTTP(w, r)
-		if w.code != 0 && w.code != http.StatusOK {
-			b.Fatalf("status %d", w.code)
-		}
+		check(b, w.code)
 		b.ReportAllocs()
 		b.ResetTimer()
 		for b.Loop() {
@@ -62,43 +103,45 @@ func BenchmarkChain(b *testing.B) {
 			h.ServeHTTP(w, r)
 		}
 		b.StopTimer()
-		if w.code != 0 && w.code != http.StatusOK {
-			b.Fatalf("status %d", w.code)
-		}
+		check(b, w.code)
+	}
+	runParallel := func(b *testing.B, h http.Handler, newRequest func() *http.Request) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			r := newRequest()
+			w := &discardWriter{h: http.Header{}}
+			for pb.Next() {
+				clear(w.h)
+				w.code = 0
+				h.ServeHTTP(w, r)
+				if w.code != 0 && w.code != http.StatusOK {
+					b.Errorf("status %d", w.code)
+					return
+				}
+			}
+		})
 	}
 
-	b.Run("bare", func(b *testing.B) {
-		r := httptest.NewRequest("GET", path, nil)
-		r.SetPathValue("id", id)
-		r = r.WithContext(context.WithValue(r.Context(), userIDKey, it.OwnerID))
-		run(b, handleItemGet(f.srv.log, f.store), r)
-	})
+	bare := handleItemGet(f.srv.log, f.store)
+	b.Run("bare", func(b *testing.B) { run(b, bare, bareRequest()) })
 	b.Run("auth", func(b *testing.B) {
 		r := httptest.NewRequest("GET", path, nil)
 		r.SetPathValue("id", id)
 		r.Header.Set("Authorization", "Bearer "+token)
-		run(b, f.srv.requireAuth(handleItemGet(f.srv.log, f.store)), r)
+		run(b, f.srv.requireAuth(bare), r)
 	})
-	b.Run("full", func(b *testing.B) {
-		r := httptest.NewRequest("GET", path, nil)
-		r.Header.Set("Authorization", "Bearer "+token)
-		run(b, f.h, r)
-	})
+	b.Run("full", func(b *testing.B) { run(b, f.h, fullRequest()) })
 	b.Run("full-nolog", func(b *testing.B) {
-		// ACCESS_LOG=false: the same chain without the per-request log record.
-		tel, err := telemetry.New(context.Background(), telemetry.Config{LogWriter: io.Discard, LogFormat: "json",
-			DisableAccessLog: true, Getenv: func(string) string { return "" }})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer tel.Shutdown(context.Background())
-		o := f.srv.opts
-		o.Telemetry = tel
-		s := newServer(o)
-		r := httptest.NewRequest("GET", path, nil)
-		r.Header.Set("Authorization", "Bearer "+token)
-		run(b, s.chain(s.mux), r)
+		run(b, variant(b, telemetry.Config{DisableAccessLog: true}), fullRequest())
 	})
+	b.Run("full-unsampled", func(b *testing.B) {
+		run(b, variant(b, telemetry.Config{}, "OTEL_TRACES_SAMPLER", "always_off"), fullRequest())
+	})
+	b.Run("full-notrace", func(b *testing.B) {
+		run(b, variant(b, telemetry.Config{}, "OTEL_SDK_DISABLED", "true"), fullRequest())
+	})
+	b.Run("bare-par", func(b *testing.B) { runParallel(b, bare, bareRequest) })
+	b.Run("full-par", func(b *testing.B) { runParallel(b, f.h, fullRequest) })
 
 	// The same over a real loopback connection (keep-alive, one client):
 	// the throughput a client sees, network stack and net/http included.
@@ -124,9 +167,8 @@ func BenchmarkChain(b *testing.B) {
 	}
 	b.Run("bare-http", func(b *testing.B) {
 		mux := http.NewServeMux()
-		h := handleItemGet(f.srv.log, f.store)
 		mux.Handle("GET /api/v1/items/{id}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), userIDKey, it.OwnerID)))
+			bare.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), userIDKey, it.OwnerID)))
 		}))
 		overHTTP(b, mux)
 	})

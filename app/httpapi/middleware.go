@@ -62,7 +62,14 @@ func (rt routed) Handler(r *http.Request) (http.Handler, string) { return rt.mux
 // dispatch serves r with the mux, answering what the mux would answer in
 // plain text (404, 405, redirects to cleaned paths) with problem+json.
 func (s *server) dispatch(w http.ResponseWriter, r *http.Request) {
-	if !canonicalPath(r.URL.EscapedPath()) {
+	// Escaping never adds or removes '/' or '.', so the decoded path is as
+	// canonical as the escaped one unless it has escapes that decoding
+	// loses (RawPath set), and it costs no escaping pass.
+	p := r.URL.Path
+	if r.URL.RawPath != "" {
+		p = r.URL.EscapedPath()
+	}
+	if !canonicalPath(p) {
 		writeProblem(w, r, Problem{Status: http.StatusNotFound, Code: "not_found", Detail: "no such route"})
 		return
 	}
