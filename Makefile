@@ -16,7 +16,7 @@ run: ## Run the API with zero setup (embedded SQLite under ./data, dev JWT key).
 
 .PHONY: build
 build: ## Build every binary into ./bin.
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./app/cmd/... ./alerts/cmd/... ./loadtest/cmd/...
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-X main.version=$$(git describe --always --dirty 2>/dev/null)" -o $(BIN)/ ./app/cmd/... ./alerts/cmd/... ./loadtest/cmd/...
 
 .PHONY: test
 test: ## Run the whole test suite (race detector, then brief fuzzing).

@@ -31,9 +31,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	if err != nil {
 		return err
 	}
-	version := buildVersion()
+	ver := buildVersion()
 	tel, err := telemetry.New(ctx, telemetry.Config{
-		ServiceVersion:   version,
+		ServiceVersion:   ver,
 		Environment:      cfg.AppEnv,
 		LogLevel:         cfg.LogLevel,
 		LogFormat:        cfg.LogFormat,
@@ -106,7 +106,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		Tokens:           tokens,
 		Checks:           checks,
 		Draining:         draining,
-		Version:          version,
+		Version:          ver,
 		Limits:           cfg.Limits,
 		MaxBodyBytes:     cfg.MaxBodyBytes,
 		ConcurrencyLimit: cfg.ConcurrencyLimit,
@@ -153,7 +153,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 			}
 		}()
 	}
-	attrs := []any{slog.String("addr", ln.Addr().String()), slog.String("version", version), slog.Any("config", cfg)}
+	attrs := []any{slog.String("addr", ln.Addr().String()), slog.String("version", ver), slog.Any("config", cfg)}
 	if adminLn != nil {
 		attrs = append(attrs, slog.String("admin_addr", adminLn.Addr().String()))
 	}
@@ -234,8 +234,18 @@ func runHealth(ctx context.Context, args []string, getenv func(string) string, s
 	return nil
 }
 
-// buildVersion is the module version, or the VCS revision for a source build.
+// version is the release version, set at link time with
+// -ldflags "-X main.version=v1.2.3" (make build passes git describe, the
+// Dockerfile its VERSION build argument). It is a package variable because
+// that is the only thing -X can set; nothing assigns it at run time.
+var version string
+
+// buildVersion is the link-time version when there is one, else the module
+// version, or the VCS revision for a source build.
 func buildVersion() string {
+	if version != "" {
+		return version
+	}
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
 		return "unknown"

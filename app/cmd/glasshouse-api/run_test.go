@@ -360,3 +360,19 @@ func waitInFlight(t *testing.T, admin string, n int) {
 		}
 	}
 }
+
+// TestBuildVersionPrefersLinkTimeVersion: -X main.version wins over the
+// build info, which is the fallback when it is empty.
+func TestBuildVersionPrefersLinkTimeVersion(t *testing.T) {
+	saved := version
+	t.Cleanup(func() { version = saved })
+	version = ""
+	fallback := buildVersion()
+	if fallback == "" {
+		t.Fatal("buildVersion without a link-time version is empty")
+	}
+	version = "v9.8.7"
+	if got := buildVersion(); got != "v9.8.7" {
+		t.Errorf("buildVersion() = %q with version set, want v9.8.7 (fallback was %q)", got, fallback)
+	}
+}

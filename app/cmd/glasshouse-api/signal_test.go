@@ -27,7 +27,8 @@ func TestSIGTERMCompletesInFlightRequest(t *testing.T) {
 		t.Skip("no SIGTERM on Windows")
 	}
 	bin := filepath.Join(t.TempDir(), "glasshouse-api")
-	build := exec.Command("go", "build", "-o", bin, ".")
+	const linkVersion = "v0.0.0-sigterm-test" // what make build and the Dockerfile do with -X
+	build := exec.Command("go", "build", "-ldflags", "-X main.version="+linkVersion, "-o", bin, ".")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
@@ -57,6 +58,13 @@ func TestSIGTERMCompletesInFlightRequest(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("not ready:\n%s", logs)
 		}
+	}
+	var health struct {
+		Version string `json:"version"`
+	}
+	call(t, "GET", base+"/health", "", "", &health)
+	if health.Version != linkVersion {
+		t.Errorf("/health version %q, want the link-time %q", health.Version, linkVersion)
 	}
 	var tok struct {
 		AccessToken string `json:"access_token"`
