@@ -113,7 +113,7 @@ func (t *Telemetry) serve(w http.ResponseWriter, r *http.Request, mux Router) {
 	info := &st.info
 	generateID := false
 	if info.id == "" {
-		info.id = r.Header.Get(RequestIDHeader)
+		info.id = firstValue(r.Header, RequestIDHeader)
 		generateID = !validRequestID(info.id)
 	}
 	h := w.Header()
@@ -200,7 +200,7 @@ func (t *Telemetry) serve(w http.ResponseWriter, r *http.Request, mux Router) {
 				durationMS: float64(elapsed.Microseconds()) / 1000,
 				bytes:      st.rw.bytes,
 				clientIP:   clientIP(r.RemoteAddr),
-				userAgent:  r.UserAgent(),
+				userAgent:  firstValue(r.Header, "User-Agent"),
 				requestID:  info.id,
 			}
 			if sc.IsValid() {
@@ -220,6 +220,15 @@ const (
 	traceresponseLen = len("00-") + 32 + 1 + 16 + 1 + 2
 	requestIDLen     = 16
 )
+
+// firstValue is h.Get(key) for a key already in canonical form, without
+// canonicalising it again.
+func firstValue(h http.Header, key string) string {
+	if vs := h[key]; len(vs) > 0 {
+		return vs[0]
+	}
+	return ""
+}
 
 // hasTraceHeaders reports whether extraction can find anything, sparing
 // the propagators' header canonicalisation on requests without context.
@@ -259,7 +268,7 @@ func requestAttrs(attrs []attribute.KeyValue, r *http.Request, mi int, re *route
 	if peer, _ := splitHostPort(r.RemoteAddr); peer != "" {
 		attrs = append(attrs, semconv.ClientAddress(peer))
 	}
-	if ua := r.UserAgent(); ua != "" {
+	if ua := firstValue(r.Header, "User-Agent"); ua != "" {
 		attrs = append(attrs, semconv.UserAgentOriginal(ua))
 	}
 	switch r.ProtoMajor {

@@ -375,7 +375,11 @@ func userID(ctx context.Context) int64 {
 // user ID in the context; anything else is a 401 with WWW-Authenticate.
 func (s *server) requireAuth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		token, ok := bearer(r.Header.Get("Authorization"))
+		var auth string
+		if vs := r.Header["Authorization"]; len(vs) > 0 { // canonical key: no Get
+			auth = vs[0]
+		}
+		token, ok := bearer(auth)
 		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="glasshouse"`)
 			writeProblem(w, r, Problem{Status: http.StatusUnauthorized, Code: "unauthorized",
