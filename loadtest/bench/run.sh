@@ -81,9 +81,11 @@ if [ "$REPEATS" -gt 0 ]; then
 fi
 
 if [ "$MEM_DURATION" -gt 0 ]; then
-  echo "== memory flatness: glasshouse-load at $RATE/s for ${MEM_DURATION}s (RSS sampled every 5s)"
+  # A fixed pool (-max-vus = -vus): the VU pool cannot grow during a target
+  # stall, so any growth of RSS with time is the engine's.
+  echo "== memory flatness: glasshouse-load at $RATE/s for ${MEM_DURATION}s with a fixed pool of $((CONNS * 2)) VUs (RSS sampled every 5s)"
   drain
-  taskset -c "$GEN_CPU" "$work/glasshouse-load" -url "$url" -rate "$RATE" -vus "$CONNS" -max-vus $((CONNS * 10)) \
+  taskset -c "$GEN_CPU" "$work/glasshouse-load" -url "$url" -rate "$RATE" -vus $((CONNS * 2)) -max-vus $((CONNS * 2)) \
     -duration "${MEM_DURATION}s" -quiet -summary-export "$res/mem.json" &
   gen_pid=$!
   samples=()
@@ -94,13 +96,19 @@ if [ "$MEM_DURATION" -gt 0 ]; then
   done
   wait "$gen_pid" || { echo "bench-loadgen: memory run failed" >&2; exit 1; }
   n=${#samples[@]}
-  if [ "$n" -lt 3 ]; then
-    echo "memory: too few samples ($n); use MEM_DURATION >= 15"
+  if [ "$n" -lt 4 ]; then
+    echo "memory: too few samples ($n); use MEM_DURATION >= 20"
   else
-    # Compare the first sample after warm-up (the second) with the last.
+    # Flat means no growth with time: the last sample against the largest of
+    # the first half.
     echo "memory: RSS KiB every 5s: ${samples[*]}"
-    awk -v a="${samples[1]}" -v b="${samples[$((n - 1))]}" 'BEGIN {
-      r = b / a; printf "memory: after warm-up %.1f MiB, at the end %.1f MiB, ratio %.2f (%s)\n", a / 1024, b / 1024, r, (r < 1.2 ? "flat" : "GROWING")
-      exit (r < 1.2 ? 0 : 1) }'
+    printf '%s\n' "${samples[@]}" | awk -v n="$n" '
+      NR <= int(n / 2) && $1 > first { first = $1 }
+      { last = $1; if ($1 > peak) peak = $1 }
+      END {
+        r = last / first
+        printf "memory: first half max %.1f MiB, at the end %.1f MiB (peak %.1f MiB), ratio %.2f (%s)\n", first / 1024, last / 1024, peak / 1024, r, (r < 1.2 ? "flat" : "GROWING")
+        exit (r < 1.2 ? 0 : 1)
+      }'
   fi
 fi
