@@ -15,6 +15,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -440,8 +441,9 @@ type httpKey struct {
 	extra                                   *TagSet
 }
 
-// httpSeries holds the sinks of one request tag set.
+// httpSeries holds the sinks of one request tag set; they share mu.
 type httpSeries struct {
+	mu                                                                *sync.Mutex
 	reqs, failed, duration, latency                                   *sink
 	blocked, connecting, tls, sending, waiting, receiving, sent, recv *sink
 }
@@ -510,26 +512,41 @@ func (vu *VU) recordHTTP(method string, p *Params, res *Response, start, end int
 	}
 	t.Latency = time.Duration(end-start) + vu.lag
 
-	now := r.wall(end)
-	reg := r.reg
-	reg.recordSink(s.reqs, 1, now)
 	failed := 1.0
 	if expected {
 		failed = 0
 	}
-	reg.recordSink(s.failed, failed, now)
-	reg.recordSink(s.duration, ms(t.Duration), now)
-	reg.recordSink(s.latency, ms(t.Latency), now)
-	if h.trace != nil {
-		reg.recordSink(s.blocked, ms(t.Blocked), now)
-		reg.recordSink(s.connecting, ms(t.Connecting), now)
-		reg.recordSink(s.tls, ms(t.TLSHandshaking), now)
-		reg.recordSink(s.sending, ms(t.Sending), now)
-		reg.recordSink(s.waiting, ms(t.Waiting), now)
-		reg.recordSink(s.receiving, ms(t.Receiving), now)
-		if c := tr.conn.Load(); c != nil {
-			reg.recordSink(s.sent, float64(c.sent.Load()-tr.sent0.Load()), now)
-			reg.recordSink(s.recv, float64(c.recv.Load()-tr.recv0.Load()), now)
+	var sent, recv float64
+	c := tr.conn.Load()
+	if h.trace != nil && c != nil {
+		sent, recv = float64(c.sent.Load()-tr.sent0.Load()), float64(c.recv.Load()-tr.recv0.Load())
+	}
+	samples := [...]struct {
+		s *sink
+		v float64
+	}{
+		{s.reqs, 1}, {s.failed, failed}, {s.duration, ms(t.Duration)}, {s.latency, ms(t.Latency)},
+		{s.blocked, ms(t.Blocked)}, {s.connecting, ms(t.Connecting)}, {s.tls, ms(t.TLSHandshaking)},
+		{s.sending, ms(t.Sending)}, {s.waiting, ms(t.Waiting)}, {s.receiving, ms(t.Receiving)},
+		{s.sent, sent}, {s.recv, recv},
+	}
+	n := len(samples)
+	switch {
+	case h.trace == nil:
+		n = 4 // no phases, no per-request bytes
+	case c == nil:
+		n = 10
+	}
+	now := r.wall(end)
+	nowNanos := now.UnixNano()
+	s.mu.Lock()
+	for _, x := range samples[:n] {
+		x.s.addLocked(x.v, nowNanos)
+	}
+	s.mu.Unlock()
+	if out := r.reg.out; out != nil {
+		for _, x := range samples[:n] {
+			out.point(x.s.metric.Name, x.s.tags, x.v, now)
 		}
 	}
 }
@@ -571,17 +588,30 @@ func (vu *VU) newHTTPSeries(key httpKey, extra map[string]string) *httpSeries {
 	if key.errMsg != "" {
 		m["error"] = key.errMsg
 	}
-	ts := r.limitSeries(r.reg.tagSet(m), m)
-	s := &httpSeries{
-		reqs: r.httpReqs.sink(ts), failed: r.httpFailed.sink(ts),
-		duration: r.httpDuration.sink(ts), latency: r.httpLatency.sink(ts),
-		blocked: r.httpBlocked.sink(ts), connecting: r.httpConnecting.sink(ts), tls: r.httpTLS.sink(ts),
-		sending: r.httpSending.sink(ts), waiting: r.httpWaiting.sink(ts), receiving: r.httpReceiving.sink(ts),
-		sent: r.dataSent.sink(ts), recv: r.dataReceived.sink(ts),
-	}
+	s := r.httpSeries(r.limitSeries(r.reg.tagSet(m), m))
 	if len(vu.httpCache) >= 4096 {
 		clear(vu.httpCache)
 	}
 	vu.httpCache[key] = s
+	return s
+}
+
+// httpSeries returns the shared sinks of request tag set ts, creating them
+// (with one mutex) on first use by any VU.
+func (r *runner) httpSeries(ts *TagSet) *httpSeries {
+	r.seriesMu.Lock()
+	defer r.seriesMu.Unlock()
+	if s, ok := r.series[ts]; ok {
+		return s
+	}
+	mu := new(sync.Mutex)
+	s := &httpSeries{mu: mu,
+		reqs: r.httpReqs.sinkWith(ts, mu), failed: r.httpFailed.sinkWith(ts, mu),
+		duration: r.httpDuration.sinkWith(ts, mu), latency: r.httpLatency.sinkWith(ts, mu),
+		blocked: r.httpBlocked.sinkWith(ts, mu), connecting: r.httpConnecting.sinkWith(ts, mu), tls: r.httpTLS.sinkWith(ts, mu),
+		sending: r.httpSending.sinkWith(ts, mu), waiting: r.httpWaiting.sinkWith(ts, mu), receiving: r.httpReceiving.sinkWith(ts, mu),
+		sent: r.dataSent.sinkWith(ts, mu), recv: r.dataReceived.sinkWith(ts, mu),
+	}
+	r.series[ts] = s
 	return s
 }

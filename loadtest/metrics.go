@@ -154,9 +154,11 @@ func (t *TagSet) Matches(sel []Tag) bool {
 	return true
 }
 
-// sink aggregates the samples of one metric with one tag set.
+// sink aggregates the samples of one metric with one tag set. The sinks of
+// one request tag set share a mutex so a request's dozen samples take one
+// lock.
 type sink struct {
-	mu      sync.Mutex
+	mu      *sync.Mutex
 	tags    *TagSet
 	sum     float64 // Counter: sum
 	last    float64 // Gauge
@@ -172,6 +174,11 @@ type sink struct {
 
 func (s *sink) add(v float64, now int64) {
 	s.mu.Lock()
+	s.addLocked(v, now)
+	s.mu.Unlock()
+}
+
+func (s *sink) addLocked(v float64, now int64) {
 	switch s.mtype {
 	case Counter:
 		s.sum += v
@@ -196,7 +203,6 @@ func (s *sink) add(v float64, now int64) {
 		s.hist.Add(v)
 	}
 	s.hasData = true
-	s.mu.Unlock()
 }
 
 // metricState holds every sink of one metric.
@@ -313,7 +319,10 @@ func appendTag(b []byte, k, v string) []byte {
 }
 
 // sink returns the sink of metric st for tags, creating it on first use.
-func (st *metricState) sink(tags *TagSet) *sink {
+func (st *metricState) sink(tags *TagSet) *sink { return st.sinkWith(tags, nil) }
+
+// sinkWith is sink with the mutex a new sink uses (nil: its own).
+func (st *metricState) sinkWith(tags *TagSet, mu *sync.Mutex) *sink {
 	st.mu.RLock()
 	s, ok := st.series[tags]
 	st.mu.RUnlock()
@@ -325,7 +334,10 @@ func (st *metricState) sink(tags *TagSet) *sink {
 	if s, ok := st.series[tags]; ok {
 		return s
 	}
-	s = &sink{tags: tags, mtype: st.Type, metric: st}
+	if mu == nil {
+		mu = new(sync.Mutex)
+	}
+	s = &sink{tags: tags, mtype: st.Type, metric: st, mu: mu}
 	if st.Type == Trend {
 		s.hist = new(histogram.Histogram)
 	}

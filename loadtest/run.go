@@ -57,6 +57,8 @@ type runner struct {
 	httpTimeout   time.Duration
 	connsOpened   atomic.Int64
 	bytes         byteTotals
+	seriesMu      sync.Mutex
+	series        map[*TagSet]*httpSeries
 
 	httpReqs, httpFailed, httpDuration, httpLatency                         *metricState
 	httpBlocked, httpConnecting, httpTLS, httpSending, httpWaiting          *metricState
@@ -122,7 +124,7 @@ func newRunner(t Test, o RunOptions) (*runner, error) {
 		errs = append(errs, errors.New("options: timeouts must not be negative"))
 	}
 
-	r := &runner{test: t, opts: o, reg: newRegistry(), abortCh: make(chan struct{}), t0: time.Now()}
+	r := &runner{test: t, opts: o, reg: newRegistry(), abortCh: make(chan struct{}), t0: time.Now(), series: map[*TagSet]*httpSeries{}}
 	for _, m := range t.Metrics {
 		if _, err := r.reg.register(m); err != nil {
 			errs = append(errs, err)
