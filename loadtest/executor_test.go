@@ -590,3 +590,26 @@ func TestConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestProgressLine(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var buf strings.Builder
+		var mu sync.Mutex
+		_, err := Run(t.Context(), Test{Scenarios: []Scenario{{Name: "s", Executor: ConstantVUs{VUs: 2, Duration: 3 * time.Second},
+			Exec: func(ctx context.Context, vu *VU) error { return Sleep(ctx, 350*time.Millisecond) }}}},
+			RunOptions{Progress: lockedWriter{&mu, &buf}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		out := buf.String()
+		for _, want := range []string{"\rrunning (0m01.0s), 2/2 VUs, 4 complete and 0 interrupted iterations [ 33%]\x1b[K",
+			"\rrunning (0m03.0s), 2/2 VUs, 16 complete and 0 interrupted iterations [100%]\x1b[K",
+			"\rrunning (0m03.1s), 0/2 VUs, 18 complete and 0 interrupted iterations [100%]\x1b[K\n"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("progress %q lacks %q", out, want)
+			}
+		}
+	})
+}
