@@ -413,17 +413,13 @@ func errorCode(err error) int {
 	case errors.Is(err, syscall.ECONNRESET):
 		return 1220
 	case errors.Is(err, syscall.EPIPE):
-		return 1230
+		return 1201
 	case errors.As(err, &opErr) && opErr.Op == "dial":
 		if opErr.Timeout() {
 			return 1211
 		}
 		return 1210
-	case errors.As(err, &ne) && ne.Timeout():
-		return 1050
-	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-		return 1240
-	case errors.Is(err, os.ErrDeadlineExceeded):
+	case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, os.ErrDeadlineExceeded):
 		return 1050
 	}
 	var tlsErr *tls.CertificateVerificationError
