@@ -42,8 +42,10 @@ func (w *discardWriter) WriteHeader(code int)        { w.code = code }
 // bare-par / full-par: bare and full from GOMAXPROCS goroutines at once
 // (b.RunParallel), the throughput of a busy server on this machine's cores;
 // and bare-http / full-http: bare (plus routing) and full behind a real
-// loopback listener and keep-alive client. make bench runs it and prints
-// the throughput ratios (full/bare first: the target).
+// loopback listener and keep-alive client in the same process, with
+// bare-http-headers in between: bare sending the full chain's response
+// headers. make bench runs it and prints the throughput ratios (full/bare
+// first: the target).
 func BenchmarkChain(b *testing.B) {
 	f := newFixture(b, func(o *Options) {
 		o.Telemetry = newTelemetry(b, io.Discard) // the access log is formatted, then discarded
@@ -165,12 +167,28 @@ func BenchmarkChain(b *testing.B) {
 			}
 		}
 	}
-	b.Run("bare-http", func(b *testing.B) {
+	bareMux := func(header http.Header) http.Handler {
 		mux := http.NewServeMux()
 		mux.Handle("GET /api/v1/items/{id}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h := w.Header()
+			for k, v := range header {
+				h[k] = v
+			}
 			bare.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), userIDKey, it.OwnerID)))
 		}))
-		overHTTP(b, mux)
+		return mux
+	}
+	b.Run("bare-http", func(b *testing.B) { overHTTP(b, bareMux(nil)) })
+	b.Run("bare-http-headers", func(b *testing.B) {
+		// The bare handler sending the response headers the full chain
+		// sends (security, rate-limit, request and trace IDs, process
+		// time), copied from one full response: what the headers alone
+		// cost the server and the in-process client, without middleware.
+		w := httptest.NewRecorder()
+		f.h.ServeHTTP(w, fullRequest())
+		hdr := w.Header().Clone()
+		hdr.Del("Content-Type") // the handler sets it
+		overHTTP(b, bareMux(hdr))
 	})
 	b.Run("full-http", func(b *testing.B) { overHTTP(b, f.h) })
 }
