@@ -68,11 +68,13 @@ type runner struct {
 	thresholds []*compiledThreshold
 	tmu        sync.Mutex // guards threshold results
 
-	scenarios []*scenarioRun
-	data      any
-	nextVU    atomic.Int64
-	active    atomic.Int64 // VUs running (vus)
-	allocated atomic.Int64 // VUs created (vus_max)
+	scenarios  []*scenarioRun
+	data       any
+	nextVU     atomic.Int64
+	active     atomic.Int64 // VUs running (vus)
+	peakActive atomic.Int64
+	vusSampled bool         // only the Run goroutine touches it
+	allocated  atomic.Int64 // VUs created (vus_max)
 
 	abortOnce sync.Once
 	abortErr  error
@@ -274,7 +276,6 @@ func (rn *Runner) Run(ctx context.Context) (*Result, error) {
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 
-	r.sampleVUs()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	var prog *progress
@@ -285,7 +286,7 @@ func (rn *Runner) Run(ctx context.Context) (*Result, error) {
 		select {
 		case <-done:
 		case <-tick.C:
-			r.sampleVUs()
+			r.sampleVUs(false)
 			if prog != nil {
 				prog.print(false)
 			}
@@ -298,7 +299,7 @@ func (rn *Runner) Run(ctx context.Context) (*Result, error) {
 	}
 	r.ended.Store(r.nanos())
 	r.hasEnded.Store(true)
-	r.sampleVUs()
+	r.sampleVUs(true)
 	if prog != nil {
 		prog.print(true)
 	}
@@ -359,10 +360,20 @@ func (r *runner) runPhase(ctx context.Context, name string, timeout time.Duratio
 	}
 }
 
-func (r *runner) sampleVUs() {
+// sampleVUs records the vus and vus_max gauges (every second, as k6). The
+// final sample, after every VU has stopped, records vus only when the run
+// was too short for any other (then with the peak), so the summary shows
+// the VUs the test ran with rather than the 0 it ended with.
+func (r *runner) sampleVUs(final bool) {
 	now := time.Now()
 	empty := r.reg.tagSet(r.test.Options.Tags)
-	r.reg.record(r.vusGauge, empty, float64(r.active.Load()), now)
+	switch {
+	case !final:
+		r.reg.record(r.vusGauge, empty, float64(r.active.Load()), now)
+		r.vusSampled = true
+	case !r.vusSampled:
+		r.reg.record(r.vusGauge, empty, float64(r.peakActive.Load()), now)
+	}
 	r.reg.record(r.vusMaxGa, empty, float64(r.allocated.Load()), now)
 	if r.test.Options.NoHTTPPhases {
 		b := &r.bytes
@@ -559,7 +570,13 @@ func (s *scenarioRun) call(ctx context.Context, vu *VU) (err error) {
 }
 
 // vuStarted/vuStopped keep the vus gauge.
-func (s *scenarioRun) vuStarted() { s.r.active.Add(1) }
+func (s *scenarioRun) vuStarted() {
+	r := s.r
+	if n := r.active.Add(1); n > r.peakActive.Load() {
+		for p := r.peakActive.Load(); n > p && !r.peakActive.CompareAndSwap(p, n); p = r.peakActive.Load() {
+		}
+	}
+}
 func (s *scenarioRun) vuStopped(vu *VU) {
 	s.r.active.Add(-1)
 	vu.http.release()
