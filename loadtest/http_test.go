@@ -200,10 +200,12 @@ func TestJSONLinesOutput(t *testing.T) {
 				vu.Check(`status is "200"`, r.Status == 200)
 				return nil
 			}}},
+		Thresholds: map[string][]Threshold{"http_req_duration": {T("p(95)<5000")}},
 	}, RunOptions{JSON: &out})
 	if err != nil {
 		t.Fatal(err)
 	}
+	raw := out.String()
 	declared := map[string]bool{}
 	points := map[string]int{}
 	sc := bufio.NewScanner(&out)
@@ -240,6 +242,9 @@ func TestJSONLinesOutput(t *testing.T) {
 		default:
 			t.Errorf("unknown line type %q", line.Type)
 		}
+	}
+	if !strings.Contains(raw, `{"type":"Metric","data":{"name":"http_req_duration","type":"trend","contains":"time","thresholds":["p(95)<5000"],"submetrics":null},"metric":"http_req_duration"}`) {
+		t.Error("http_req_duration's declaration lacks its threshold")
 	}
 	if points["http_reqs"] != 2 || points["checks"] != 2 || points["http_req_duration"] != 2 || points["iterations"] != 2 {
 		t.Errorf("points per metric = %v, want 2 requests, checks, iterations", points)

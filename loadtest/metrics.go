@@ -261,7 +261,7 @@ func (r *registry) register(m Metric) (*metricState, error) {
 	r.metrics[m.Name] = st
 	r.order = append(r.order, st)
 	if r.out != nil {
-		r.out.metric(m)
+		r.out.metric(m, nil)
 	}
 	return st, nil
 }

@@ -25,7 +25,7 @@ func newJSONOutput(w io.Writer) *jsonOutput {
 	return &jsonOutput{w: bufio.NewWriterSize(w, 64<<10)}
 }
 
-func (o *jsonOutput) metric(m Metric) {
+func (o *jsonOutput) metric(m Metric, thresholds []string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	b := o.buf[:0]
@@ -35,7 +35,14 @@ func (o *jsonOutput) metric(m Metric) {
 	b = append(b, m.Type.String()...)
 	b = append(b, `","contains":"`...)
 	b = append(b, m.Contains.String()...)
-	b = append(b, `","thresholds":[],"submetrics":null},"metric":`...)
+	b = append(b, `","thresholds":[`...)
+	for i, t := range thresholds {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, t)
+	}
+	b = append(b, `],"submetrics":null},"metric":`...)
 	b = appendJSONString(b, m.Name)
 	b = append(b, "}\n"...)
 	o.write(b)

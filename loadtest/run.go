@@ -139,7 +139,15 @@ func newRunner(t Test, o RunOptions) (*runner, error) {
 	if o.JSON != nil {
 		r.reg.out = newJSONOutput(o.JSON)
 		for _, st := range r.reg.order {
-			r.reg.out.metric(st.Metric)
+			var ths []string
+			for _, ct := range r.thresholds {
+				if ct.sel.Metric == st.Name && len(ct.sel.Tags) == 0 {
+					for _, e := range ct.exprs {
+						ths = append(ths, e.expr.Source)
+					}
+				}
+			}
+			r.reg.out.metric(st.Metric, ths)
 		}
 	}
 
