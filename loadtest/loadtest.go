@@ -156,7 +156,10 @@ func Abort(reason string) error { return fmt.Errorf("%w: %s", ErrAbort, reason) 
 // ConfigError is an invalid Test; Run returns it before starting anything.
 type ConfigError struct{ Err error }
 
+// Error lists every problem, one per line.
 func (e *ConfigError) Error() string { return "invalid load test: " + e.Err.Error() }
+
+// Unwrap returns the joined problems.
 func (e *ConfigError) Unwrap() error { return e.Err }
 
 // ErrThresholdsFailed is returned (wrapped) by Run when a threshold failed.

@@ -24,6 +24,7 @@ const (
 	Trend                     // a distribution; aggregations avg min max med p(N)
 )
 
+// String is k6's name of the type ("counter", "gauge", "rate", "trend").
 func (t MetricType) String() string {
 	switch t {
 	case Counter:
@@ -48,6 +49,7 @@ const (
 	Data
 )
 
+// String is k6's "contains" value ("default", "time", "data").
 func (v ValueType) String() string {
 	switch v {
 	case Time:
