@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/glasshouse-dev/glasshouse/loadtest"
 )
@@ -99,5 +101,47 @@ func TestThresholdFailureExit99(t *testing.T) {
 		env(nil), nil, io.Discard, io.Discard)
 	if loadtest.ExitCode(err) != loadtest.ExitScriptException {
 		t.Errorf("setup against a broken API: err = %v (exit %d), want 107", err, loadtest.ExitCode(err))
+	}
+}
+
+// TestPrometheusEndpointDuringARun scrapes -prometheus while a run is in
+// progress and finds the k6-named request counter growing.
+func TestPrometheusEndpointDuringARun(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	t.Cleanup(srv.Close)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(t.Context(), []string{"glasshouse-load", "-url", srv.URL, "-rate", "100", "-vus", "2", "-duration", "3s",
+			"-quiet", "-prometheus", "-prometheus-addr", addr, "-tag", "testid=prom"}, env(nil), nil, io.Discard, io.Discard)
+	}()
+	var body string
+	deadline := time.Now().Add(2500 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+		res, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			continue
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		body = string(b)
+		if strings.Contains(body, `k6_http_reqs_total{`) && strings.Contains(body, `testid="prom"`) {
+			break
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if !strings.Contains(body, `k6_http_reqs_total{`) || !strings.Contains(body, `scenario="default"`) || !strings.Contains(body, `testid="prom"`) {
+		t.Errorf("scrape during the run:\n%s", body)
+	}
+	if _, err := http.Get("http://" + addr + "/metrics"); err == nil {
+		t.Error("the endpoint is still up after the run (no -prometheus-linger)")
 	}
 }
