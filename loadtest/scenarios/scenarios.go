@@ -227,6 +227,7 @@ type user struct {
 	name, password string
 	mu             sync.Mutex
 	header         http.Header // Authorization, Content-Type, User-Agent
+	loginMu        sync.Mutex  // one re-login at a time (login is limited to 5/min)
 }
 
 func (u *user) headers() http.Header {
@@ -331,15 +332,26 @@ type item struct {
 }
 
 // do sends a request as u and, when the token has expired (401), logs in
-// again once and retries.
+// again and retries once. VUs sharing the user wait for one re-login rather
+// than each logging in (login is rate-limited per username).
 func (a *api) do(ctx context.Context, vu *loadtest.VU, u *user, method, path, name string, body []byte) *loadtest.Response {
-	res := vu.Request(ctx, method, a.target+path, body, &loadtest.Params{Name: name, Header: u.headers()})
-	if res.Status == http.StatusUnauthorized {
-		if err := a.login(ctx, vu, u); err == nil {
-			res = vu.Request(ctx, method, a.target+path, body, &loadtest.Params{Name: name, Header: u.headers()})
-		}
+	h := u.headers()
+	res := vu.Request(ctx, method, a.target+path, body, &loadtest.Params{Name: name, Header: h})
+	if res.Status == http.StatusUnauthorized && a.relogin(ctx, vu, u, h) {
+		res = vu.Request(ctx, method, a.target+path, body, &loadtest.Params{Name: name, Header: u.headers()})
 	}
 	return res
+}
+
+// relogin refreshes u's token unless another VU already replaced the
+// header the caller used; it reports whether a fresh token is available.
+func (a *api) relogin(ctx context.Context, vu *loadtest.VU, u *user, used http.Header) bool {
+	u.loginMu.Lock()
+	defer u.loginMu.Unlock()
+	if cur := u.headers(); cur.Get("Authorization") != used.Get("Authorization") {
+		return true
+	}
+	return a.login(ctx, vu, u) == nil
 }
 
 func (a *api) createItem(ctx context.Context, vu *loadtest.VU, u *user, st *vuState) error {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -231,4 +232,56 @@ func TestSmokeAgainstTheAPI(t *testing.T) {
 		}
 	}
 	t.Logf("smoke summary:\n%s", summary.String())
+}
+
+// TestExpiredTokenIsRefreshedOnce: when every request of a shared user gets
+// 401 for an expired token, the VUs log the user in again once, not once
+// each, and retry with the new token.
+func TestExpiredTokenIsRefreshedOnce(t *testing.T) {
+	var mu sync.Mutex
+	logins, token := 0, "t0"
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /api/v1/users", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusCreated) })
+	mux.HandleFunc("POST /api/v1/auth/login", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		logins++
+		token = fmt.Sprintf("t%d", logins)
+		tok := token
+		mu.Unlock()
+		fmt.Fprintf(w, `{"access_token":%q,"token_type":"bearer","expires_in":60}`, tok)
+	})
+	mux.HandleFunc("GET /api/v1/users/me", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		cur := token
+		mu.Unlock()
+		// The first token expires at once; later ones are valid.
+		if r.Header.Get("Authorization") != "Bearer "+cur || cur == "t1" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		fmt.Fprint(w, `{"username":"u"}`)
+	})
+	target := newServer(t, mux)
+	a := &api{target: target, runID: "x", users: 1}
+	res, err := loadtest.Run(t.Context(), loadtest.Test{
+		Setup: a.setup,
+		Scenarios: []loadtest.Scenario{{Name: "s", Executor: loadtest.PerVUIterations{VUs: 4, Iterations: 1},
+			Exec: func(ctx context.Context, vu *loadtest.VU) error {
+				p := vu.Data().(*pool)
+				r := a.do(ctx, vu, p.users[0], http.MethodGet, "/api/v1/users/me", "/api/v1/users/me", nil)
+				vu.Check("me after refresh", r.Status == http.StatusOK)
+				return nil
+			}}},
+	}, loadtest.RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if logins != 2 {
+		t.Errorf("%d logins, want 2 (setup + one refresh shared by 4 VUs)", logins)
+	}
+	if c, _ := res.Aggregate("checks{check:me after refresh}"); c.Passes != 4 {
+		t.Errorf("%d of %d VUs got through after the refresh", c.Passes, c.Count)
+	}
 }
