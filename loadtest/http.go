@@ -169,7 +169,7 @@ func newTransport(r *runner, maxConns int) *http.Transport {
 		TLSHandshakeTimeout: 10 * time.Second,
 		DisableCompression:  true, // send exactly what the test asks for
 		DisableKeepAlives:   r.test.Options.NoConnectionReuse,
-		TLSClientConfig:     &tls.Config{MinVersion: tls.VersionTLS12},
+		TLSClientConfig:     &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: r.test.Options.InsecureSkipTLSVerify}, //nolint:gosec // opt-in, as k6
 	}
 }
 
@@ -205,8 +205,14 @@ func (t *tracer) clientTrace(now func() int64) *httptrace.ClientTrace {
 				c = tc.NetConn()
 			}
 			if cc, ok := c.(*countingConn); ok {
-				t.sent0.Store(cc.sent.Load())
-				t.recv0.Store(cc.recv.Load())
+				// A new connection's handshake bytes belong to its first
+				// request (as k6 counts them).
+				var s0, r0 int64
+				if info.Reused {
+					s0, r0 = cc.sent.Load(), cc.recv.Load()
+				}
+				t.sent0.Store(s0)
+				t.recv0.Store(r0)
 				t.conn.Store(cc)
 			}
 		},

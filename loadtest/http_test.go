@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -278,5 +279,44 @@ func TestNoHTTPPhases(t *testing.T) {
 	}
 	if b, _ := res.Value("data_received", "count"); b < 10*100 {
 		t.Errorf("data_received = %v, want the run's bytes recorded by the sampler", b)
+	}
+}
+
+func TestTLSPhasesAndCertificateErrors(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the rejected handshakes are expected
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	for _, insecure := range []bool{true, false} {
+		var first *Response
+		res, err := Run(t.Context(), Test{
+			Scenarios: []Scenario{{Name: "s", Executor: PerVUIterations{VUs: 1, Iterations: 2},
+				Exec: func(ctx context.Context, vu *VU) error {
+					r := vu.Get(ctx, srv.URL, nil)
+					if first == nil {
+						first = r
+					}
+					return nil
+				}}},
+			Options: Options{InsecureSkipTLSVerify: insecure},
+		}, RunOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !insecure {
+			if first.Status != 0 || first.ErrorCode != 1310 {
+				t.Errorf("self-signed certificate: status %d code %d err %v, want 0 and 1310", first.Status, first.ErrorCode, first.Err)
+			}
+			continue
+		}
+		if first.Status != 200 || first.Timings.TLSHandshaking <= 0 || first.Timings.Connecting <= 0 {
+			t.Errorf("first request over TLS: status %d timings %+v, want 200 with connecting and TLS handshake time", first.Status, first.Timings)
+		}
+		if m, _ := res.Value("http_req_tls_handshaking", "max"); m <= 0 {
+			t.Errorf("http_req_tls_handshaking max = %v, want > 0", m)
+		}
+		if b, _ := res.Value("data_received", "count"); b < 1000 {
+			t.Errorf("data_received = %v, want the TLS handshake's bytes too", b)
+		}
 	}
 }

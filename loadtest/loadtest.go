@@ -77,6 +77,9 @@ type Options struct {
 	DiscardResponseBodies bool
 	// NoConnectionReuse disables keep-alive.
 	NoConnectionReuse bool
+	// InsecureSkipTLSVerify accepts any server certificate (k6's
+	// insecureSkipTLSVerify), e.g. a test server's self-signed one.
+	InsecureSkipTLSVerify bool
 	// NoHTTPPhases skips the per-request trace: http_req_blocked,
 	// connecting, tls_handshaking, sending, waiting and receiving are not
 	// recorded, http_req_duration then spans the whole round trip, and
