@@ -169,7 +169,7 @@ func newTransport(r *runner, maxConns int) *http.Transport {
 		TLSHandshakeTimeout: 10 * time.Second,
 		DisableCompression:  true, // send exactly what the test asks for
 		DisableKeepAlives:   r.test.Options.NoConnectionReuse,
-		TLSClientConfig:     &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: r.test.Options.InsecureSkipTLSVerify}, //nolint:gosec // opt-in, as k6
+		TLSClientConfig:     &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: r.test.Options.InsecureSkipTLSVerify}, // opt-in, as k6's insecureSkipTLSVerify
 	}
 }
 
