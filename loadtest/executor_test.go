@@ -440,18 +440,29 @@ func TestAbortAndExternalAbortExitCodes(t *testing.T) {
 		start := time.Now()
 		teardown := false
 		res, err := Run(ctx, Test{
-			Scenarios: []Scenario{{Name: "s", Executor: ConstantVUs{VUs: 1, Duration: time.Minute},
-				Exec: func(ctx context.Context, vu *VU) error { return Sleep(ctx, 100*time.Millisecond) }}},
+			Scenarios: []Scenario{
+				{Name: "s", Executor: ConstantVUs{VUs: 1, Duration: time.Minute},
+					Exec: func(ctx context.Context, vu *VU) error { return Sleep(ctx, 130*time.Millisecond) }},
+				{Name: "late", Executor: ConstantVUs{VUs: 1, Duration: time.Minute}, StartTime: 10 * time.Second,
+					Exec: func(ctx context.Context, vu *VU) error { return nil }},
+			},
 			Teardown: func(ctx context.Context, vu *VU, data any) error { teardown = true; return nil },
 		}, RunOptions{})
 		if ExitCode(err) != ExitExternalAbort {
 			t.Errorf("err = %v (exit %d), want external abort (105)", err, ExitCode(err))
 		}
-		if took := time.Since(start); took != 1500*time.Millisecond {
-			t.Errorf("stopped after %v, want 1.5s", took)
+		// Graceful: the iteration started at 1.43 s finishes at 1.56 s.
+		if took := time.Since(start); took != 1560*time.Millisecond {
+			t.Errorf("stopped after %v, want 1.56s (the running iteration finishes)", took)
 		}
 		if !teardown || res == nil {
-			t.Errorf("teardown ran = %v, result = %v; want teardown and a result after an external abort", teardown, res)
+			t.Fatalf("teardown ran = %v, result = %v; want teardown and a result after an external abort", teardown, res)
+		}
+		if s := res.Scenarios[0]; s.Completed != 12 || s.Interrupted != 0 {
+			t.Errorf("interrupted scenario: %d completed, %d interrupted; want 12 and 0", s.Completed, s.Interrupted)
+		}
+		if s := res.Scenarios[1]; s.Started != 0 {
+			t.Errorf("a scenario due after the interrupt started %d iterations", s.Started)
 		}
 	})
 }

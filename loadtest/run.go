@@ -261,12 +261,29 @@ func (rn *Runner) Run(ctx context.Context) (*Result, error) {
 		}
 	}
 
-	runCtx, cancelRun := context.WithCancel(ctx)
+	// Iterations run under runCtx, which only an abort cancels at once.
+	// Cancelling ctx (SIGINT) stops the scenarios gracefully instead: no
+	// new iterations, running ones get their gracefulStop, as k6's first
+	// interrupt.
+	runCtx, cancelRun := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelRun()
+	for i, sc := range r.test.Scenarios {
+		s := newScenarioRun(r, sc, i, runCtx)
+		r.scenarios = append(r.scenarios, s)
+	}
 	go func() {
 		select {
 		case <-r.abortCh:
 		case <-runCtx.Done():
+		case <-ctx.Done():
+			r.logf("WARN interrupted: stopping gracefully, running iterations get their gracefulStop")
+			for _, s := range r.scenarios {
+				s.stop()
+			}
+			select {
+			case <-r.abortCh:
+			case <-runCtx.Done():
+			}
 		}
 		cancelRun()
 	}()
@@ -274,10 +291,6 @@ func (rn *Runner) Run(ctx context.Context) (*Result, error) {
 	r.started.Store(r.nanos())
 	r.hasStarted.Store(true)
 	var wg sync.WaitGroup
-	for i, sc := range r.test.Scenarios {
-		s := newScenarioRun(r, sc, i, runCtx)
-		r.scenarios = append(r.scenarios, s)
-	}
 	for _, s := range r.scenarios {
 		wg.Go(s.run)
 	}
@@ -474,6 +487,9 @@ func (s *scenarioRun) run() {
 		t := time.NewTimer(s.sc.StartTime)
 		select {
 		case <-t.C:
+		case <-s.stopCh:
+			t.Stop()
+			return
 		case <-s.ctx.Done():
 			t.Stop()
 			return
@@ -510,6 +526,7 @@ func (s *scenarioRun) stopper(finished <-chan struct{}) {
 	defer t.Stop()
 	select {
 	case <-t.C:
+	case <-s.stopCh: // stopped early (interrupt)
 	case <-finished:
 		return
 	case <-s.ctx.Done():
