@@ -136,6 +136,9 @@ func TestHTTPMetricsTagsAndErrors(t *testing.T) {
 	if b, _ := res.Value("data_sent", "count"); b < 9*50 {
 		t.Errorf("data_sent = %v bytes, want at least 50 per request", b)
 	}
+	if res.ConnectionsOpened < 1 || res.ConnectionsOpened > 3 {
+		t.Errorf("%d connections opened by one VU's sequential requests, want 1..3 (keep-alive)", res.ConnectionsOpened)
+	}
 	if c, _ := res.Value("http_req_connecting", "max"); c <= 0 {
 		t.Errorf("http_req_connecting max = %v, want > 0 (the first request connects)", c)
 	}

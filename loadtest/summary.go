@@ -28,7 +28,10 @@ type Result struct {
 	TrendStats []string
 	// Checks lists every check by group, in the order first seen.
 	Checks []CheckResult
-	reg    *registry
+	// ConnectionsOpened counts TCP connections dialled (keep-alive reuses
+	// the rest; an open-model test facing a stall opens one per extra VU).
+	ConnectionsOpened int64
+	reg               *registry
 }
 
 // MetricSummary is one metric's (or sub-metric's) aggregate over the run.
@@ -47,7 +50,7 @@ type CheckResult struct {
 }
 
 func (r *runner) result() *Result {
-	res := &Result{Duration: r.elapsed(), Thresholds: r.thresholdResults(), reg: r.reg}
+	res := &Result{Duration: r.elapsed(), Thresholds: r.thresholdResults(), reg: r.reg, ConnectionsOpened: r.connsOpened.Load()}
 	res.TrendStats = r.test.Options.SummaryTrendStats
 	if len(res.TrendStats) == 0 {
 		res.TrendStats = []string{"avg", "min", "med", "max", "p(90)", "p(95)"}
@@ -241,7 +244,7 @@ func (res *Result) WriteJSON(w io.Writer) error {
 		Metrics:   map[string]jmetric{},
 		RootGroup: &jgroup{Groups: []*jgroup{}, Checks: []jcheck{}},
 		Options:   map[string]any{"summaryTrendStats": res.TrendStats},
-		State:     map[string]any{"testRunDurationMs": ms(res.Duration), "thresholdsPassed": res.ThresholdsPassed()},
+		State:     map[string]any{"testRunDurationMs": ms(res.Duration), "thresholdsPassed": res.ThresholdsPassed(), "connectionsOpened": res.ConnectionsOpened},
 		Scenarios: map[string]jscenario{},
 	}
 	for _, m := range res.Metrics {
@@ -419,6 +422,9 @@ func (res *Result) WriteSummary(w io.Writer) error {
 			if s.Errors > 0 {
 				fmt.Fprintf(&b, "      ↳ %d iterations returned an error\n", s.Errors)
 			}
+		}
+		if res.ConnectionsOpened > 0 {
+			fmt.Fprintf(&b, "    connections opened: %d\n", res.ConnectionsOpened)
 		}
 	}
 	b.WriteString("\n")
