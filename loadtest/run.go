@@ -793,6 +793,17 @@ func (s *scenarioRun) runArrivalRate(a *arrivals, pre, maxVUs int) {
 				return
 			}
 		} else if s.stopping() {
+			// The dispatcher fell behind and the scenario is stopping:
+			// the iterations that were already due are neither run nor
+			// forgotten. Count them as scheduled and dropped, so the
+			// accounting (scheduled = started + dropped) still holds;
+			// those not yet due (an abort mid-run) were never scheduled.
+			for now := r.nanos(); ok && base+int64(off) <= now; off, ok = a.at(i) {
+				s.scheduled.Add(1)
+				s.droppedIters.Add(1)
+				r.reg.recordSink(s.dropSink, 1, time.Now())
+				i++
+			}
 			return
 		}
 		s.scheduled.Add(1)
