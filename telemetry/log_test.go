@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -272,5 +274,45 @@ func TestLogFileUnwritable(t *testing.T) {
 func TestIsSensitiveKeyDoesNotAllocate(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { IsSensitiveKey("X-Upstream-Request-Authorization-Header-For-Proxy"); IsSensitiveKey("Short") }); n != 0 {
 		t.Errorf("IsSensitiveKey allocates %v times per call", n)
+	}
+}
+
+// TestAccessLogToConsoleAndFile: with a log file the access record reaches
+// both sinks, the JSON file through the fast path and tint's console
+// output as an ordinary record, each once.
+func TestAccessLogToConsoleAndFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "api.log")
+	console := &syncBuffer{}
+	tel, err := New(t.Context(), Config{LogFormat: "text", LogWriter: console, LogFile: path, Getenv: envMap()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /items/{id}", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest("GET", "/items/7", nil)
+	req.Header.Set("User-Agent", "probe/2")
+	tel.Middleware(mux).ServeHTTP(rec, req)
+	if err := tel.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := logLines(t, string(b))
+	if len(lines) != 1 {
+		t.Fatalf("log file has %d lines, want the access record:\n%s", len(lines), b)
+	}
+	a := lines[0]
+	if a["msg"] != "http request" || a["route"] != "/items/{id}" || a["path"] != "/items/7" || a["status"] != float64(200) ||
+		a["bytes"] != float64(2) || a["user_agent"] != "probe/2" || a["request_id"] != rec.Header().Get(RequestIDHeader) {
+		t.Errorf("access record in the file: %v", a)
+	}
+	if tr := rec.Header().Get(TraceResponseHeader); a["trace_id"] == nil || !strings.Contains(tr, a["trace_id"].(string)) {
+		t.Errorf("access record trace_id %v, traceresponse %q", a["trace_id"], tr)
+	}
+	if n := strings.Count(console.String(), "http request"); n != 1 || !strings.Contains(console.String(), "route=/items/{id}") {
+		t.Errorf("console has %d access records, want 1 with the route:\n%s", n, console)
 	}
 }

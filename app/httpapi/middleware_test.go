@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -60,6 +62,36 @@ func TestSecurityHeaders(t *testing.T) {
 	tlsF := newFixture(t, func(o *Options) { o.TLS = true })
 	if got := tlsF.do(t, req{method: "GET", path: "/health"}).Header().Get("Strict-Transport-Security"); !strings.HasPrefix(got, "max-age=") {
 		t.Errorf("HSTS with TLS = %q", got)
+	}
+}
+
+// TestSecurityHeaderValuesAreNotShared: every response shares the
+// security headers' value slices, so a handler that adds to or replaces
+// one must not change what the next response gets.
+func TestSecurityHeaderValuesAreNotShared(t *testing.T) {
+	f := newFixture(t)
+	meddle := f.srv.securityHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Add("X-Frame-Options", "SAMEORIGIN")
+		h.Set("Content-Security-Policy", "default-src 'self'")
+		h["Referrer-Policy"] = append(h["Referrer-Policy"], "origin")
+		h.Del("Cache-Control")
+	}))
+	plain := f.srv.securityHeaders(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	for range 2 {
+		meddle.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/api/v1/items", nil))
+	}
+	w := httptest.NewRecorder()
+	plain.ServeHTTP(w, httptest.NewRequest("GET", "/api/v1/items", nil))
+	for name, want := range map[string][]string{
+		"X-Frame-Options":         {"DENY"},
+		"Content-Security-Policy": {apiCSP},
+		"Referrer-Policy":         {"no-referrer"},
+		"Cache-Control":           {"no-store"},
+	} {
+		if got := w.Header()[name]; !slices.Equal(got, want) {
+			t.Errorf("after handlers changed it, %s = %q, want %q", name, got, want)
+		}
 	}
 }
 
@@ -156,6 +188,12 @@ func TestConcurrencyLimit(t *testing.T) {
 	}
 	if w := f.do(t, req{method: "GET", path: "/health/ready"}); w.Code != 200 {
 		t.Errorf("after release: %d", w.Code)
+	}
+	// The slots were given back: API requests pass the limit again.
+	for range 3 {
+		if w := f.do(t, req{method: "GET", path: "/api/v1/users/me", token: token}); w.Code == 503 {
+			t.Errorf("after release: %d %s, want the slots free again", w.Code, w.Body)
+		}
 	}
 }
 
