@@ -123,7 +123,8 @@ func run(in io.Reader, out io.Writer) error {
 			continue
 		}
 		if first {
-			fmt.Fprintln(out, "\nfull-chain cost of (minimum of full minus minimum of the variant without it):")
+			fmt.Fprintln(out, "\nfull-chain cost of (minimum of full minus minimum of the variant without it;")
+			fmt.Fprintln(out, "rough: load that changes between variants shows up here, and a negative cost is noise):")
 			first = false
 		}
 		fmt.Fprintf(out, "  %-47s %+6.0f ns  %+4.0f allocs\n", p.part,
