@@ -58,7 +58,11 @@ func lookPath(t *testing.T, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
 	if err != nil {
-		t.Skipf("%s not found in PATH (Debian: apt-get install prometheus prometheus-alertmanager); skipping", name)
+		msg := fmt.Sprintf("%s not found in PATH (Debian: apt-get install prometheus prometheus-alertmanager); skipping", name)
+		if os.Getenv("GLASSHOUSE_REQUIRE_SERVICES") == "1" {
+			t.Fatal(msg + " (GLASSHOUSE_REQUIRE_SERVICES=1: .ci/run requires every integration test to run)")
+		}
+		t.Skip(msg)
 	}
 	return p
 }

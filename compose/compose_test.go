@@ -617,7 +617,7 @@ func TestGrafanaProvisioning(t *testing.T) {
 		}
 	}
 	if len(files) == 0 {
-		t.Skipf("no datasource provisioning in %s yet (dashboards helper)", dsDir)
+		t.Fatalf("no datasource provisioning in %s: Grafana would start without datasources", dsDir)
 	}
 	for _, uid := range []string{"prometheus", "tempo", "loki"} {
 		if _, ok := uids[uid]; !ok {
