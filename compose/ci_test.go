@@ -82,8 +82,22 @@ func TestHostedCIWorkflowMirrorsCIRun(t *testing.T) {
 		if !strings.Contains(string(ciRun), "export "+v) {
 			t.Errorf(".ci/run no longer exports %s; update the workflow and this test", v)
 		}
-		if test.Env[v] == "" {
-			t.Errorf("the test job does not set %s", v)
+	}
+	// Every variable .ci/run exports for the tests is set in the test job
+	// too (a literal value must match), so a switch such as
+	// GLASSHOUSE_REQUIRE_SERVICES=1 (skips become failures) cannot be
+	// forgotten in one of the two.
+	for _, m := range regexp.MustCompile(`(?m)^export ([A-Z_][A-Z0-9_]*)="?([^"\n]*)"?$`).FindAllStringSubmatch(string(ciRun), -1) {
+		name, value := m[1], m[2]
+		if name == "PATH" || name == "GOFLAGS" {
+			continue // the runner's own toolchain setup
+		}
+		got, ok := test.Env[name]
+		switch {
+		case !ok || got == "":
+			t.Errorf(".ci/run exports %s; the test job does not set it", name)
+		case !strings.Contains(value, "$") && got != value:
+			t.Errorf("the test job sets %s=%q; .ci/run exports %q", name, got, value)
 		}
 	}
 	for name, want := range map[string]string{"postgres": test.Env["TEST_DATABASE_URL"], "redis": test.Env["TEST_REDIS_URL"]} {
