@@ -29,6 +29,9 @@ type Problem struct {
 func writeProblem(w http.ResponseWriter, r *http.Request, p Problem) {
 	p.Type = "about:blank"
 	p.Title = http.StatusText(p.Status)
+	if p.Status == StatusClientClosedRequest {
+		p.Title = "Client Closed Request" // not in net/http's table
+	}
 	p.RequestID = telemetry.RequestID(r.Context())
 	h := w.Header()
 	h.Set("Content-Type", "application/problem+json")

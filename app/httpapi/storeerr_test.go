@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -136,5 +137,32 @@ func TestStoreErrorsOnEveryRoute(t *testing.T) {
 	// The item survived every failed write.
 	if w := f.do(t, req{method: "GET", path: itemPath, token: token}); w.Code != 200 || !strings.Contains(w.Body.String(), "kept") {
 		t.Errorf("after the store errors: %d %s", w.Code, w.Body)
+	}
+}
+// TestClientClosedRequest: a store call that fails because the client went
+// away is answered 499 (not a 5xx the availability SLO would count) and is
+// not logged as an error.
+func TestClientClosedRequest(t *testing.T) {
+	fs := &faultStore{}
+	f := newFixture(t, func(o *Options) { fs.Store = o.Store; o.Store = fs })
+	_, token := f.signup(t, "quinn")
+	ctx, cancel := context.WithCancel(t.Context())
+	fs.listItems = func(context.Context, int64, app.Page) ([]app.Item, int, error) {
+		cancel() // the client hangs up while the query runs
+		return nil, 0, fmt.Errorf("list items: %w", context.Canceled)
+	}
+	r := httptest.NewRequestWithContext(ctx, "GET", "/api/v1/items", nil)
+	r.Header.Set("Authorization", "Bearer "+token)
+	w := httptest.NewRecorder()
+	f.h.ServeHTTP(w, r)
+	checkResponse(t, "GET", "GET /api/v1/items", w.Code, w.Header(), w.Body.Bytes())
+	if w.Code != StatusClientClosedRequest || problemOf(t, w).Code != "client_closed_request" {
+		t.Fatalf("canceled request: %d %s, want 499 client_closed_request", w.Code, w.Body)
+	}
+	if logs := f.logs.String(); strings.Contains(logs, `"level":"ERROR"`) {
+		t.Errorf("a client hang-up was logged as an error:\n%s", logs)
+	}
+	if got := metric(t, f.tel.Registry, "http_server_request_duration_seconds", map[string]string{"route": "/api/v1/items", "code": "499"}); got != 1 {
+		t.Errorf("requests with code 499 = %v, want 1", got)
 	}
 }
