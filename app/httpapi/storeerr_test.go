@@ -139,6 +139,7 @@ func TestStoreErrorsOnEveryRoute(t *testing.T) {
 		t.Errorf("after the store errors: %d %s", w.Code, w.Body)
 	}
 }
+
 // TestClientClosedRequest: a store call that fails because the client went
 // away is answered 499 (not a 5xx the availability SLO would count) and is
 // not logged as an error.
