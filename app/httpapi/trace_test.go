@@ -1,0 +1,88 @@
+package httpapi
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/glasshouse-dev/glasshouse/app"
+	"github.com/glasshouse-dev/glasshouse/app/sqlite"
+	"github.com/glasshouse-dev/glasshouse/telemetry"
+)
+
+// newTracedFixture is newFixture with spans recorded and a SQLite store
+// that traces its queries, as cmd wires it.
+func newTracedFixture(t *testing.T, mods ...func(*Options)) (*fixture, *tracetest.SpanRecorder) {
+	t.Helper()
+	rec := tracetest.NewSpanRecorder()
+	tel, err := telemetry.New(context.Background(), telemetry.Config{
+		LogFormat: "json", LogWriter: io.Discard,
+		Getenv: func(string) string { return "" }, SpanProcessors: []sdktrace.SpanProcessor{rec},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tel.Shutdown(context.Background()) })
+	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "traced.db"), sqlite.WithTracer(tel.Tracer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	mods = append([]func(*Options){func(o *Options) {
+		o.Telemetry, o.Store = tel, st
+		o.Checks = []app.Check{{Name: "database", Check: st.Ping}}
+	}}, mods...)
+	f := newFixture(t, mods...)
+	f.tel = tel
+	return f, rec
+}
+
+// TestChildSpans: store queries and password hashing are child spans of the
+// request's server span.
+func TestChildSpans(t *testing.T) {
+	f, rec := newTracedFixture(t)
+	_, token := f.signup(t, "rita")
+	it := f.createItem(t, token, "traced")
+	if w := f.do(t, req{method: "GET", path: fmt.Sprintf("/api/v1/items/%d", it.ID), token: token}); w.Code != 200 {
+		t.Fatalf("get: %d %s", w.Code, w.Body)
+	}
+
+	spans := rec.Ended()
+	server := map[string]sdktrace.ReadOnlySpan{}
+	for _, sp := range spans {
+		if sp.Parent().IsValid() {
+			continue
+		}
+		server[sp.Name()] = sp
+	}
+	childrenOf := func(name string) []string {
+		parent, ok := server[name]
+		if !ok {
+			t.Fatalf("no server span %q", name)
+		}
+		var names []string
+		for _, sp := range spans {
+			if sp.Parent().SpanID() == parent.SpanContext().SpanID() {
+				names = append(names, sp.Name())
+			}
+		}
+		return names
+	}
+	for route, want := range map[string][]string{
+		"POST /api/v1/users":      {"password.hash", "INSERT users"},
+		"POST /api/v1/auth/login": {"SELECT users", "password.verify"},
+		"POST /api/v1/items":      {"INSERT items"},
+		"GET /api/v1/items/{id}":  {"SELECT items"},
+	} {
+		got := childrenOf(route)
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("children of %q = %v, want %v", route, got, want)
+		}
+	}
+}
