@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/glasshouse-dev/glasshouse/app"
 	"github.com/glasshouse-dev/glasshouse/telemetry"
 )
@@ -46,8 +48,9 @@ func writeProblem(w http.ResponseWriter, r *http.Request, p Problem) {
 const StatusClientClosedRequest = 499
 
 // respondErr is the one table from errors to responses. 5xx are logged here,
-// once, at Error (with the trace and request IDs the logger adds); the
-// client sees only a safe message.
+// once, at Error (with the trace and request IDs the logger adds), and their
+// cause is recorded on the request's span (the middleware sets its status);
+// the client sees only a safe message.
 func respondErr(log *slog.Logger, w http.ResponseWriter, r *http.Request, err error) {
 	var p Problem
 	re, isReq := errors.AsType[*requestError](err)
@@ -67,11 +70,13 @@ func respondErr(log *slog.Logger, w http.ResponseWriter, r *http.Request, err er
 		p = Problem{Status: StatusClientClosedRequest, Code: "client_closed_request", Detail: "the client closed the request"}
 	case errors.Is(err, app.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		log.LogAttrs(r.Context(), slog.LevelWarn, "dependency unavailable", slog.String("err", err.Error()))
+		trace.SpanFromContext(r.Context()).RecordError(err)
 		w.Header().Set("Retry-After", "1")
 		p = Problem{Status: http.StatusServiceUnavailable, Code: "unavailable",
 			Detail: "a dependency is unavailable; retry shortly"}
 	default:
 		log.LogAttrs(r.Context(), slog.LevelError, "internal error", slog.String("err", err.Error()))
+		trace.SpanFromContext(r.Context()).RecordError(err)
 		p = Problem{Status: http.StatusInternalServerError, Code: "internal", Detail: "internal server error"}
 	}
 	writeProblem(w, r, p)

@@ -3,7 +3,8 @@
 // production middleware chain, JSON decoding and RFC 9457 problem
 // responses, health checks and the OpenAPI document.
 //
-// It imports app, app/auth, app/ratelimit and telemetry; never a storage
+// It imports app, app/auth, app/ratelimit, telemetry and the OpenTelemetry
+// trace API (to record a 5xx's cause on the span); never a storage
 // adapter (cmd chooses those).
 package httpapi
 

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -83,6 +84,52 @@ func TestChildSpans(t *testing.T) {
 		got := childrenOf(route)
 		if strings.Join(got, ",") != strings.Join(want, ",") {
 			t.Errorf("children of %q = %v, want %v", route, got, want)
+		}
+	}
+}
+
+// TestServerSpanRecordsTheError: a 5xx's cause is recorded on the server
+// span (an exception event), so the trace UI shows why the request failed
+// while the client sees only the safe message.
+func TestServerSpanRecordsTheError(t *testing.T) {
+	fs := &faultStore{}
+	f, rec := newTracedFixture(t, func(o *Options) { fs.Store = o.Store; o.Store = fs })
+	_, token := f.signup(t, "sam")
+	for _, tt := range []struct {
+		err    error
+		status int
+	}{
+		{errors.New("disk on fire"), 500},
+		{fmt.Errorf("db: %w", app.ErrUnavailable), 503},
+		{fmt.Errorf("item: %w", app.ErrNotFound), 404},
+	} {
+		fs.item = func(context.Context, int64, int64) (app.Item, error) { return app.Item{}, tt.err }
+		w := f.do(t, req{method: "GET", path: "/api/v1/items/1", token: token})
+		if w.Code != tt.status {
+			t.Fatalf("%v: %d, want %d", tt.err, w.Code, tt.status)
+		}
+		spans := rec.Ended()
+		sp := spans[len(spans)-1]
+		if sp.Name() != "GET /api/v1/items/{id}" {
+			t.Fatalf("last span %q, want the server span", sp.Name())
+		}
+		var recorded []string
+		for _, ev := range sp.Events() {
+			if ev.Name != "exception" {
+				continue
+			}
+			for _, kv := range ev.Attributes {
+				if kv.Key == "exception.message" {
+					recorded = append(recorded, kv.Value.AsString())
+				}
+			}
+		}
+		if tt.status >= 500 {
+			if len(recorded) != 1 || recorded[0] != tt.err.Error() {
+				t.Errorf("%d: exception events %q, want one with %q", tt.status, recorded, tt.err)
+			}
+		} else if len(recorded) != 0 {
+			t.Errorf("%d: exception events %q on a client error, want none", tt.status, recorded)
 		}
 	}
 }
