@@ -108,9 +108,11 @@ func traceConfigFromEnv(cfg Config) (traceConfig, error) {
 		errs = append(errs, fmt.Errorf("OTEL_EXPORTER_OTLP_PROTOCOL=%q: want http/protobuf or grpc", proto))
 	}
 
-	if u := env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"); u != "" {
+	endpointVar := "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+	if u := env(endpointVar); u != "" {
 		tc.endpointURL = u // used as is, per the spec
 	} else if u := env("OTEL_EXPORTER_OTLP_ENDPOINT"); u != "" {
+		endpointVar = "OTEL_EXPORTER_OTLP_ENDPOINT"
 		tc.endpointURL = u
 		if tc.protocol == "http/protobuf" {
 			tc.endpointURL = strings.TrimRight(u, "/") + "/v1/traces"
@@ -118,7 +120,7 @@ func traceConfigFromEnv(cfg Config) (traceConfig, error) {
 	}
 	if tc.endpointURL != "" {
 		if p, err := url.Parse(tc.endpointURL); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
-			errs = append(errs, fmt.Errorf("OTLP endpoint %q: want an http:// or https:// URL", tc.endpointURL))
+			errs = append(errs, fmt.Errorf("%s: OTLP endpoint %q: want an http:// or https:// URL", endpointVar, redactURL(tc.endpointURL)))
 		}
 	}
 	if exporter == "none" {

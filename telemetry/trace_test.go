@@ -87,7 +87,7 @@ func TestTraceConfigFromEnv(t *testing.T) {
 			},
 			errs: []string{
 				"OTEL_SDK_DISABLED", "OTEL_RESOURCE_ATTRIBUTES", "OTEL_TRACES_SAMPLER_ARG", "OTEL_TRACES_EXPORTER",
-				"OTEL_EXPORTER_OTLP_PROTOCOL", `OTLP endpoint "collector:4318"`, "OTEL_EXPORTER_OTLP_COMPRESSION",
+				"OTEL_EXPORTER_OTLP_PROTOCOL", `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: OTLP endpoint "collector:4318"`, "OTEL_EXPORTER_OTLP_COMPRESSION",
 				"OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_BSP_MAX_QUEUE_SIZE",
 			},
 		},
@@ -510,5 +510,19 @@ func TestSDKDisabled(t *testing.T) {
 	}
 	if strings.Contains(scrape(t, e.tel, "application/openmetrics-text"), "trace_id") {
 		t.Error("exemplar with the SDK disabled")
+	}
+}
+
+// TestEndpointErrorNamesItsVariable: a bad OTLP endpoint error names the
+// variable it came from and never shows a password embedded in it.
+func TestEndpointErrorNamesItsVariable(t *testing.T) {
+	for _, v := range []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"} {
+		_, err := traceConfigFromEnv(Config{Getenv: envMap(v, "ftp://user:hunter2@collector:4318")})
+		if err == nil || !strings.HasPrefix(err.Error(), v+": ") {
+			t.Errorf("%s: error %v does not start with the variable's name", v, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("%s: the endpoint's password is in the error: %v", v, err)
+		}
 	}
 }
