@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/glasshouse-dev/glasshouse/app"
+	"github.com/glasshouse-dev/glasshouse/app/fault"
 	"github.com/glasshouse-dev/glasshouse/app/postgres"
 	"github.com/glasshouse-dev/glasshouse/app/ratelimit"
 	"github.com/glasshouse-dev/glasshouse/app/rediscache"
@@ -68,7 +70,12 @@ const dependencyProbeInterval = 5 * time.Second
 //     limits are shared through Redis with an in-process fallback
 //     (RATE_LIMIT_REDIS_FAILURE); check "redis" is optional, so a Redis
 //     outage shows as "degraded" and never fails readiness.
-func openDeps(ctx context.Context, cfg config, tel *telemetry.Telemetry) (_ app.Store, _ ratelimit.Limiter, _ []app.Check, _ func() error, err error) {
+//
+// The fault injector's outages ("database", "redis") are applied here, at
+// the dependency itself, so an injected outage takes the same paths as a
+// real one: the cache and the rate limiter fall back, the health checks
+// fail, and app_dependency_up and the dependency logs follow.
+func openDeps(ctx context.Context, cfg config, tel *telemetry.Telemetry, inj *fault.Injector) (_ app.Store, _ ratelimit.Limiter, _ []app.Check, _ func() error, err error) {
 	var closers []func() error
 	closeAll := func() error {
 		var errs []error
@@ -102,6 +109,8 @@ func openDeps(ctx context.Context, cfg config, tel *telemetry.Telemetry) (_ app.
 		return nil, nil, nil, nil, errors.New("DATABASE_URL: want a postgres:// URL, or unset it to use SQLite in DATA_DIR")
 	}
 	closers = append(closers, store.Close)
+	// Below the cache, as in a real outage: cached item reads still succeed.
+	store = inj.Store("database", store)
 	checks := []app.Check{{Name: "database", Check: store.Ping}}
 	var limiter ratelimit.Limiter = ratelimit.NewMemory(nil)
 
@@ -112,6 +121,8 @@ func openDeps(ctx context.Context, cfg config, tel *telemetry.Telemetry) (_ app.
 			return nil, nil, nil, nil, err
 		}
 		closers = append(closers, rdb.Close)
+		inj.Register("redis")
+		rdb.AddHook(faultHook{err: func() error { return inj.Err("redis") }})
 		onRedis := func(err error) { health.report("redis", err) }
 		// The closers already close the store underneath the cache.
 		store = rediscache.New(store, rdb, rediscache.Options{
@@ -328,5 +339,40 @@ func (h *dependencyHealth) probe(checks []app.Check, interval time.Duration) (st
 			cancel()
 			wg.Wait()
 		}
+	}
+}
+
+// faultHook fails every Redis command and dial while err returns an error
+// (an outage injected at /debug/fault), so the cache, the rate limiter and
+// the health check all see Redis as down.
+type faultHook struct{ err func() error }
+
+func (h faultHook) DialHook(next redis.DialHook) redis.DialHook {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if err := h.err(); err != nil {
+			return nil, err
+		}
+		return next(ctx, network, addr)
+	}
+}
+
+func (h faultHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if err := h.err(); err != nil {
+			return err
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (h faultHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if err := h.err(); err != nil {
+			for _, c := range cmds {
+				c.SetErr(err)
+			}
+			return err
+		}
+		return next(ctx, cmds)
 	}
 }

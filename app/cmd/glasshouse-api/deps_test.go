@@ -25,6 +25,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/glasshouse-dev/glasshouse/app"
+	"github.com/glasshouse-dev/glasshouse/app/fault"
 	"github.com/glasshouse-dev/glasshouse/app/internal/redistest"
 	"github.com/glasshouse-dev/glasshouse/app/internal/tcpproxy"
 	"github.com/glasshouse-dev/glasshouse/app/postgres"
@@ -568,6 +569,79 @@ func TestRedisOutageThroughTheAPI(t *testing.T) {
 	}
 }
 
+// An outage injected at /debug/fault takes the paths of a real one: the
+// cache and the rate limiter fall back (no 5xx), /health/detailed and
+// app_dependency_up show Redis down, and all of it clears when the fault is
+// removed.
+func TestRedisFaultInjection(t *testing.T) {
+	api := startDepAPI(t, map[string]string{
+		"REDIS_URL":                redistest.URL(t),
+		"REDIS_KEY_PREFIX":         redistest.Prefix(t),
+		"RATE_LIMIT_REDIS_FAILURE": string(redislimit.FailOpen),
+		"RATE_LIMIT_USER":          "100/1s:100",
+	})
+	token := api.signup(t, "faultuser")
+	_, id := api.createItem(t, token, "cached")
+	itemPath := fmt.Sprintf("/api/v1/items/%d", id)
+	if st, _, b := api.get(t, itemPath, token); st != http.StatusOK {
+		t.Fatalf("read: %d %s", st, b)
+	}
+	counter := func(name string, labels map[string]string) float64 {
+		v, _ := api.metric(t, name, labels)
+		return v
+	}
+	cacheErr := map[string]string{"cache": "items", "result": "error"}
+	fallback := map[string]string{"mode": string(redislimit.FailOpen)}
+	errs0, fb0 := counter("app_cache_requests_total", cacheErr), counter("app_ratelimit_fallback_total", fallback)
+
+	setFault := func(method, body string) {
+		t.Helper()
+		req, err := http.NewRequest(method, api.admin+"/debug/fault", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := depClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s /debug/fault %s: %d %s", method, body, resp.StatusCode, b)
+		}
+	}
+	setFault("PUT", `{"outages":["redis"]}`)
+	for range 5 {
+		if st, _, b := api.get(t, itemPath, token); st != http.StatusOK {
+			t.Errorf("read during an injected Redis outage: %d %s, want 200", st, b)
+		}
+	}
+	if v := counter("app_cache_requests_total", cacheErr); v <= errs0 {
+		t.Errorf(`app_cache_requests_total{result="error"} = %v, want > %v: the cache still used Redis`, v, errs0)
+	}
+	if v := counter("app_ratelimit_fallback_total", fallback); v <= fb0 {
+		t.Errorf(`app_ratelimit_fallback_total = %v, want > %v: the limiter still used Redis`, v, fb0)
+	}
+	if st, _, b := api.get(t, "/health/detailed", ""); st != http.StatusOK || !strings.Contains(string(b), `"degraded"`) {
+		t.Errorf("/health/detailed during an injected Redis outage: %d %s, want 200 degraded", st, b)
+	}
+	if v, ok := api.metric(t, "app_dependency_up", map[string]string{"dependency": "redis"}); !ok || v != 0 {
+		t.Errorf(`app_dependency_up{dependency="redis"} = %v (present %v), want 0`, v, ok)
+	}
+
+	setFault("DELETE", "")
+	within(t, 5*time.Second, "Redis back in use", func() error {
+		st, _, b := api.get(t, itemPath, token)
+		if st != http.StatusOK {
+			return fmt.Errorf("read: %d %s", st, b)
+		}
+		if v, _ := api.metric(t, "app_dependency_up", map[string]string{"dependency": "redis"}); v != 1 {
+			return fmt.Errorf("app_dependency_up{redis} = %v", v)
+		}
+		return nil
+	})
+}
+
 // Two API instances sharing one Redis share the user's quota.
 func TestRateLimitSharedAcrossInstances(t *testing.T) {
 	redistest.URL(t)
@@ -675,7 +749,7 @@ func TestDepsSpansAndPoolMetrics(t *testing.T) {
 		RedisKeyPrefix: redistest.Prefix(t), CacheTTL: time.Minute, RedisTimeout: time.Second,
 		RedisFailure: redislimit.FailOpen, DB: dbConfig{MinConns: 1, MaxConns: 4},
 	}
-	store, limiter, checks, closeDeps, err := openDeps(t.Context(), cfg, tel)
+	store, limiter, checks, closeDeps, err := openDeps(t.Context(), cfg, tel, fault.New(fault.Options{}))
 	if err != nil {
 		t.Fatal(err)
 	}

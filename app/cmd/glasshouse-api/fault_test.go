@@ -42,6 +42,11 @@ func TestFaultInjectionWiring(t *testing.T) {
 	if resp := call(t, "GET", in.base+"/health/ready", "", "", nil); resp.StatusCode != 503 {
 		t.Errorf("/health/ready during a database outage = %d, want 503", resp.StatusCode)
 	}
+	// The injected outage reaches the dependency metric the alerts and
+	// dashboards read, as a real one does.
+	if want := `app_dependency_up{dependency="database"} 0`; !strings.Contains(scrape(t, in.admin), want) {
+		t.Errorf("/metrics during an injected database outage lacks %s", want)
+	}
 	if resp := call(t, "DELETE", in.admin+"/debug/fault", "", "", nil); resp.StatusCode != 200 {
 		t.Fatalf("DELETE = %d", resp.StatusCode)
 	}
@@ -50,4 +55,21 @@ func TestFaultInjectionWiring(t *testing.T) {
 			t.Errorf("%s after DELETE = %d, want 200", p, resp.StatusCode)
 		}
 	}
+	if want := `app_dependency_up{dependency="database"} 1`; !strings.Contains(scrape(t, in.admin), want) {
+		t.Errorf("/metrics after DELETE lacks %s", want)
+	}
+}
+
+func scrape(t *testing.T, admin string) string {
+	t.Helper()
+	m, err := http.Get(admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Body.Close()
+	b, err := io.ReadAll(m.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -68,7 +68,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return fmt.Errorf("JWT_SECRET: %w", err)
 	}
 
-	store, limiter, checks, closeDeps, err := openDeps(ctx, cfg, tel)
+	// Fault injection (off until configured at /debug/fault on the admin
+	// listener): per-route latency and 5xx, and database and Redis outages
+	// (applied by openDeps at the dependencies).
+	inj := fault.New(fault.Options{Route: func(r *http.Request) string { return telemetry.Route(r.Context()) }, Logger: log})
+	store, limiter, checks, closeDeps, err := openDeps(ctx, cfg, tel, inj)
 	if err != nil {
 		return err
 	}
@@ -77,11 +81,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 			log.Error("close dependencies", slog.String("err", err.Error()))
 		}
 	}()
-
-	// Fault injection (off until configured at /debug/fault on the admin
-	// listener): a database outage and per-route latency and 5xx.
-	inj := fault.New(fault.Options{Route: func(r *http.Request) string { return telemetry.Route(r.Context()) }, Logger: log})
-	store, checks = inj.Store("database", store), inj.Checks(checks)
 
 	// Listen before serving so that address problems are reported at once
 	// and tests can use port 0.
