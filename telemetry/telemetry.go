@@ -167,6 +167,20 @@ func New(ctx context.Context, cfg Config) (*Telemetry, error) {
 	return t, nil
 }
 
+// CheckEnv reports every malformed OTEL_* variable read through getenv
+// (os.Getenv if nil), as New would, without building anything: a service
+// calls it while validating its own settings so that all configuration
+// problems are reported together, before anything starts. Each problem is
+// a separate error in the returned errors.Join, starting with the
+// variable's name.
+func CheckEnv(getenv func(string) string) error {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	_, err := traceConfigFromEnv(Config{Getenv: getenv})
+	return err
+}
+
 // Shutdown flushes queued spans and stops the exporter, then closes the log
 // file, honouring ctx's deadline. Spans still queued when ctx expires are
 // lost. It is safe to call more than once; later calls do nothing.

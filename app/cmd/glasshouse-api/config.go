@@ -274,6 +274,15 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		}
 		c.CORSOrigins = append(c.CORSOrigins, strings.TrimSuffix(o, "/"))
 	}
+	// OTEL_* are telemetry's; checked here so that they are reported with
+	// the rest.
+	if err := telemetry.CheckEnv(getenv); err != nil {
+		if multi, ok := err.(interface{ Unwrap() []error }); ok {
+			errs = append(errs, multi.Unwrap()...)
+		} else {
+			errs = append(errs, err)
+		}
+	}
 	if len(errs) > 0 {
 		return config{}, fmt.Errorf("invalid configuration:\n  %w", joinLines(errs))
 	}

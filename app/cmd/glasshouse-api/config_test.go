@@ -51,29 +51,31 @@ func TestConfigPrecedence(t *testing.T) {
 
 func TestConfigReportsEveryProblemAtOnce(t *testing.T) {
 	_, err := parseConfig([]string{"api", "-env-file="}, envOf(map[string]string{
-		"APP_ENV":              "prod",
-		"LOG_LEVEL":            "loud",
-		"LOG_FORMAT":           "xml",
-		"JWT_TTL":              "soon",
-		"JWT_SECRET":           "short",
-		"MAX_BODY_BYTES":       "-1",
-		"CONCURRENCY_LIMIT":    "many",
-		"RATE_LIMIT_LOGIN":     "5",
-		"RATE_LIMIT_USER":      "0/1s",
-		"ACCESS_LOG":           "maybe",
-		"SHUTDOWN_TIMEOUT":     "1 hour",
-		"TLS_CERT_FILE":        "/nonexistent/cert.pem",
-		"CORS_ORIGINS":         "app.example",
-		"ADMIN_ADDR":           ":8080",
-		"SHUTDOWN_DRAIN_DELAY": "x",
+		"APP_ENV":                 "prod",
+		"LOG_LEVEL":               "loud",
+		"LOG_FORMAT":              "xml",
+		"JWT_TTL":                 "soon",
+		"JWT_SECRET":              "short",
+		"MAX_BODY_BYTES":          "-1",
+		"CONCURRENCY_LIMIT":       "many",
+		"RATE_LIMIT_LOGIN":        "5",
+		"RATE_LIMIT_USER":         "0/1s",
+		"ACCESS_LOG":              "maybe",
+		"SHUTDOWN_TIMEOUT":        "1 hour",
+		"TLS_CERT_FILE":           "/nonexistent/cert.pem",
+		"CORS_ORIGINS":            "app.example",
+		"ADMIN_ADDR":              ":8080",
+		"SHUTDOWN_DRAIN_DELAY":    "x",
+		"OTEL_TRACES_SAMPLER":     "sometimes",
+		"OTEL_BSP_MAX_QUEUE_SIZE": "-5",
 	}), io.Discard)
 	if err == nil {
 		t.Fatal("invalid configuration accepted")
 	}
 	for _, name := range []string{"APP_ENV", "LOG_LEVEL", "LOG_FORMAT", "JWT_TTL", "JWT_SECRET", "MAX_BODY_BYTES",
 		"CONCURRENCY_LIMIT", "RATE_LIMIT_LOGIN", "RATE_LIMIT_USER", "ACCESS_LOG", "SHUTDOWN_TIMEOUT", "TLS_CERT_FILE",
-		"CORS_ORIGINS", "ADMIN_ADDR", "SHUTDOWN_DRAIN_DELAY"} {
-		if !strings.Contains(err.Error(), name+":") {
+		"CORS_ORIGINS", "ADMIN_ADDR", "SHUTDOWN_DRAIN_DELAY", "OTEL_TRACES_SAMPLER", "OTEL_BSP_MAX_QUEUE_SIZE"} {
+		if !strings.Contains(err.Error(), "\n  "+name+":") && !strings.Contains(err.Error(), "\n  "+name+"=") {
 			t.Errorf("error does not name %s:\n%v", name, err)
 		}
 	}
