@@ -51,6 +51,9 @@ type config struct {
 	DrainDelay        time.Duration
 	TLSCertFile       string
 	TLSKeyFile        string
+	// Getenv reads the environment, falling back to the .env file: what
+	// telemetry reads OTEL_* through, so they may live in .env too.
+	Getenv func(string) string
 }
 
 func (c config) production() bool { return c.AppEnv == "production" }
@@ -276,7 +279,13 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 	// OTEL_* are telemetry's; checked here so that they are reported with
 	// the rest.
-	if err := telemetry.CheckEnv(getenv); err != nil {
+	c.Getenv = func(k string) string {
+		if v := getenv(k); v != "" {
+			return v
+		}
+		return dotenv[k]
+	}
+	if err := telemetry.CheckEnv(c.Getenv); err != nil {
 		if multi, ok := err.(interface{ Unwrap() []error }); ok {
 			errs = append(errs, multi.Unwrap()...)
 		} else {

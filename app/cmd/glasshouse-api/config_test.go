@@ -49,6 +49,28 @@ func TestConfigPrecedence(t *testing.T) {
 	}
 }
 
+// TestOTELVariablesFromDotEnv: OTEL_* may be set in the .env file like
+// every other setting (the environment wins), and are checked with them.
+func TestOTELVariablesFromDotEnv(t *testing.T) {
+	envFile := filepath.Join(t.TempDir(), ".env")
+	os.WriteFile(envFile, []byte("OTEL_SERVICE_NAME=from-dotenv\nOTEL_EXPORTER_OTLP_ENDPOINT=http://dotenv:4318\n"), 0o600)
+	c, err := parseConfig([]string{"api", "-env-file", envFile},
+		envOf(map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://env:4318"}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Getenv("OTEL_SERVICE_NAME"); got != "from-dotenv" {
+		t.Errorf("OTEL_SERVICE_NAME = %q, want the .env value", got)
+	}
+	if got := c.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT"); got != "http://env:4318" {
+		t.Errorf("OTEL_EXPORTER_OTLP_ENDPOINT = %q, want the environment's value", got)
+	}
+	os.WriteFile(envFile, []byte("OTEL_TRACES_SAMPLER=sometimes\n"), 0o600)
+	if _, err := parseConfig([]string{"api", "-env-file", envFile}, envOf(nil), io.Discard); err == nil || !strings.Contains(err.Error(), "OTEL_TRACES_SAMPLER") {
+		t.Errorf("bad OTEL_TRACES_SAMPLER in .env: %v, want an error naming it", err)
+	}
+}
+
 func TestConfigReportsEveryProblemAtOnce(t *testing.T) {
 	_, err := parseConfig([]string{"api", "-env-file="}, envOf(map[string]string{
 		"APP_ENV":                 "prod",

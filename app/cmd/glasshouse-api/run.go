@@ -40,7 +40,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		LogWriter:        stdout,
 		LogFile:          cfg.LogFile,
 		DisableAccessLog: !cfg.AccessLog,
-		Getenv:           getenv,
+		Getenv:           cfg.Getenv,
 	})
 	if err != nil {
 		return err
