@@ -147,6 +147,13 @@ func Parse(b []byte) (Spec, error) {
 	return s, s.Validate()
 }
 
+// selectorRE matches PromQL label matchers without braces and without a
+// trailing comma (the generator appends its own matchers after a comma).
+var selectorRE = func() *regexp.Regexp {
+	const m = `\s*[a-zA-Z_][a-zA-Z0-9_]*\s*(?:=~|!~|!=|=)\s*(?:"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|` + "`[^`]*`" + `)\s*`
+	return regexp.MustCompile(`^` + m + `(?:,` + m + `)*$`)
+}()
+
 // Validate reports every problem with s, each naming its field.
 func (s Spec) Validate() error {
 	var errs []error
@@ -157,6 +164,8 @@ func (s Spec) Validate() error {
 		errs = append(errs, errors.New("selector: required (PromQL label matchers, e.g. job=\"glasshouse-api\")"))
 	} else if strings.ContainsAny(s.Selector, "{}") {
 		errs = append(errs, errors.New("selector: write the matchers without braces"))
+	} else if !selectorRE.MatchString(s.Selector) {
+		errs = append(errs, fmt.Errorf("selector: %q is not a comma-separated list of PromQL label matchers (name=\"value\", !=, =~ or !~)", s.Selector))
 	}
 	if time.Duration(s.Period) < 24*time.Hour {
 		errs = append(errs, errors.New("period: required, at least 1d (e.g. 30d)"))

@@ -1,6 +1,7 @@
 package slo_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -66,6 +67,10 @@ func TestParseErrors(t *testing.T) {
 		{"huge duration", "service: a\nperiod: 9999999999999d\n", []string{"too long"}},
 		{"braces", "service: a\nselector: '{job=\"a\"}'\nperiod: 30d\nslos: [{name: a, description: d, objective: 0.9, sli: {type: availability}}]\n",
 			[]string{"selector: write the matchers without braces"}},
+		{"bad selector", "service: a\nselector: 'job=\"a\",'\nperiod: 30d\nslos: [{name: a, description: d, objective: 0.9, sli: {type: availability}}]\n",
+			[]string{`selector: "job=\"a\"," is not a comma-separated list of PromQL label matchers`}},
+		{"unquoted selector", "service: a\nselector: 'job=a'\nperiod: 30d\nslos: [{name: a, description: d, objective: 0.9, sli: {type: availability}}]\n",
+			[]string{`selector: "job=a" is not`}},
 		{"short period", "service: a\nselector: 'job=\"a\"'\nperiod: 1h\nslos: [{name: a, description: d, objective: 0.9, sli: {type: availability}}]\n",
 			[]string{"period: required, at least 1d"}},
 		{"bad links", "service: a\nselector: 'job=\"a\"'\nperiod: 30d\nlinks: {runbooks: 'ftp://x/r', grafana: 'http://g/'}\nslos: [{name: a, description: d, objective: 0.9, sli: {type: availability}}]\n",
@@ -159,4 +164,13 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("parsed spec fails Validate: %v", err)
 		}
 	})
+}
+
+func TestSelectorsAccepted(t *testing.T) {
+	for _, sel := range []string{`job="glasshouse-api"`, `job="a", env=~"prod|stage"`, `job!='x',instance!~"10\\.0\\..*"`} {
+		y := fmt.Sprintf("service: a\nselector: %q\nperiod: 30d\nslos: [{name: a, description: d, objective: 0.9, sli: {type: availability}}]\n", sel)
+		if _, err := slo.Parse([]byte(y)); err != nil {
+			t.Errorf("selector %s: %v", sel, err)
+		}
+	}
 }
