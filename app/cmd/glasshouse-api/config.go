@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/glasshouse-dev/glasshouse/app/auth"
 	"github.com/glasshouse-dev/glasshouse/app/httpapi"
 	"github.com/glasshouse-dev/glasshouse/app/ratelimit"
 	"github.com/glasshouse-dev/glasshouse/app/redislimit"
@@ -257,6 +258,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 	if c.production() && c.JWTSecret == "" {
 		bad("JWT_SECRET", "is required when APP_ENV=production (the development key is public)")
+	}
+	if c.production() && c.JWTSecret.Reveal() == auth.DevelopmentKey {
+		bad("JWT_SECRET", "the development key is refused when APP_ENV=production (it is public)")
 	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		bad("TLS_CERT_FILE", "and TLS_KEY_FILE must be set together")

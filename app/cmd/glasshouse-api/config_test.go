@@ -152,6 +152,20 @@ func TestProductionRefusesTheDevelopmentKey(t *testing.T) {
 	}
 }
 
+// TestProductionDevelopmentKeyIsAConfigError: the public development key
+// set explicitly in production is reported with the other config problems.
+func TestProductionDevelopmentKeyIsAConfigError(t *testing.T) {
+	_, err := parseConfig([]string{"api", "-env-file="}, envOf(map[string]string{
+		"APP_ENV": "production", "JWT_SECRET": auth.DevelopmentKey, "LOG_LEVEL": "loud",
+	}), io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "JWT_SECRET:") || !strings.Contains(err.Error(), "LOG_LEVEL:") {
+		t.Errorf("parseConfig = %v, want both JWT_SECRET and LOG_LEVEL reported", err)
+	}
+	if err != nil && strings.Contains(err.Error(), auth.DevelopmentKey) {
+		t.Errorf("the key appears in the error: %v", err)
+	}
+}
+
 func TestUnknownFlag(t *testing.T) {
 	if err := run(t.Context(), []string{"api", "-no-such-flag"}, envOf(nil), nil, io.Discard, io.Discard); err == nil {
 		t.Error("unknown flag accepted")
