@@ -252,3 +252,36 @@ func TestComposeShipsTheLogLabel(t *testing.T) {
 		t.Errorf(`compose/alloy/config.alloy no longer labels log streams stack="glasshouse"; Tempo's trace-to-logs query in %s depends on it`, datasourcesFile)
 	}
 }
+
+// TestServiceMapHasItsMetrics: Tempo's service graph reads the
+// traces_service_graph_* series that Tempo's metrics generator remote-writes
+// to Prometheus. Provisioning serviceMap without that pipeline gives a
+// Service Graph tab that only ever says "No data", so it is provisioned only
+// when compose/tempo/tempo.yaml runs the service-graphs processor with a
+// remote write and compose's Prometheus accepts remote writes.
+func TestServiceMapHasItsMetrics(t *testing.T) {
+	_, ds := loadDatasources(t)
+	if _, ok := ds[TempoUID].JSON["serviceMap"]; !ok {
+		return
+	}
+	tempo, err := os.ReadFile("../compose/tempo/tempo.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	compose, err := os.ReadFile("../compose/compose.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, need := range []struct {
+		ok   bool
+		what string
+	}{
+		{bytes.Contains(tempo, []byte("metrics_generator")) && bytes.Contains(tempo, []byte("remote_write")), "compose/tempo/tempo.yaml has no metrics_generator with a remote_write"},
+		{bytes.Contains(tempo, []byte("service-graphs")), "compose/tempo/tempo.yaml does not enable the service-graphs processor"},
+		{bytes.Contains(compose, []byte("--web.enable-remote-write-receiver")), "compose's Prometheus does not accept remote writes (--web.enable-remote-write-receiver)"},
+	} {
+		if !need.ok {
+			t.Errorf("%s provisions Tempo's serviceMap, but %s: the Service Graph would show no data", datasourcesFile, need.what)
+		}
+	}
+}
