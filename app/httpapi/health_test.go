@@ -75,8 +75,21 @@ func TestReadyFailsNamingTheCheck(t *testing.T) {
 	if c := byName["cache"]; c.Status != "degraded" || !c.Optional {
 		t.Errorf("cache check = %+v", c)
 	}
-	if d.System == nil || d.System.Goroutines == 0 {
+	if d.System == nil || d.System.Goroutines == 0 || d.System.MemoryUsedBytes == 0 || d.System.MemoryAvailBytes == 0 || d.System.ProcessRSSBytes == 0 {
 		t.Errorf("system stats missing: %+v", d.System)
+	}
+	// CPU use and a fast check's latency may be 0, but they must be reported.
+	raw := decodeJSON[struct {
+		System map[string]any   `json:"system"`
+		Checks []map[string]any `json:"checks"`
+	}](t, w)
+	if _, ok := raw.System["cpu_percent"].(float64); !ok {
+		t.Errorf("/health/detailed has no system.cpu_percent: %s", w.Body)
+	}
+	for _, c := range raw.Checks {
+		if _, ok := c["latency_ms"].(float64); !ok {
+			t.Errorf("check %v has no latency_ms", c)
+		}
 	}
 }
 
