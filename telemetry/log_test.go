@@ -14,8 +14,10 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestLogCorrelation(t *testing.T) {
@@ -314,5 +316,55 @@ func TestAccessLogToConsoleAndFile(t *testing.T) {
 	}
 	if n := strings.Count(console.String(), "http request"); n != 1 || !strings.Contains(console.String(), "route=/items/{id}") {
 		t.Errorf("console has %d access records, want 1 with the route:\n%s", n, console)
+	}
+}
+
+// TestLogFileRotates: past LogFileMaxSizeMB the file is rotated, and at
+// most LogFileMaxBackups old files are kept.
+func TestLogFileRotates(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "api.log")
+	tel, err := New(t.Context(), Config{LogFormat: "json", LogWriter: io.Discard, LogFile: path,
+		LogFileMaxSizeMB: 1, LogFileMaxBackups: 2, DisableAccessLog: true, Getenv: envMap()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pad := strings.Repeat("x", 1000)
+	for i := range 4500 { // about 4.5 MB: four rotations
+		tel.Logger.Info("filler", "i", i, "pad", pad)
+	}
+	if err := tel.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	logFiles := func() (names []string) {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		return names
+	}
+	// lumberjack removes surplus backups in a background goroutine: wait
+	// for it (bounded) rather than assume it has run.
+	var names []string
+	for range 200 {
+		if names = logFiles(); len(names) <= 3 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if len(names) != 3 || !slices.Contains(names, "api.log") {
+		t.Fatalf("log directory holds %v, want api.log and 2 rotated backups", names)
+	}
+	for _, n := range names {
+		fi, err := os.Stat(filepath.Join(dir, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Size() > 1<<20 {
+			t.Errorf("%s is %d bytes, over the 1 MB limit", n, fi.Size())
+		}
 	}
 }
