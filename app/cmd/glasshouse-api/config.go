@@ -28,6 +28,8 @@ type config struct {
 	LogFormat         string
 	AccessLog         bool
 	LogFile           string
+	LogFileMaxSizeMB  int
+	LogFileMaxBackups int
 	DataDir           string
 	DatabaseURL       telemetry.Secret // may embed a password
 	RedisURL          telemetry.Secret
@@ -72,6 +74,8 @@ var settings = []setting{
 	{"log-format", "LOG_FORMAT", "auto", "log format: auto (colour on a terminal, JSON otherwise), json, text"},
 	{"access-log", "ACCESS_LOG", "true", "log one record per request"},
 	{"log-file", "LOG_FILE", "", "also write JSON logs to this rotating file"},
+	{"log-file-max-size-mb", "LOG_FILE_MAX_SIZE_MB", "100", "rotate LOG_FILE when it reaches this many MB"},
+	{"log-file-max-backups", "LOG_FILE_MAX_BACKUPS", "5", "rotated LOG_FILE copies to keep"},
 	{"data-dir", "DATA_DIR", "./data", "directory of the embedded SQLite database (glasshouse.db)"},
 	{"database-url", "DATABASE_URL", "", "postgres://... selects PostgreSQL instead of SQLite"},
 	{"redis-url", "REDIS_URL", "", "redis://... enables the Redis cache and shared rate limits"},
@@ -207,6 +211,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		LogFormat:         get("LOG_FORMAT"),
 		AccessLog:         boolean("ACCESS_LOG"),
 		LogFile:           get("LOG_FILE"),
+		LogFileMaxSizeMB:  int(integer("LOG_FILE_MAX_SIZE_MB", 1)),
+		LogFileMaxBackups: int(integer("LOG_FILE_MAX_BACKUPS", 1)),
 		DataDir:           get("DATA_DIR"),
 		DatabaseURL:       telemetry.Secret(get("DATABASE_URL")),
 		RedisURL:          telemetry.Secret(get("REDIS_URL")),

@@ -22,7 +22,8 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Addr != ":8080" || c.AdminAddr != "127.0.0.1:8081" || c.DataDir != "./data" || c.AppEnv != "development" ||
-		c.JWTTTL != 30*time.Minute || c.MaxBodyBytes != 1<<20 || c.ConcurrencyLimit != 1024 || !c.AccessLog {
+		c.JWTTTL != 30*time.Minute || c.MaxBodyBytes != 1<<20 || c.ConcurrencyLimit != 1024 || !c.AccessLog ||
+		c.LogFileMaxSizeMB != 100 || c.LogFileMaxBackups != 5 {
 		t.Errorf("defaults = %+v", c)
 	}
 	if c.Limits != httpapi.DefaultLimits {
@@ -88,6 +89,8 @@ func TestConfigReportsEveryProblemAtOnce(t *testing.T) {
 		"CORS_ORIGINS":            "app.example",
 		"ADMIN_ADDR":              ":8080",
 		"SHUTDOWN_DRAIN_DELAY":    "x",
+		"LOG_FILE_MAX_SIZE_MB":    "big",
+		"LOG_FILE_MAX_BACKUPS":    "0",
 		"OTEL_TRACES_SAMPLER":     "sometimes",
 		"OTEL_BSP_MAX_QUEUE_SIZE": "-5",
 	}), io.Discard)
@@ -96,7 +99,8 @@ func TestConfigReportsEveryProblemAtOnce(t *testing.T) {
 	}
 	for _, name := range []string{"APP_ENV", "LOG_LEVEL", "LOG_FORMAT", "JWT_TTL", "JWT_SECRET", "MAX_BODY_BYTES",
 		"CONCURRENCY_LIMIT", "RATE_LIMIT_LOGIN", "RATE_LIMIT_USER", "ACCESS_LOG", "SHUTDOWN_TIMEOUT", "TLS_CERT_FILE",
-		"CORS_ORIGINS", "ADMIN_ADDR", "SHUTDOWN_DRAIN_DELAY", "OTEL_TRACES_SAMPLER", "OTEL_BSP_MAX_QUEUE_SIZE"} {
+		"CORS_ORIGINS", "ADMIN_ADDR", "SHUTDOWN_DRAIN_DELAY", "OTEL_TRACES_SAMPLER", "OTEL_BSP_MAX_QUEUE_SIZE",
+		"LOG_FILE_MAX_SIZE_MB", "LOG_FILE_MAX_BACKUPS"} {
 		if !strings.Contains(err.Error(), "\n  "+name+":") && !strings.Contains(err.Error(), "\n  "+name+"=") {
 			t.Errorf("error does not name %s:\n%v", name, err)
 		}

@@ -33,14 +33,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	}
 	ver := buildVersion()
 	tel, err := telemetry.New(ctx, telemetry.Config{
-		ServiceVersion:   ver,
-		Environment:      cfg.AppEnv,
-		LogLevel:         cfg.LogLevel,
-		LogFormat:        cfg.LogFormat,
-		LogWriter:        stdout,
-		LogFile:          cfg.LogFile,
-		DisableAccessLog: !cfg.AccessLog,
-		Getenv:           cfg.Getenv,
+		ServiceVersion:    ver,
+		Environment:       cfg.AppEnv,
+		LogLevel:          cfg.LogLevel,
+		LogFormat:         cfg.LogFormat,
+		LogWriter:         stdout,
+		LogFile:           cfg.LogFile,
+		LogFileMaxSizeMB:  cfg.LogFileMaxSizeMB,
+		LogFileMaxBackups: cfg.LogFileMaxBackups,
+		DisableAccessLog:  !cfg.AccessLog,
+		Getenv:            cfg.Getenv,
 	})
 	if err != nil {
 		return err
