@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"runtime/pprof"
 	"slices"
@@ -95,6 +96,11 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	}
 	if c.url == "" && !slices.Contains(scenarios.Names(), c.scenario) {
 		errs = append(errs, fmt.Errorf("-scenario %q: want one of %s", c.scenario, strings.Join(scenarios.Names(), ", ")))
+	}
+	if c.url != "" {
+		if u, err := url.Parse(c.url); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("-url %q: want http(s)://host[:port]/path", c.url))
+		}
 	}
 	if c.users < 0 || c.rate < 0 || c.vus < 0 || c.maxVUs < 0 || c.duration < 0 {
 		errs = append(errs, errors.New("-users, -rate, -vus, -max-vus and -duration must not be negative"))

@@ -28,6 +28,12 @@ func TestBadFlagsExit104(t *testing.T) {
 		{"-prometheus", "-prometheus-addr", "nope"},
 		{"extra"},
 		{"-slo", "/does/not/exist.yaml"},
+		// A URL the client can never request is a config error before the
+		// run, not a run of instant request errors that exits 0.
+		{"-url", "ftp://example.com/", "-duration", "1s", "-vus", "1"},
+		{"-url", "127.0.0.1:8080/items", "-duration", "1s", "-vus", "1"},
+		{"-url", "http:///items", "-duration", "1s", "-vus", "1"},
+		{"-target", "http://", "-scenario", "smoke", "-duration", "1s"},
 	}
 	for _, args := range tests {
 		var stderr bytes.Buffer
