@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -342,19 +341,15 @@ func (h *dependencyHealth) probe(checks []app.Check, interval time.Duration) (st
 	}
 }
 
-// faultHook fails every Redis command and dial while err returns an error
+// faultHook fails every Redis command while err returns an error
 // (an outage injected at /debug/fault), so the cache, the rate limiter and
 // the health check all see Redis as down.
 type faultHook struct{ err func() error }
 
-func (h faultHook) DialHook(next redis.DialHook) redis.DialHook {
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		if err := h.err(); err != nil {
-			return nil, err
-		}
-		return next(ctx, network, addr)
-	}
-}
+// DialHook leaves dialling alone: every command already fails in
+// ProcessHook, and failed dials would put the pool into its dial-error
+// backoff, delaying recovery when the fault is removed.
+func (h faultHook) DialHook(next redis.DialHook) redis.DialHook { return next }
 
 func (h faultHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
