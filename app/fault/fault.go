@@ -62,7 +62,7 @@ type Config struct {
 	Latency []LatencyFault `json:"latency,omitempty"`
 	Errors  []ErrorFault   `json:"errors,omitempty"`
 	// Outages lists dependencies ("database", "redis") whose calls fail with
-	// app.ErrUnavailable, as registered with Store, Check or Err.
+	// app.ErrUnavailable, as registered with Store, Check or Register.
 	Outages []string `json:"outages,omitempty"`
 }
 
