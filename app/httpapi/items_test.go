@@ -66,8 +66,11 @@ func TestItemsCRUD(t *testing.T) {
 		t.Errorf("get deleted: %d, want 404", w.Code)
 	}
 	for _, bad := range []string{"abc", "0", "-1", "1.5", "99999999999999999999"} {
-		if w := f.do(t, req{method: "GET", path: "/api/v1/items/" + bad, token: token}); w.Code != 404 {
-			t.Errorf("GET /api/v1/items/%s: %d, want 404", bad, w.Code)
+		for _, m := range []string{"GET", "PUT", "DELETE"} {
+			w := f.do(t, req{method: m, path: "/api/v1/items/" + bad, token: token, body: map[string]string{"PUT": `{"name":"x"}`}[m]})
+			if w.Code != 404 {
+				t.Errorf("%s /api/v1/items/%s: %d, want 404", m, bad, w.Code)
+			}
 		}
 	}
 	if w := f.do(t, req{method: "GET", path: path}); w.Code != 401 {
