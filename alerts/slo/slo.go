@@ -142,10 +142,82 @@ func Parse(b []byte) (Spec, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&s); err != nil && !errors.Is(err, io.EOF) {
-		return Spec{}, fmt.Errorf("parse slo spec: %w", err)
+		return Spec{}, fmt.Errorf("parse slo spec: %w", nameFields(b, err))
 	}
 	return s, s.Validate()
 }
+
+var lineRE = regexp.MustCompile(`line (\d+): `)
+
+// nameFields rewrites each "line N: " of a YAML decoding error (a wrong
+// type, a bad duration) as "line N: slos[0].objective: ", so those errors
+// name their field as Validate's do. Where several fields share the line
+// (flow style), the one whose value the message quotes is named; if that is
+// still ambiguous the line alone stays. The result wraps err.
+func nameFields(b []byte, err error) error {
+	var root yaml.Node
+	if yaml.Unmarshal(b, &root) != nil {
+		return err
+	}
+	type field struct{ path, value string }
+	byLine := map[int][]field{}
+	var walk func(n *yaml.Node, path string)
+	walk = func(n *yaml.Node, path string) {
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				walk(c, path)
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				p := n.Content[i].Value
+				if path != "" {
+					p = path + "." + p
+				}
+				v := n.Content[i+1]
+				byLine[v.Line] = append(byLine[v.Line], field{p, v.Value})
+				walk(v, p)
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				walk(c, fmt.Sprintf("%s[%d]", path, i))
+			}
+		}
+	}
+	walk(&root, "")
+	msg := err.Error()
+	out := lineRE.ReplaceAllStringFunc(msg, func(m string) string {
+		line, _ := strconv.Atoi(lineRE.FindStringSubmatch(m)[1])
+		fs := byLine[line]
+		if len(fs) > 1 {
+			var quoted []field
+			for _, f := range fs {
+				if f.value != "" && (strings.Contains(msg, "`"+f.value+"`") || strings.Contains(msg, strconv.Quote(f.value))) {
+					quoted = append(quoted, f)
+				}
+			}
+			fs = quoted
+		}
+		if len(fs) != 1 {
+			return m
+		}
+		return m + fs[0].path + ": "
+	})
+	if out == msg {
+		return err
+	}
+	return &fieldError{out, err}
+}
+
+// fieldError is a YAML error whose message names the field; Unwrap gives
+// the decoder's error.
+type fieldError struct {
+	msg string
+	err error
+}
+
+func (e *fieldError) Error() string { return e.msg }
+func (e *fieldError) Unwrap() error { return e.err }
 
 // selectorRE matches PromQL label matchers without braces and without a
 // trailing comma (the generator appends its own matchers after a comma).

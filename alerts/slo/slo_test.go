@@ -63,7 +63,10 @@ func TestParseErrors(t *testing.T) {
 	}{
 		{"empty", ``, []string{"service: required", "selector: required", "period: required", "slos: at least one"}},
 		{"unknown field", "service: a\nselectr: x\n", []string{"field selectr not found"}},
-		{"bad duration", "service: a\nperiod: 30x\n", []string{`line 2: invalid duration "30x"`}},
+		{"bad duration", "service: a\nperiod: 30x\n", []string{`line 2: period: invalid duration "30x"`}},
+		{"wrong type", "service: a\nslos:\n  - name: a\n    objective: high\n", []string{"line 4: slos[0].objective: cannot unmarshal"}},
+		{"wrong type in flow style", "service: a\nslos: [{name: a, objective: high, sli: {type: availability}}]\n",
+			[]string{"line 2: slos[0].objective: cannot unmarshal"}},
 		{"huge duration", "service: a\nperiod: 9999999999999d\n", []string{"too long"}},
 		{"braces", "service: a\nselector: '{job=\"a\"}'\nperiod: 30d\nslos: [{name: a, description: d, objective: 0.9, sli: {type: availability}}]\n",
 			[]string{"selector: write the matchers without braces"}},
