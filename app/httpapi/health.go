@@ -129,6 +129,9 @@ type detailedResponse struct {
 	Draining      bool                   `json:"draining"`
 	Checks        []checkResult          `json:"checks"`
 	System        *telemetry.SystemStats `json:"system,omitempty"`
+	// SystemPartial is set when some readings failed (load average on
+	// Windows, say): they are 0 in System, the others are real.
+	SystemPartial bool `json:"system_partial,omitempty"`
 }
 
 // handleDetailed always answers 200 with a report: every check with its
@@ -142,15 +145,17 @@ func handleDetailed(s *server) http.Handler {
 			wg      sync.WaitGroup
 		)
 		wg.Go(func() { results = s.runChecks(r.Context()) })
-		wg.Go(func() { stats, statErr = s.tel.SystemStats(r.Context()) })
+		wg.Go(func() { stats, statErr = s.systemStats(r.Context()) })
 		wg.Wait()
 		now := s.opts.Now()
 		resp := detailedResponse{Status: "ok", Version: s.opts.Version, Timestamp: now.UTC(),
 			UptimeSeconds: now.Sub(s.started).Seconds(), Draining: s.opts.Draining.Load(), Checks: results}
-		if statErr == nil {
-			resp.System = &stats
-		} else {
-			s.log.LogAttrs(r.Context(), slog.LevelWarn, "system stats unavailable", slog.String("err", statErr.Error()))
+		// A failed reading is 0 and the error says which; the rest are
+		// still worth showing.
+		resp.System = &stats
+		if statErr != nil {
+			resp.SystemPartial = true
+			s.log.LogAttrs(r.Context(), slog.LevelWarn, "some system stats unavailable", slog.String("err", statErr.Error()))
 		}
 		for _, c := range results {
 			switch {

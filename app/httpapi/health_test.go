@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/glasshouse-dev/glasshouse/app"
+	"github.com/glasshouse-dev/glasshouse/telemetry"
 )
 
 func TestHealth(t *testing.T) {
@@ -125,4 +126,21 @@ func containsAny(s string, subs ...string) bool {
 		}
 	}
 	return false
+}
+
+// TestDetailedShowsPartialSystemStats: when some system readings fail, the
+// others are still shown, flagged as partial.
+func TestDetailedShowsPartialSystemStats(t *testing.T) {
+	f := newFixture(t)
+	f.srv.systemStats = func(context.Context) (telemetry.SystemStats, error) {
+		return telemetry.SystemStats{CPUPercent: 12.5, MemoryUsedBytes: 1 << 30, Goroutines: 7}, errors.New("load average: not implemented")
+	}
+	w := f.do(t, req{method: "GET", path: "/health/detailed"})
+	d := decodeJSON[detailedResponse](t, w)
+	if w.Code != 200 || d.System == nil || d.System.CPUPercent != 12.5 || d.System.MemoryUsedBytes != 1<<30 || !d.SystemPartial {
+		t.Errorf("/health/detailed with a failed reading: %d %s; want the other readings, system_partial", w.Code, w.Body)
+	}
+	if d.Status != "ok" {
+		t.Errorf("status %q: a failed system reading is not a failed dependency", d.Status)
+	}
 }

@@ -218,6 +218,7 @@ func openAPI() map[string]any {
 				"cpu_percent": m{"type": "number"}, "memory_used_bytes": m{"type": "integer"}, "memory_available_bytes": m{"type": "integer"},
 				"process_rss_bytes": m{"type": "integer"}, "goroutines": m{"type": "integer"},
 			}),
+			"system_partial": m{"type": "boolean", "description": "Some system readings failed; they are 0 in `system`."},
 		}, "status", "version", "timestamp", "checks"),
 	}
 	header := func(desc string) m { return m{"description": desc, "schema": m{"type": "integer"}} }

@@ -9,6 +9,7 @@
 package httpapi
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"sync/atomic"
@@ -77,6 +78,8 @@ type server struct {
 	started time.Time
 	cors    map[string]bool
 	anyCORS bool
+	// systemStats is tel.SystemStats; tests replace it.
+	systemStats func(context.Context) (telemetry.SystemStats, error)
 }
 
 // NewServer returns the API's http.Handler with every route and the whole
@@ -107,6 +110,7 @@ func newServer(o Options) *server {
 		started: o.Now(),
 		cors:    map[string]bool{},
 	}
+	s.systemStats = o.Telemetry.SystemStats
 	for _, origin := range o.CORSOrigins {
 		if origin == "*" {
 			s.anyCORS = true
