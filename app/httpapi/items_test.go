@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -206,5 +207,31 @@ func TestPanicRecovered(t *testing.T) {
 	fs.listItems = nil
 	if w := f.do(t, req{method: "GET", path: "/api/v1/items", token: token}); w.Code != 200 {
 		t.Errorf("after the panic: %d", w.Code)
+	}
+}
+
+// TestAbortHandlerPanicPropagates: http.ErrAbortHandler is net/http's way
+// to abort a response on purpose; recoverPanic passes it on instead of
+// answering 500 or counting it as a bug.
+func TestAbortHandlerPanicPropagates(t *testing.T) {
+	fs := &faultStore{}
+	f := newFixture(t, func(o *Options) { fs.Store = o.Store; o.Store = fs })
+	_, token := f.signup(t, "uma")
+	fs.listItems = func(context.Context, int64, app.Page) ([]app.Item, int, error) { panic(http.ErrAbortHandler) }
+	r := httptest.NewRequest("GET", "/api/v1/items", nil)
+	r.Header.Set("Authorization", "Bearer "+token)
+	rv := func() (rv any) {
+		defer func() { rv = recover() }()
+		f.h.ServeHTTP(httptest.NewRecorder(), r)
+		return nil
+	}()
+	if rv != http.ErrAbortHandler {
+		t.Errorf("recovered %v, want http.ErrAbortHandler re-raised for net/http", rv)
+	}
+	if got := metric(t, f.tel.Registry, "app_http_panics_recovered_total", nil); got > 0 {
+		t.Errorf("app_http_panics_recovered_total = %v, want 0 for an intentional abort", got)
+	}
+	if strings.Contains(f.logs.String(), `"panic recovered"`) {
+		t.Error("an intentional abort was logged as a recovered panic")
 	}
 }
