@@ -162,7 +162,8 @@ func startAPI(t *testing.T) string {
 	bin := filepath.Join(dir, "glasshouse-api")
 	build := exec.CommandContext(t.Context(), goBin, "build", "-o", bin, "github.com/glasshouse-dev/glasshouse/app/cmd/glasshouse-api")
 	if out, err := build.CombinedOutput(); err != nil {
-		t.Skipf("cannot build the API (app/cmd/glasshouse-api): %v\n%s", err, out)
+		// The API exists: a build failure must fail the CI smoke test, not hide it.
+		t.Fatalf("cannot build the API (app/cmd/glasshouse-api): %v\n%s", err, out)
 	}
 	addr, admin := freeAddr(t), freeAddr(t)
 	var logs bytes.Buffer
