@@ -44,8 +44,9 @@ bench: ## Benchmark the middleware chain against the bare handler and print the 
 	$(GO) run ./app/httpapi/internal/benchratio < /tmp/glasshouse-bench.txt
 
 .PHONY: rules
-rules: ## Regenerate recording and alerting rules (and everything else derived) from alerts/slo.yaml.
+rules: ## Regenerate everything derived from alerts/slo.yaml: recording and alerting rules, then the dashboards.
 	$(GO) run ./alerts/cmd/rulegen
+	$(GO) run ./dashboards/cmd/dashgen
 
 .PHONY: gameday
 gameday: ## Inject faults into a live API under real Prometheus + Alertmanager and time the alerts.
