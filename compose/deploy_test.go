@@ -162,10 +162,7 @@ func TestSystemdUnit(t *testing.T) {
 
 	// systemd's own checker, with ExecStart pointed at a binary that exists
 	// here (verify refuses a missing one).
-	analyze, err := exec.LookPath("systemd-analyze")
-	if err != nil {
-		t.Skip("systemd-analyze not found; install systemd to run `systemd-analyze verify`")
-	}
+	analyze := lookBin(t, "systemd-analyze", "systemd")
 	raw, err := os.ReadFile(unitPath)
 	if err != nil {
 		t.Fatal(err)
