@@ -16,6 +16,7 @@ import (
 
 	"github.com/glasshouse-dev/glasshouse/alerts/rules"
 	"github.com/glasshouse-dev/glasshouse/alerts/slo"
+	"github.com/glasshouse-dev/glasshouse/internal/integration"
 )
 
 // Files under test, relative to this package's directory.
@@ -58,11 +59,7 @@ func lookPath(t *testing.T, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
 	if err != nil {
-		msg := fmt.Sprintf("%s not found in PATH (Debian: apt-get install prometheus prometheus-alertmanager); skipping", name)
-		if os.Getenv("GLASSHOUSE_REQUIRE_SERVICES") == "1" {
-			t.Fatal(msg + " (GLASSHOUSE_REQUIRE_SERVICES=1: .ci/run requires every integration test to run)")
-		}
-		t.Skip(msg)
+		integration.Skip(t, "%s not found in PATH (Debian: apt-get install prometheus prometheus-alertmanager); skipping", name)
 	}
 	return p
 }

@@ -2,7 +2,6 @@ package compose_test
 
 import (
 	"bytes"
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/glasshouse-dev/glasshouse/internal/integration"
 	"gopkg.in/yaml.v3"
 )
 
@@ -172,11 +172,7 @@ func lookBin(t testing.TB, name, pkg string) string {
 			return p
 		}
 	}
-	msg := fmt.Sprintf("%s not found: install Debian's %s to run this test (CI does)", name, pkg)
-	if os.Getenv("GLASSHOUSE_REQUIRE_SERVICES") == "1" {
-		t.Fatal(msg + " (GLASSHOUSE_REQUIRE_SERVICES=1: .ci/run requires every integration test to run)")
-	}
-	t.Skip(msg)
+	integration.Skip(t, "%s not found: install Debian's %s to run this test (CI does)", name, pkg)
 	return ""
 }
 

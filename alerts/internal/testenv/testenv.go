@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/glasshouse-dev/glasshouse/internal/integration"
 	"gopkg.in/yaml.v3"
 )
 
@@ -40,11 +41,7 @@ func Binary(t testing.TB, names ...string) string {
 			}
 		}
 	}
-	msg := fmt.Sprintf("none of %v found in PATH; install Debian's prometheus and prometheus-alertmanager packages to run this test", names)
-	if os.Getenv("GLASSHOUSE_REQUIRE_SERVICES") == "1" {
-		t.Fatal(msg + " (GLASSHOUSE_REQUIRE_SERVICES=1: .ci/run requires every integration test to run)")
-	}
-	t.Skip(msg)
+	integration.Skip(t, "none of %v found in PATH; install Debian's prometheus and prometheus-alertmanager packages to run this test", names)
 	return ""
 }
 

@@ -9,11 +9,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"os"
 	"testing"
 	"time"
 
+	"github.com/glasshouse-dev/glasshouse/internal/integration"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -25,11 +25,7 @@ func URL(t testing.TB) string {
 	t.Helper()
 	u := os.Getenv(EnvVar)
 	if u == "" {
-		msg := fmt.Sprintf("%s not set; set it to a Redis URL (for example redis://127.0.0.1:56379/0, as .ci/run does) to run this integration test", EnvVar)
-		if os.Getenv("GLASSHOUSE_REQUIRE_SERVICES") == "1" {
-			t.Fatal(msg + " (GLASSHOUSE_REQUIRE_SERVICES=1: .ci/run requires every integration test to run)")
-		}
-		t.Skip(msg)
+		integration.Skip(t, "%s not set; set it to a Redis URL (for example redis://127.0.0.1:56379/0, as .ci/run does) to run this integration test", EnvVar)
 	}
 	return u
 }

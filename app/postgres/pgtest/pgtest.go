@@ -9,12 +9,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"net/url"
 	"os"
 	"testing"
 	"time"
 
+	"github.com/glasshouse-dev/glasshouse/internal/integration"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -27,11 +27,7 @@ func AdminURL(t testing.TB) string {
 	t.Helper()
 	u := os.Getenv(EnvVar)
 	if u == "" {
-		msg := fmt.Sprintf("%s not set; set it to a PostgreSQL URL (for example postgres://postgres@127.0.0.1:55432/glasshouse_test?sslmode=disable, as .ci/run does) to run this integration test", EnvVar)
-		if os.Getenv("GLASSHOUSE_REQUIRE_SERVICES") == "1" {
-			t.Fatal(msg + " (GLASSHOUSE_REQUIRE_SERVICES=1: .ci/run requires every integration test to run)")
-		}
-		t.Skip(msg)
+		integration.Skip(t, "%s not set; set it to a PostgreSQL URL (for example postgres://postgres@127.0.0.1:55432/glasshouse_test?sslmode=disable, as .ci/run does) to run this integration test", EnvVar)
 	}
 	return u
 }
