@@ -28,6 +28,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runHealth(ctx, args[1:], getenv, stdout, stderr)
 	}
 	cfg, err := parseConfig(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil // -h printed the settings: asking for help is not a failure
+	}
 	if err != nil {
 		return err
 	}
