@@ -7,12 +7,16 @@ BIN := bin
 .DEFAULT_GOAL := help
 
 .PHONY: help
-help: ## Show this help.
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+help: ## Show this help (coloured only on a terminal).
+	@if [ -t 1 ]; then on=$$'\033[36m' off=$$'\033[0m'; else on= off=; fi; \
+	awk -v on="$$on" -v off="$$off" 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %s%-16s%s %s\n", on, $$1, off, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: run
 run: ## Run the API with zero setup (embedded SQLite under ./data, dev JWT key).
-	$(GO) run ./app/cmd/glasshouse-api
+	@echo "building bin/glasshouse-api (the first build on a new machine compiles for about two minutes)"
+	@$(GO) build -o $(BIN)/glasshouse-api ./app/cmd/glasshouse-api
+	@# exec: Ctrl-C and SIGTERM reach the API itself, which shuts down cleanly and exits 0.
+	@exec $(BIN)/glasshouse-api
 
 .PHONY: build
 build: ## Build every binary into ./bin.
@@ -22,6 +26,11 @@ build: ## Build every binary into ./bin.
 test: ## Run the whole test suite (race detector, then brief fuzzing).
 	$(GO) test -race -count=1 ./...
 	$(MAKE) --no-print-directory fuzz
+
+.PHONY: cover
+cover: ## Coverage profile (cover.out) and a per-package summary.
+	set -o pipefail; $(GO) test -count=1 -coverprofile=cover.out ./... | tee cover.txt
+	@$(GO) tool cover -func=cover.out | tail -1
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZTIME (default 5s) each.
@@ -34,7 +43,8 @@ fuzz: ## Run every fuzz target for FUZZTIME (default 5s) each.
 	done
 
 .PHONY: lint
-lint: ## go vet and staticcheck (pinned in go.mod as a tool).
+lint: ## gofmt (fails on unformatted files), go vet and staticcheck (pinned in go.mod as a tool).
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
 
