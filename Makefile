@@ -66,6 +66,14 @@ gameday: ## Inject faults into a live API under real Prometheus + Alertmanager a
 load: ## Run the smoke/average load scenario against a running API (TARGET, default http://127.0.0.1:8080).
 	$(GO) build -o $(BIN)/glasshouse-load ./loadtest/cmd/glasshouse-load && $(BIN)/glasshouse-load -target $${TARGET:-http://127.0.0.1:8080} -scenario $${SCENARIO:-average} $${LOAD_FLAGS:-}
 
+.PHONY: bench-http
+bench-http: ## Req/s, p50/p99 and RSS over loopback: defaults vs tracing off vs tracing and access log off (wrk, pinned cores).
+	./bench/run.sh http
+
+.PHONY: bench-fastapi
+bench-fastapi: ## The same API on FastAPI + uvicorn (bench/fastapi) against glasshouse, measured in one run.
+	./bench/run.sh fastapi
+
 .PHONY: bench-loadgen
 bench-loadgen: ## Compare the load engine with wrk and hey on loopback (prints a ratio table).
 	./loadtest/bench/run.sh

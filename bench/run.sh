@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# bench/run.sh: HTTP throughput of the API measured from outside, the way a
+# user feels it. Servers run pinned to core 0, wrk (-t1 -c50) to core 1; every
+# variant is started once, seeded with a user and an item, then the variants
+# are measured in interleaved rounds so drift on a shared machine hits them
+# alike. It prints per-variant req/s (median, min-max), p50 and p99 (median),
+# peak RSS under load, and the ratios.
+#
+#   bench/run.sh http     # (a) defaults, (b) tracing off, (c) tracing and access log off; a/c, b/c
+#   bench/run.sh fastapi  # glasshouse defaults vs the FastAPI baseline in bench/fastapi
+#
+# ROUNDS (default 3) and DURATION seconds per run (default 10) tune it.
+# This is a benchmark, not a test: nothing here is part of `make test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode="${1:-http}"
+rounds="${ROUNDS:-3}"
+dur="${DURATION:-10}"
+export PATH="/usr/local/go/bin:$PATH"
+
+if ! command -v wrk >/dev/null; then
+  echo "installing wrk (Debian)" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null
+fi
+if [ "$(nproc)" -lt 2 ]; then echo "bench/run.sh needs 2 cores (server and load generator pinned apart)" >&2; exit 1; fi
+
+work="$(mktemp -d /tmp/glasshouse-bench.XXXXXX)"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+echo "building glasshouse-api" >&2
+CGO_ENABLED=0 go build -trimpath -o "$work/glasshouse-api" ./app/cmd/glasshouse-api
+
+freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+waitfor() { # URL
+  for _ in $(seq 1 200); do curl -fs -o /dev/null "$1" && return 0; sleep 0.05; done
+  echo "server at $1 did not become ready" >&2; return 1
+}
+
+# seed BASE: sign up, log in and create one item; prints the token.
+seed() {
+  local base="$1" token
+  curl -fs -o /dev/null "$base/api/v1/users" -H 'Content-Type: application/json' \
+    -d '{"username":"bench_user","email":"bench@example.com","password":"Bench-passw0rd!"}'
+  token=$(curl -fs "$base/api/v1/auth/login" -H 'Content-Type: application/json' \
+    -d '{"username":"bench_user","password":"Bench-passw0rd!"}' | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
+  curl -fs -o /dev/null "$base/api/v1/items" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+    -d '{"name":"Milk","description":"two litres"}'
+  printf '%s' "$token"
+}
+
+declare -A base token pidof
+# start_glasshouse NAME ENV...: the real binary with its defaults plus ENV.
+start_glasshouse() {
+  local name="$1"; shift
+  local port admin; port=$(freeport); admin=$(freeport)
+  mkdir -p "$work/$name"
+  env ADDR="127.0.0.1:$port" ADMIN_ADDR="127.0.0.1:$admin" DATA_DIR="$work/$name" RATE_LIMIT_ENABLED=false \
+    LOG_FORMAT=json "$@" taskset -c 0 "$work/glasshouse-api" >"$work/$name.log" 2>&1 &
+  pids+=($!); pidof[$name]=$!
+  base[$name]="http://127.0.0.1:$port"
+  waitfor "${base[$name]}/health/ready"
+  token[$name]=$(seed "${base[$name]}")
+}
+
+start_fastapi() {
+  local port; port=$(freeport)
+  if ! /usr/bin/python3 -c 'import fastapi, uvicorn, uvloop, httptools, jwt, passlib, bcrypt, prometheus_client' 2>/dev/null; then
+    echo "installing the FastAPI baseline's Debian packages" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      python3-fastapi python3-uvicorn python3-uvloop python3-httptools python3-jwt python3-passlib python3-bcrypt python3-prometheus-client >/dev/null
+  fi
+  DB_PATH="$work/fastapi.db" taskset -c 0 /usr/bin/python3 -m uvicorn app:app --app-dir bench/fastapi \
+    --host 127.0.0.1 --port "$port" --loop uvloop --http httptools --workers 1 >"$work/fastapi.log" 2>&1 &
+  pids+=($!); pidof[fastapi]=$!
+  base[fastapi]="http://127.0.0.1:$port"
+  waitfor "${base[fastapi]}/health"
+  token[fastapi]=$(seed "${base[fastapi]}")
+}
+
+# measure NAME: one wrk run against GET /api/v1/items/1; appends
+# "NAME rps p50_ms p99_ms peak_rss_kib" to $work/results.
+measure() {
+  local name="$1" pid="${pidof[$1]}" out rss=0 peak=0
+  out="$work/wrk.out"
+  taskset -c 1 wrk -t1 -c50 -d"${dur}s" --latency -H "Authorization: Bearer ${token[$name]}" \
+    "${base[$name]}/api/v1/items/1" >"$out" 2>&1 &
+  local wpid=$!
+  while kill -0 "$wpid" 2>/dev/null; do
+    rss=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+    [ "${rss:-0}" -gt "$peak" ] && peak=$rss
+    sleep 0.5
+  done
+  wait "$wpid"
+  if grep -q "Non-2xx" "$out"; then echo "$name answered non-2xx during the run:" >&2; cat "$out" >&2; exit 1; fi
+  awk -v name="$name" -v peak="$peak" '
+    function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
+    /^ +50%/ {p50=ms($2)} /^ +99%/ {p99=ms($2)} /^Requests\/sec:/ {rps=$2}
+    END {printf "%s %.0f %.3f %.3f %d\n", name, rps, p50, p99, peak}' "$out" >>"$work/results"
+}
+
+case "$mode" in
+http)
+  variants=(a c b)
+  start_glasshouse a
+  start_glasshouse b OTEL_SDK_DISABLED=true
+  start_glasshouse c OTEL_SDK_DISABLED=true ACCESS_LOG=false
+  label() { case "$1" in a) echo "(a) defaults: sampled tracing + access log";; b) echo "(b) tracing off";; c) echo "(c) tracing and access log off";; esac; }
+  ;;
+fastapi)
+  variants=(glasshouse fastapi)
+  start_glasshouse glasshouse
+  start_fastapi
+  label() { case "$1" in glasshouse) echo "glasshouse (Go, defaults)";; fastapi) echo "FastAPI + uvicorn/uvloop, 1 worker";; esac; }
+  ;;
+*) echo "usage: bench/run.sh http|fastapi" >&2; exit 2 ;;
+esac
+
+# Warm up each variant (JIT-free, but caches, pools and the page cache).
+for v in "${variants[@]}"; do
+  taskset -c 1 wrk -t1 -c50 -d2s -H "Authorization: Bearer ${token[$v]}" "${base[$v]}/api/v1/items/1" >/dev/null
+done
+for r in $(seq 1 "$rounds"); do
+  for v in "${variants[@]}"; do
+    echo "round $r/$rounds: $v" >&2
+    measure "$v"
+  done
+done
+
+echo
+echo "GET /api/v1/items/{id} (bearer token, SQLite), wrk -t1 -c50 -d${dur}s on core 1, server on core 0, $rounds interleaved rounds"
+echo "$(date -u +%F) $(uname -m) $(nproc) cores, load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%-44s %22s %10s %10s %12s\n' variant "req/s median (min-max)" "p50 ms" "p99 ms" "peak RSS MB"
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+declare -A med
+for v in "${variants[@]}"; do
+  rows=$(awk -v v="$v" '$1==v' "$work/results")
+  med[$v]=$(echo "$rows" | awk '{print $2}' | median)
+  lo=$(echo "$rows" | awk '{print $2}' | sort -n | head -1); hi=$(echo "$rows" | awk '{print $2}' | sort -n | tail -1)
+  p50=$(echo "$rows" | awk '{print $3}' | median); p99=$(echo "$rows" | awk '{print $4}' | median)
+  rss=$(echo "$rows" | awk '{print $5}' | sort -n | tail -1)
+  printf '%-44s %22s %10s %10s %12.1f\n' "$(label "$v")" "${med[$v]} (${lo}-${hi})" "$p50" "$p99" "$(echo "$rss" | awk '{print $1/1024}')"
+done
+echo
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a/b}'; }
+per_round() { # A B: the ratio in each round, to show the range
+  paste <(awk -v v="$1" '$1==v {print $2}' "$work/results") <(awk -v v="$2" '$1==v {print $2}' "$work/results") |
+    awk '{printf "%s%.3f", (NR>1?", ":""), $1/$2}'
+}
+case "$mode" in
+http)
+  echo "a/c = $(ratio "${med[a]}" "${med[c]}") (per round: $(per_round a c))"
+  echo "b/c = $(ratio "${med[b]}" "${med[c]}") (per round: $(per_round b c))"
+  ;;
+fastapi)
+  echo "glasshouse/FastAPI req/s = $(ratio "${med[glasshouse]}" "${med[fastapi]}") (per round: $(per_round glasshouse fastapi))"
+  ;;
+esac
