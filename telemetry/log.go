@@ -3,6 +3,7 @@ package telemetry
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -195,12 +196,32 @@ func newLogger(cfg Config) (*slog.Logger, func(context.Context) error, error) {
 	if w == nil {
 		w = os.Stdout
 	}
+	var closers []func() error
+	closeAll := func(context.Context) error {
+		var errs []error
+		for _, c := range closers {
+			errs = append(errs, c())
+		}
+		return errors.Join(errs...)
+	}
+	// buffered wraps a sink in a flushWriter when LogBufferBytes asks for one.
+	buffered := func(w io.Writer) io.Writer {
+		if cfg.LogBufferBytes <= 0 {
+			return w
+		}
+		fw := newFlushWriter(w, cfg.LogBufferBytes, logFlushInterval)
+		closers = append(closers, fw.Close)
+		return fw
+	}
 	level := cfg.LogLevel
 	terminal := false
 	if f, ok := w.(*os.File); ok {
 		terminal = isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd())
 	}
 	var base slog.Handler
+	if cfg.LogFile == "" || cfg.LogFileTee {
+		w = buffered(w)
+	}
 	switch strings.ToLower(cfg.LogFormat) {
 	case "", "auto":
 		if terminal && cfg.Environment != "production" {
@@ -216,7 +237,10 @@ func newLogger(cfg Config) (*slog.Logger, func(context.Context) error, error) {
 		return nil, nil, fmt.Errorf("log format %q: want auto, json or text", cfg.LogFormat)
 	}
 	if cfg.LogFile == "" {
-		return slog.New(base), nil, nil
+		if len(closers) == 0 {
+			return slog.New(base), nil, nil
+		}
+		return slog.New(base), closeAll, nil
 	}
 	size, backups := cfg.LogFileMaxSizeMB, cfg.LogFileMaxBackups
 	if size <= 0 {
@@ -230,6 +254,10 @@ func newLogger(cfg Config) (*slog.Logger, func(context.Context) error, error) {
 	if _, err := lj.Write(nil); err != nil {
 		return nil, nil, fmt.Errorf("log file %q: %w", cfg.LogFile, err)
 	}
-	h := newTeeHandler(base, NewJSONHandler(lj, level))
-	return slog.New(h), func(context.Context) error { return lj.Close() }, nil
+	file := NewJSONHandler(buffered(lj), level)
+	closers = append(closers, lj.Close) // after the buffer's flush
+	if !cfg.LogFileTee {
+		return slog.New(file), closeAll, nil
+	}
+	return slog.New(newTeeHandler(base, file)), closeAll, nil
 }

@@ -232,28 +232,38 @@ func TestBadConfigReportsEverything(t *testing.T) {
 	}
 }
 
+// TestLogFile: with LogFile the records go to the file only (one write
+// each); LogFileTee keeps the console copy too.
 func TestLogFile(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "logs", "api.log")
-	var console bytes.Buffer
-	tel, err := New(t.Context(), Config{LogFormat: "text", LogWriter: &console, LogFile: path, LogFileMaxSizeMB: 1, LogFileMaxBackups: 2, Getenv: envMap()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := WithRequestID(context.Background(), "rid-1")
-	tel.Logger.InfoContext(ctx, "to both", "password", "hunter2")
-	if err := tel.Shutdown(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := logLines(t, string(b))
-	if len(lines) != 1 || lines[0]["msg"] != "to both" || lines[0]["request_id"] != "rid-1" || lines[0]["password"] != Redacted {
-		t.Errorf("log file lines %v", lines)
-	}
-	if !strings.Contains(console.String(), "to both") || strings.Contains(console.String(), "hunter2") {
-		t.Errorf("console output %q", console.String())
+	for _, tee := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tee=%v", tee), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "logs", "api.log")
+			var console bytes.Buffer
+			tel, err := New(t.Context(), Config{LogFormat: "text", LogWriter: &console, LogFile: path, LogFileMaxSizeMB: 1,
+				LogFileMaxBackups: 2, LogFileTee: tee, Getenv: envMap()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := WithRequestID(context.Background(), "rid-1")
+			tel.Logger.InfoContext(ctx, "a record", "password", "hunter2")
+			if err := tel.Shutdown(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines := logLines(t, string(b))
+			if len(lines) != 1 || lines[0]["msg"] != "a record" || lines[0]["request_id"] != "rid-1" || lines[0]["password"] != Redacted {
+				t.Errorf("log file lines %v", lines)
+			}
+			if got := strings.Contains(console.String(), "a record"); got != tee {
+				t.Errorf("console has the record: %v, want %v (LogFileTee); console %q", got, tee, console.String())
+			}
+			if strings.Contains(console.String(), "hunter2") {
+				t.Errorf("console shows the secret: %q", console.String())
+			}
+		})
 	}
 }
 
@@ -279,13 +289,13 @@ func TestIsSensitiveKeyDoesNotAllocate(t *testing.T) {
 	}
 }
 
-// TestAccessLogToConsoleAndFile: with a log file the access record reaches
+// TestAccessLogToConsoleAndFile: with a log file and LogFileTee the access record reaches
 // both sinks, the JSON file through the fast path and tint's console
 // output as an ordinary record, each once.
 func TestAccessLogToConsoleAndFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "api.log")
 	console := &syncBuffer{}
-	tel, err := New(t.Context(), Config{LogFormat: "text", LogWriter: console, LogFile: path, Getenv: envMap()})
+	tel, err := New(t.Context(), Config{LogFormat: "text", LogWriter: console, LogFile: path, LogFileTee: true, Getenv: envMap()})
 	if err != nil {
 		t.Fatal(err)
 	}

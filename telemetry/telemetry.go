@@ -40,12 +40,22 @@ type Config struct {
 	LogFormat string    // "auto" or "" (tint on a terminal, JSON otherwise), "json", "text" (tint)
 	LogWriter io.Writer // default os.Stdout
 
-	// LogFile, when set, also writes JSON logs to a rotating file
-	// (lumberjack): LogFileMaxSizeMB per file (default 100), keeping
-	// LogFileMaxBackups old files (default 5).
+	// LogFile, when set, writes JSON logs to a rotating file (lumberjack)
+	// instead of LogWriter: LogFileMaxSizeMB per file (default 100),
+	// keeping LogFileMaxBackups old files (default 5). One sink keeps each
+	// record to one write; LogFileTee also keeps LogWriter, at the cost of
+	// a second write (and encoding) per record.
 	LogFile           string
 	LogFileMaxSizeMB  int
 	LogFileMaxBackups int
+	LogFileTee        bool
+
+	// LogBufferBytes, when positive, buffers log output up to that many
+	// bytes, flushed at least every 100 ms and by Shutdown, so a busy
+	// service makes a few large writes instead of one per record. A
+	// graceful stop loses nothing; a crash loses at most the last 100 ms.
+	// Zero (the default) writes each record at once.
+	LogBufferBytes int
 
 	// AccessLog enables one record per request. It is on unless DisableAccessLog.
 	DisableAccessLog bool

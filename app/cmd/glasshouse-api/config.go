@@ -30,6 +30,8 @@ type config struct {
 	LogFile           string
 	LogFileMaxSizeMB  int
 	LogFileMaxBackups int
+	LogFileTee        bool
+	LogBuffer         int
 	DataDir           string
 	DatabaseURL       telemetry.Secret // may embed a password
 	RedisURL          telemetry.Secret
@@ -73,7 +75,9 @@ var settings = []setting{
 	{"log-level", "LOG_LEVEL", "info", "log level: debug, info, warn, error"},
 	{"log-format", "LOG_FORMAT", "auto", "log format: auto (colour on a terminal, JSON otherwise), json, text"},
 	{"access-log", "ACCESS_LOG", "true", "log one record per request"},
-	{"log-file", "LOG_FILE", "", "also write JSON logs to this rotating file"},
+	{"log-file", "LOG_FILE", "", "write JSON logs to this rotating file instead of stdout"},
+	{"log-file-tee", "LOG_FILE_TEE", "false", "with LOG_FILE, also keep writing logs to stdout (two writes per record)"},
+	{"log-buffer", "LOG_BUFFER", "0", "buffer this many bytes of log output, flushed every 100ms and at shutdown; 0 writes each record at once"},
 	{"log-file-max-size-mb", "LOG_FILE_MAX_SIZE_MB", "100", "rotate LOG_FILE when it reaches this many MB"},
 	{"log-file-max-backups", "LOG_FILE_MAX_BACKUPS", "5", "rotated LOG_FILE copies to keep"},
 	{"data-dir", "DATA_DIR", "./data", "directory of the embedded SQLite database (glasshouse.db)"},
@@ -213,6 +217,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		LogFile:           get("LOG_FILE"),
 		LogFileMaxSizeMB:  int(integer("LOG_FILE_MAX_SIZE_MB", 1)),
 		LogFileMaxBackups: int(integer("LOG_FILE_MAX_BACKUPS", 1)),
+		LogFileTee:        boolean("LOG_FILE_TEE"),
+		LogBuffer:         int(integer("LOG_BUFFER", 0)),
 		DataDir:           get("DATA_DIR"),
 		DatabaseURL:       telemetry.Secret(get("DATABASE_URL")),
 		RedisURL:          telemetry.Secret(get("REDIS_URL")),

@@ -84,6 +84,8 @@ func TestConfigReportsEveryProblemAtOnce(t *testing.T) {
 		"RATE_LIMIT_LOGIN":        "5",
 		"RATE_LIMIT_USER":         "0/1s",
 		"ACCESS_LOG":              "maybe",
+		"LOG_FILE_TEE":            "sometimes",
+		"LOG_BUFFER":              "-1",
 		"SHUTDOWN_TIMEOUT":        "1 hour",
 		"TLS_CERT_FILE":           "/nonexistent/cert.pem",
 		"CORS_ORIGINS":            "app.example",
@@ -98,7 +100,7 @@ func TestConfigReportsEveryProblemAtOnce(t *testing.T) {
 		t.Fatal("invalid configuration accepted")
 	}
 	for _, name := range []string{"APP_ENV", "LOG_LEVEL", "LOG_FORMAT", "JWT_TTL", "JWT_SECRET", "MAX_BODY_BYTES",
-		"CONCURRENCY_LIMIT", "RATE_LIMIT_LOGIN", "RATE_LIMIT_USER", "ACCESS_LOG", "SHUTDOWN_TIMEOUT", "TLS_CERT_FILE",
+		"CONCURRENCY_LIMIT", "RATE_LIMIT_LOGIN", "RATE_LIMIT_USER", "ACCESS_LOG", "LOG_FILE_TEE", "LOG_BUFFER", "SHUTDOWN_TIMEOUT", "TLS_CERT_FILE",
 		"CORS_ORIGINS", "ADMIN_ADDR", "SHUTDOWN_DRAIN_DELAY", "OTEL_TRACES_SAMPLER", "OTEL_BSP_MAX_QUEUE_SIZE",
 		"LOG_FILE_MAX_SIZE_MB", "LOG_FILE_MAX_BACKUPS"} {
 		if !strings.Contains(err.Error(), "\n  "+name+":") && !strings.Contains(err.Error(), "\n  "+name+"=") {

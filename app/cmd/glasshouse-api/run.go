@@ -44,6 +44,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		LogFile:           cfg.LogFile,
 		LogFileMaxSizeMB:  cfg.LogFileMaxSizeMB,
 		LogFileMaxBackups: cfg.LogFileMaxBackups,
+		LogFileTee:        cfg.LogFileTee,
+		LogBufferBytes:    cfg.LogBuffer,
 		DisableAccessLog:  !cfg.AccessLog,
 		Getenv:            cfg.Getenv,
 	})
