@@ -45,7 +45,7 @@ func (w *discardWriter) WriteHeader(code int)        { w.code = code }
 // loopback listener and keep-alive client in the same process, with
 // bare-http-headers in between: bare sending the full chain's response
 // headers. make bench runs it and prints the throughput ratios (full/bare
-// first: the target).
+// first).
 func BenchmarkChain(b *testing.B) {
 	f := newFixture(b, func(o *Options) {
 		o.Telemetry = newTelemetry(b, io.Discard) // the access log is formatted, then discarded
