@@ -1,57 +1,83 @@
 package httpapi
 
 import (
-	"crypto/sha256"
-	_ "embed"
-	"encoding/base64"
+	"embed"
+	"io/fs"
 	"net/http"
-	"strings"
-	"sync"
 )
 
-// The docs page is self-contained: its script and style are inlined and
-// allowed by hash, so its Content-Security-Policy permits exactly them plus
-// fetching /openapi.json from the same origin. No CDN is contacted (none is
-// reachable from CI, and a third-party script would be a supply-chain risk
-// on a page served by the API's own origin).
-var (
-	//go:embed docs/docs.js
-	docsJS string
-	//go:embed docs/docs.css
-	docsCSS string
-)
+// The interactive documentation is Swagger UI at /docs and ReDoc at /redoc,
+// both served by the API itself from files embedded in the binary: the
+// pinned npm releases fetched by docs/fetch-assets.sh (licences beside
+// them), plus one small same-origin init script each. ReDoc is the 2.x line,
+// the one FastAPI serves: 3.x reports telemetry to a third-party host and
+// loads its logo from a CDN, which this page's CSP would block. No CDN is contacted:
+// none is reachable from an air-gapped cluster, and third-party script on
+// the API's own origin would be a supply-chain risk.
+//
+//go:embed docs/swagger-ui docs/redoc docs/swagger-init.js docs/redoc-init.js
+var docsFiles embed.FS
 
-type docsPage struct {
-	html string
-	csp  string
+// docsCSP allows exactly what the two UIs need: their scripts and styles
+// from this origin, inline style attributes (both set element styles at run
+// time, and ReDoc injects <style> elements), images as data: URIs (icons),
+// fetching /openapi.json and sending try-it-out requests to this origin,
+// and ReDoc's search worker, which it starts from a blob: URL.
+const docsCSP = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; " +
+	"font-src 'self' data:; connect-src 'self'; worker-src blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+
+const swaggerPage = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>glasshouse API: Swagger UI</title>
+<link rel="stylesheet" href="/docs/assets/swagger-ui/swagger-ui.css">
+</head><body>
+<div id="swagger-ui"><noscript>This page needs JavaScript; the raw document is at <a href="/openapi.json">/openapi.json</a>.</noscript></div>
+<script src="/docs/assets/swagger-ui/swagger-ui-bundle.js"></script>
+<script src="/docs/assets/swagger-init.js"></script>
+</body></html>
+`
+
+const redocPage = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>glasshouse API: ReDoc</title>
+</head><body>
+<div id="redoc"><noscript>This page needs JavaScript; the raw document is at <a href="/openapi.json">/openapi.json</a>.</noscript></div>
+<script src="/docs/assets/redoc/redoc.standalone.js"></script>
+<script src="/docs/assets/redoc-init.js"></script>
+</body></html>
+`
+
+// handlePage serves one of the documentation pages under docsCSP.
+func handlePage(page string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", docsCSP)
+		h.Set("Content-Type", "text/html; charset=utf-8")
+		w.Write([]byte(page))
+	})
 }
 
-var docs = sync.OnceValue(func() docsPage {
-	hash := func(s string) string {
-		sum := sha256.Sum256([]byte(s))
-		return "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
-	}
-	var b strings.Builder
-	b.WriteString("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n")
-	b.WriteString("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n")
-	b.WriteString("<title>glasshouse API</title>\n<style>")
-	b.WriteString(docsCSS)
-	b.WriteString("</style></head>\n<body><main id=\"api\"><noscript>This page needs JavaScript; the raw document is at <a href=\"/openapi.json\">/openapi.json</a>.</noscript></main>\n<script>")
-	b.WriteString(docsJS)
-	b.WriteString("</script></body></html>\n")
-	return docsPage{
-		html: b.String(),
-		csp: "default-src 'none'; script-src " + hash(docsJS) + "; style-src " + hash(docsCSS) +
-			"; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
-	}
-})
+func handleDocs() http.Handler  { return handlePage(swaggerPage) }
+func handleRedoc() http.Handler { return handlePage(redocPage) }
 
-func handleDocs() http.Handler {
+// handleDocsAssets serves the embedded files under /docs/assets/. They
+// change only with the binary, so browsers may keep them for a day.
+func handleDocsAssets() http.Handler {
+	sub, err := fs.Sub(docsFiles, "docs")
+	if err != nil {
+		panic(err) // start-up invariant: the embedded directory exists
+	}
+	files := http.StripPrefix("/docs/assets/", http.FileServerFS(sub))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p := docs()
-		h := w.Header()
-		h.Set("Content-Security-Policy", p.csp)
-		h.Set("Content-Type", "text/html; charset=utf-8")
-		w.Write([]byte(p.html))
+		// Only regular files: a missing one, or a directory (which the
+		// file server would list), is an ordinary problem+json 404.
+		if st, err := fs.Stat(sub, r.PathValue("file")); err != nil || st.IsDir() {
+			writeProblem(w, r, Problem{Status: http.StatusNotFound, Code: "not_found", Detail: "no such documentation file"})
+			return
+		}
+		w.Header().Set("Cache-Control", "public, max-age=86400")
+		files.ServeHTTP(w, r)
 	})
 }

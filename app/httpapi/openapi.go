@@ -151,8 +151,20 @@ func openAPI() map[string]any {
 			"responses": common(m{"200": ok("OpenAPI 3.1.", m{"type": "object"})}),
 		}},
 		"/docs": m{"get": m{
-			"operationId": "docs", "tags": []string{"meta"}, "summary": "A page rendering this document",
+			"operationId": "docs", "tags": []string{"meta"}, "summary": "Swagger UI: this document, interactive (try it out, authorize)",
 			"responses": common(m{"200": m{"description": "HTML.", "content": m{"text/html": m{"schema": m{"type": "string"}}}}}),
+		}},
+		"/redoc": m{"get": m{
+			"operationId": "redoc", "tags": []string{"meta"}, "summary": "ReDoc: this document as a three-panel reference",
+			"responses": common(m{"200": m{"description": "HTML.", "content": m{"text/html": m{"schema": m{"type": "string"}}}}}),
+		}},
+		"/docs/assets/{file}": m{"get": m{
+			"operationId": "docsAssets", "tags": []string{"meta"}, "summary": "The documentation pages' scripts, styles and licences (embedded in the binary)",
+			"parameters": []m{{"name": "file", "in": "path", "required": true, "schema": m{"type": "string"}}},
+			"responses": common(m{
+				"200": m{"description": "The file.", "content": m{"*/*": m{"schema": m{"type": "string"}}}},
+				"404": problem("No such file."),
+			}),
 		}},
 	}
 

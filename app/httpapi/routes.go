@@ -33,4 +33,6 @@ func addRoutes(mux router, s *server) {
 
 	mux.Handle("GET /openapi.json", anon(handleOpenAPI()))
 	mux.Handle("GET /docs", anon(handleDocs()))
+	mux.Handle("GET /docs/assets/{file...}", anon(handleDocsAssets()))
+	mux.Handle("GET /redoc", anon(handleRedoc()))
 }
