@@ -28,6 +28,42 @@ type kustomization struct {
 	APIVersion string   `json:"apiVersion"`
 	Kind       string   `json:"kind"`
 	Resources  []string `json:"resources"`
+	Images     []struct {
+		Name    string `json:"name"`
+		NewName string `json:"newName"`
+		NewTag  string `json:"newTag"`
+		Digest  string `json:"digest"`
+	} `json:"images"`
+	Labels []struct {
+		Pairs            map[string]string `json:"pairs"`
+		IncludeSelectors bool              `json:"includeSelectors"`
+	} `json:"labels"`
+}
+
+type httpRoute struct {
+	APIVersion string           `json:"apiVersion"`
+	Kind       string           `json:"kind"`
+	Metadata   metav1ObjectMeta `json:"metadata"`
+	Spec       struct {
+		ParentRefs []struct {
+			Name        string `json:"name"`
+			Namespace   string `json:"namespace"`
+			SectionName string `json:"sectionName"`
+		} `json:"parentRefs"`
+		Hostnames []string `json:"hostnames"`
+		Rules     []struct {
+			Matches []struct {
+				Path struct {
+					Type  string `json:"type"`
+					Value string `json:"value"`
+				} `json:"path"`
+			} `json:"matches"`
+			BackendRefs []struct {
+				Name string `json:"name"`
+				Port int32  `json:"port"`
+			} `json:"backendRefs"`
+		} `json:"rules"`
+	} `json:"spec"`
 }
 
 type serviceMonitor struct {
@@ -72,6 +108,7 @@ type manifests struct {
 	pdbs        []policyv1.PodDisruptionBudget
 	netpols     []networkingv1.NetworkPolicy
 	monitors    []serviceMonitor
+	routes      []httpRoute
 	kustomize   map[string]kustomization // directory -> kustomization
 	files       map[string][]string      // directory -> manifest files (not kustomization.yaml)
 }
@@ -134,6 +171,10 @@ func decodeManifest(m *manifests, file string, doc []byte) error {
 		var o serviceMonitor
 		err = decodeStrict(doc, &o)
 		m.monitors = append(m.monitors, o)
+	case "gateway.networking.k8s.io/v1/HTTPRoute":
+		var o httpRoute
+		err = decodeStrict(doc, &o)
+		m.routes = append(m.routes, o)
 	case "kustomize.config.k8s.io/v1beta1/Kustomization":
 		var o kustomization
 		err = decodeStrict(doc, &o)
@@ -405,20 +446,11 @@ func TestK8sManifests(t *testing.T) {
 		}
 	}
 
-	// HPA on CPU and memory, targeting the Deployment, above the PDB floor.
+	// HPA targeting the Deployment, above the PDB floor.
 	if ref := hpa.Spec.ScaleTargetRef; ref.Kind != "Deployment" || ref.Name != dep.Name {
 		t.Errorf("HPA targets %s/%s, want Deployment/%s", ref.Kind, ref.Name, dep.Name)
 	}
-	var resources []string
-	for _, mt := range hpa.Spec.Metrics {
-		if mt.Resource != nil {
-			resources = append(resources, string(mt.Resource.Name))
-		}
-	}
-	sort.Strings(resources)
-	if !slices.Equal(resources, []string{"cpu", "memory"}) {
-		t.Errorf("HPA scales on %v, want cpu and memory", resources)
-	}
+	checkHPAOwnsReplicas(t, hpa, dep, c, cm.Data["GOMEMLIMIT"])
 	if pdb.Spec.MinAvailable == nil || ptrOr(hpa.Spec.MinReplicas, 1) <= pdb.Spec.MinAvailable.IntVal {
 		t.Errorf("HPA minReplicas %d must exceed the PDB's minAvailable %v, or drains block", ptrOr(hpa.Spec.MinReplicas, 1), pdb.Spec.MinAvailable)
 	}
@@ -455,6 +487,11 @@ func TestK8sManifests(t *testing.T) {
 			}
 		}
 	}
+
+	checkMonitorSelected(t, m)
+	checkRoutes(t, m, ing, svc)
+	checkIngressNamespaceOnce(t, m)
+	checkImageSetByKustomize(t, m, c.Image)
 
 	// Each kustomization lists every manifest beside it, except the example
 	// Secret, which must never be applied as is.

@@ -12,6 +12,17 @@
 # Ports: the STACK_*_PORT variables (compose/.env.example lists them).
 # Secrets: compose/.env (STACK_ENV_FILE), created with random values when
 # missing; existing values are never overwritten.
+#
+# Before compose runs, the host is checked (compose/README.md, "Requirements
+# and known limits"):
+#   - engine API 1.44+ (Docker Engine 25.0+): compose.start-interval.yaml is
+#     merged; older engines (and Podman's compatible API) start without it;
+#   - the engine's socket (DOCKER_SOCK, else DOCKER_HOST or the docker
+#     context's unix socket, else /var/run/docker.sock) exists: Alloy (profile
+#     "logs") mounts it; without it the stack starts without log collection;
+#   - SELinux on (getenforce): configs are mounted with :z (SELINUX_RELABEL);
+#   - the mounted configs are world-readable: the containers read them as
+#     nobody, 10001 and 472.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -21,6 +32,8 @@ mode=${STACK_MODE:-auto}
 run_dir=${STACK_RUN_DIR:-.run/stack}
 env_file=${STACK_ENV_FILE:-compose/.env}
 compose=(docker compose -f compose/compose.yaml --env-file "$env_file")
+# The engine API version healthcheck start_interval needs (Docker Engine 25.0).
+start_interval_api=1.44
 
 usage() {
   echo "usage: $0 up|down|status   (STACK_MODE=auto|docker|native, VOLUMES=1 for down)" >&2
@@ -69,8 +82,74 @@ env_value() {
   echo "${v:-$2}"
 }
 
+# api_at_least A B says whether engine API version A (major.minor) is B or later.
+api_at_least() {
+  local a_major=${1%%.*} a_minor=${1#*.} b_major=${2%%.*} b_minor=${2#*.}
+  [ "$a_major" -gt "$b_major" ] || { [ "$a_major" -eq "$b_major" ] && [ "$a_minor" -ge "$b_minor" ]; }
+}
+
+# docker_sock prints the engine's unix socket on this host: DOCKER_SOCK, else
+# DOCKER_HOST or the current docker context when they name a unix socket
+# (rootless Docker, Podman), else /var/run/docker.sock.
+docker_sock() {
+  local sock host
+  sock=$(env_value DOCKER_SOCK "")
+  if [ -z "$sock" ]; then
+    host=${DOCKER_HOST:-}
+    [ -n "$host" ] || host=$(docker context inspect --format '{{.Endpoints.docker.Host}}' 2>/dev/null || true)
+    case "$host" in unix://*) sock=${host#unix://} ;; esac
+  fi
+  echo "${sock:-/var/run/docker.sock}"
+}
+
+# host_checks fails when the containers could not read their configs, and
+# picks the compose files and profiles this engine and host can run.
+host_checks() {
+  local unreadable api relabel
+  unreadable=$(find compose/prometheus compose/tempo compose/loki compose/alloy alerts dashboards \
+    \( -type f ! -perm -o=r \) -o \( -type d ! -perm -o=rx \) 2>/dev/null | head -n 5 || true)
+  if [ -n "$unreadable" ]; then
+    echo "the containers read their configs from the checkout as non-root users (nobody, 10001, 472), but these are not world-readable:" >&2
+    sed 's/^/  /' <<<"$unreadable" >&2
+    echo "fix: chmod -R o+rX compose alerts dashboards   (a checkout made with umask 077 has this problem)" >&2
+    exit 1
+  fi
+
+  api=$(docker version --format '{{.Server.APIVersion}}' 2>/dev/null || true)
+  if [[ "$api" =~ ^[0-9]+\.[0-9]+$ ]] && api_at_least "$api" "$start_interval_api"; then
+    compose+=(-f compose/compose.start-interval.yaml)
+  else
+    echo "note: the engine speaks Docker API ${api:-(unknown)}; healthcheck start_interval needs API $start_interval_api (Docker Engine 25.0 or later)."
+    echo "      Starting without compose/compose.start-interval.yaml: services report healthy at their normal interval, so up --wait takes longer."
+  fi
+
+  export DOCKER_SOCK
+  DOCKER_SOCK=$(docker_sock)
+  if [ -S "$DOCKER_SOCK" ]; then
+    compose+=(--profile logs)
+  else
+    echo "note: no Docker socket at $DOCKER_SOCK: starting without Alloy, so container logs do not reach Loki."
+    echo "      Set DOCKER_SOCK to the engine's socket (rootless Docker: \$XDG_RUNTIME_DIR/docker.sock, Podman: \$XDG_RUNTIME_DIR/podman/podman.sock)."
+  fi
+
+  relabel=$(env_value SELINUX_RELABEL "")
+  if [ -z "$relabel" ] && command -v getenforce >/dev/null 2>&1; then
+    case "$(getenforce 2>/dev/null)" in
+      Enforcing | Permissive)
+        relabel=z
+        echo "SELinux is on: mounting the configs with :z (SELINUX_RELABEL=z) so containers may read them." ;;
+    esac
+  fi
+  case "$relabel" in
+    "" | z) ;;
+    *) echo "SELINUX_RELABEL=$relabel: want z (shared label: several containers mount alerts/) or empty" >&2; exit 2 ;;
+  esac
+  export SELINUX_RELABEL=$relabel
+}
+
 docker_up() {
   ensure_env
+  host_checks
   echo "starting the compose stack (docker compose up --wait; the first run pulls images and builds the API)..."
   "${compose[@]}" up --build --wait --wait-timeout "${STACK_WAIT_TIMEOUT:-300}"
   local grafana prom am sink api admin
@@ -98,7 +177,7 @@ docker_down() {
   ensure_env # compose interpolates the file even to take it down
   local flags=(--remove-orphans)
   [ "${VOLUMES:-0}" = 1 ] && flags+=(--volumes)
-  "${compose[@]}" --profile load down "${flags[@]}"
+  "${compose[@]}" --profile load --profile logs down "${flags[@]}"
 }
 
 native() {
@@ -141,7 +220,7 @@ case "$cmd" in
   status)
     if [ "$mode" != native ] && docker_ready; then
       ensure_env
-      "${compose[@]}" ps
+      "${compose[@]}" --profile load --profile logs ps
     fi
     [ "$mode" = docker ] || native status ;;
   *) usage ;;
