@@ -23,6 +23,11 @@ var (
 	// ErrUnavailable means a dependency (database, cache) cannot be reached
 	// right now; handlers answer 503 quickly instead of hanging.
 	ErrUnavailable = errors.New("dependency unavailable")
+	// ErrUnknownOwner means a write names an owner that does not exist: the
+	// user was deleted after its still-valid access token was issued.
+	// httpapi answers 401 invalid_token, as for any token that no longer
+	// names a user.
+	ErrUnknownOwner = errors.New("owner does not exist")
 )
 
 // User is a registered account. PasswordHash is never serialised.
@@ -73,7 +78,8 @@ type Store interface {
 	UserByUsername(ctx context.Context, username string) (User, error)
 
 	// CreateItem inserts it (OwnerID must be set) and sets ID, CreatedAt and
-	// UpdatedAt.
+	// UpdatedAt. An OwnerID that names no user returns an error wrapping
+	// ErrUnknownOwner.
 	CreateItem(ctx context.Context, it *Item) error
 	// Item returns the item id if ownerID owns it, otherwise ErrNotFound.
 	Item(ctx context.Context, ownerID, id int64) (Item, error)

@@ -304,8 +304,8 @@ func (s *Store) UserByUsername(ctx context.Context, username string) (app.User, 
 	return u, s.wrap(ctx, fmt.Sprintf("user %q", username), err)
 }
 
-// CreateItem implements app.Store. An OwnerID that names no user is an error
-// (foreign key), neither a conflict nor "not found".
+// CreateItem implements app.Store. An OwnerID that names no user (the
+// foreign key fails) is app.ErrUnknownOwner.
 func (s *Store) CreateItem(ctx context.Context, it *app.Item) error {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
@@ -316,7 +316,7 @@ func (s *Store) CreateItem(ctx context.Context, it *app.Item) error {
 	})
 	if err != nil {
 		if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) && pe.Code == "23503" {
-			return fmt.Errorf("create item: owner %d does not exist", it.OwnerID)
+			return fmt.Errorf("create item: owner %d: %w", it.OwnerID, app.ErrUnknownOwner)
 		}
 		return s.wrap(ctx, "create item", err)
 	}

@@ -287,8 +287,8 @@ func (s *Store) UserByUsername(ctx context.Context, username string) (_ app.User
 	return u, s.wrap(fmt.Sprintf("user %q", username), err)
 }
 
-// CreateItem implements app.Store. An OwnerID that names no user is an error
-// (foreign key), not a conflict.
+// CreateItem implements app.Store. An OwnerID that names no user (the
+// foreign key fails) is app.ErrUnknownOwner.
 func (s *Store) CreateItem(ctx context.Context, it *app.Item) (err error) {
 	ctx, sp := s.span(ctx, "INSERT", "items")
 	defer func() { end(sp, err) }()
@@ -298,7 +298,7 @@ func (s *Store) CreateItem(ctx context.Context, it *app.Item) (err error) {
 	if err != nil {
 		var se *sqlite.Error
 		if errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY {
-			return fmt.Errorf("create item: owner %d does not exist", it.OwnerID)
+			return fmt.Errorf("create item: owner %d: %w", it.OwnerID, app.ErrUnknownOwner)
 		}
 		return s.wrap("create item", err)
 	}

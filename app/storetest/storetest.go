@@ -260,8 +260,11 @@ func testItemUnknownOwner(t *testing.T, s app.Store) {
 	if err == nil {
 		t.Fatal("CreateItem with an owner that does not exist succeeded")
 	}
-	if errors.Is(err, app.ErrConflict) || errors.Is(err, app.ErrUnavailable) {
-		t.Errorf("CreateItem(unknown owner) = %v; must not look like a conflict or an outage", err)
+	if !errors.Is(err, app.ErrUnknownOwner) {
+		t.Errorf("CreateItem(unknown owner) = %v, want ErrUnknownOwner", err)
+	}
+	if errors.Is(err, app.ErrConflict) || errors.Is(err, app.ErrUnavailable) || errors.Is(err, app.ErrNotFound) {
+		t.Errorf("CreateItem(unknown owner) = %v; must not look like a conflict, an outage or a missing item", err)
 	}
 }
 
