@@ -401,15 +401,19 @@ func (s *Store) ListItems(ctx context.Context, ownerID int64, p app.Page) ([]app
 	return items, total, nil
 }
 
-// UpdateItem implements app.Store.
+// UpdateItem implements app.Store. updated_at never moves backwards: the
+// new value is the later of the stamp and the stored one, evaluated under
+// the row lock. Concurrent updates of one item queue on that lock and, in
+// READ COMMITTED, each re-reads the row the previous one committed, so a
+// writer stamped earlier that commits later cannot put an older time back.
 func (s *Store) UpdateItem(ctx context.Context, it *app.Item) error {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
-	now := s.stamp()
 	var got app.Item
 	err := retry(ctx, func() (err error) {
-		got, err = scanItem(s.pool.QueryRow(ctx, `UPDATE items SET name = $1, description = $2, updated_at = $3
-			WHERE id = $4 AND owner_id = $5 RETURNING `+itemCols,
+		now := s.stamp()
+		got, err = scanItem(s.pool.QueryRow(ctx, `UPDATE items SET name = $1, description = $2,
+			updated_at = GREATEST(updated_at, $3) WHERE id = $4 AND owner_id = $5 RETURNING `+itemCols,
 			it.Name, it.Description, now, it.ID, it.OwnerID))
 		return err
 	})

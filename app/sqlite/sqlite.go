@@ -366,13 +366,21 @@ func (s *Store) ListItems(ctx context.Context, ownerID int64, p app.Page) (_ []a
 	return items, total, nil
 }
 
-// UpdateItem implements app.Store.
+// UpdateItem implements app.Store. updated_at is stamped after the single
+// writer connection is held, so stamps follow the order writes commit in,
+// and never moves backwards (max with the stored value) even if the clock
+// steps back.
 func (s *Store) UpdateItem(ctx context.Context, it *app.Item) (err error) {
 	ctx, sp := s.span(ctx, "UPDATE", "items")
 	defer func() { end(sp, err) }()
+	conn, err := s.w.Conn(ctx)
+	if err != nil {
+		return s.wrap(fmt.Sprintf("update item %d", it.ID), err)
+	}
+	defer conn.Close()
 	now := s.stamp()
-	got, err := scanItem(s.w.QueryRowContext(ctx, `UPDATE items SET name = ?, description = ?, updated_at = ?
-		WHERE id = ? AND owner_id = ? RETURNING `+itemCols,
+	got, err := scanItem(conn.QueryRowContext(ctx, `UPDATE items SET name = ?, description = ?,
+		updated_at = max(updated_at, ?) WHERE id = ? AND owner_id = ? RETURNING `+itemCols,
 		it.Name, it.Description, now.UnixMicro(), it.ID, it.OwnerID))
 	if err != nil {
 		return s.wrap(fmt.Sprintf("update item %d", it.ID), err)

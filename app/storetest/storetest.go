@@ -41,6 +41,7 @@ func Run(t *testing.T, open func(t *testing.T) app.Store) {
 		{"ListEmpty", testListEmpty},
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"ConcurrentSameUsername", testConcurrentSameUsername},
+		{"ConcurrentUpdatesKeepUpdatedAtMonotonic", testConcurrentUpdates},
 		{"CanceledContext", testCanceledContext},
 		{"Ping", testPing},
 	}
@@ -423,6 +424,59 @@ func testConcurrentSameUsername(t *testing.T, s app.Store) {
 	wg.Wait()
 	if wins != 1 || conflicts != racers-1 {
 		t.Errorf("race for one username: %d wins, %d conflicts; want 1 and %d", wins, conflicts, racers-1)
+	}
+}
+
+// testConcurrentUpdates races updates of one item. updated_at must never
+// go backwards: every update returns a time no earlier than the item had
+// before it, so the stored item ends with the latest time any update
+// returned, and carries the name of an update that returned that time.
+func testConcurrentUpdates(t *testing.T, s app.Store) {
+	ctx := t.Context()
+	u := mustUser(t, s, "racer")
+	it := mustItem(t, s, u.ID, "v")
+	const rounds, writers = 5, 16
+	for round := range rounds {
+		type result struct {
+			name    string
+			updated time.Time
+		}
+		results := make(chan result, writers)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for w := range writers {
+			wg.Go(func() {
+				<-start
+				upd := app.Item{ID: it.ID, OwnerID: u.ID, Name: fmt.Sprintf("r%d-w%d", round, w)}
+				if err := s.UpdateItem(ctx, &upd); err != nil {
+					t.Errorf("UpdateItem: %v", err)
+					return
+				}
+				results <- result{upd.Name, upd.UpdatedAt}
+			})
+		}
+		close(start)
+		wg.Wait()
+		close(results)
+		var latest time.Time
+		names := map[string]time.Time{}
+		for r := range results {
+			names[r.name] = r.updated
+			if r.updated.After(latest) {
+				latest = r.updated
+			}
+		}
+		got, err := s.Item(ctx, u.ID, it.ID)
+		if err != nil {
+			t.Fatalf("Item: %v", err)
+		}
+		if !got.UpdatedAt.Equal(latest) {
+			t.Errorf("round %d: stored updated_at %v, but an update returned the later %v: updated_at went backwards",
+				round, got.UpdatedAt.Format(time.RFC3339Nano), latest.Format(time.RFC3339Nano))
+		}
+		if at, ok := names[got.Name]; !ok || !at.Equal(got.UpdatedAt) {
+			t.Errorf("round %d: stored item %q at %v; the update that wrote it returned %v", round, got.Name, got.UpdatedAt, at)
+		}
 	}
 }
 
