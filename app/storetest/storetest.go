@@ -42,6 +42,8 @@ func Run(t *testing.T, open func(t *testing.T) app.Store) {
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"ConcurrentSameUsername", testConcurrentSameUsername},
 		{"ConcurrentUpdatesKeepUpdatedAtMonotonic", testConcurrentUpdates},
+		{"IdempotentCreate", testIdempotentCreate},
+		{"IdempotentCreateConcurrent", testIdempotentCreateConcurrent},
 		{"CanceledContext", testCanceledContext},
 		{"Ping", testPing},
 	}
@@ -477,6 +479,116 @@ func testConcurrentUpdates(t *testing.T, s app.Store) {
 		if at, ok := names[got.Name]; !ok || !at.Equal(got.UpdatedAt) {
 			t.Errorf("round %d: stored item %q at %v; the update that wrote it returned %v", round, got.Name, got.UpdatedAt, at)
 		}
+	}
+}
+
+func idempotent(t *testing.T, s app.Store) app.IdempotentStore {
+	t.Helper()
+	is, ok := s.(app.IdempotentStore)
+	if !ok {
+		t.Skipf("%T does not implement app.IdempotentStore", s)
+	}
+	return is
+}
+
+// testIdempotentCreate: a key creates once per owner; the same request
+// again returns the item as first created (even after it changed or was
+// deleted), another request with the key is ErrIdempotencyKeyReused.
+func testIdempotentCreate(t *testing.T, s app.Store) {
+	is := idempotent(t, s)
+	ctx := t.Context()
+	u, other := mustUser(t, s, "idem"), mustUser(t, s, "idem2")
+	key := app.IdempotencyKey{Key: "k-1", Fingerprint: "fp-a"}
+	first := app.Item{OwnerID: u.ID, Name: "once", Description: "d"}
+	replayed, err := is.CreateItemOnce(ctx, &first, key)
+	if err != nil || replayed {
+		t.Fatalf("first CreateItemOnce = %v, %v; want not replayed, nil", replayed, err)
+	}
+	if first.ID <= 0 || first.CreatedAt.IsZero() || !first.UpdatedAt.Equal(first.CreatedAt) {
+		t.Errorf("first CreateItemOnce set %+v", first)
+	}
+	if got, err := s.Item(ctx, u.ID, first.ID); err != nil || cmp.Diff(first, got) != "" {
+		t.Errorf("Item after CreateItemOnce = %+v, %v; want %+v", got, err, first)
+	}
+	again := app.Item{OwnerID: u.ID, Name: "once", Description: "d"}
+	replayed, err = is.CreateItemOnce(ctx, &again, key)
+	if err != nil || !replayed {
+		t.Fatalf("repeated CreateItemOnce = %v, %v; want replayed", replayed, err)
+	}
+	if diff := cmp.Diff(first, again); diff != "" {
+		t.Errorf("replay differs from the first result (-first +replay):\n%s", diff)
+	}
+	if _, total, err := s.ListItems(ctx, u.ID, app.Page{Limit: 10}); err != nil || total != 1 {
+		t.Errorf("items after a replay: %d, %v; want 1", total, err)
+	}
+
+	changed := app.Item{OwnerID: u.ID, Name: "something else"}
+	if _, err := is.CreateItemOnce(ctx, &changed, app.IdempotencyKey{Key: "k-1", Fingerprint: "fp-b"}); !errors.Is(err, app.ErrIdempotencyKeyReused) {
+		t.Errorf("same key, other request = %v, want ErrIdempotencyKeyReused", err)
+	}
+
+	// Keys are per owner.
+	theirs := app.Item{OwnerID: other.ID, Name: "theirs"}
+	if replayed, err := is.CreateItemOnce(ctx, &theirs, key); err != nil || replayed || theirs.ID == first.ID {
+		t.Errorf("another owner's CreateItemOnce with the same key = %+v, %v, %v; want a new item", theirs, replayed, err)
+	}
+
+	// The first result stands after the item changes or goes away.
+	upd := app.Item{ID: first.ID, OwnerID: u.ID, Name: "renamed"}
+	if err := s.UpdateItem(ctx, &upd); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteItem(ctx, u.ID, first.ID); err != nil {
+		t.Fatal(err)
+	}
+	late := app.Item{OwnerID: u.ID, Name: "once", Description: "d"}
+	if replayed, err := is.CreateItemOnce(ctx, &late, key); err != nil || !replayed || cmp.Diff(first, late) != "" {
+		t.Errorf("replay after update and delete = %+v, %v, %v; want the first result %+v", late, replayed, err, first)
+	}
+
+	ghost := app.Item{OwnerID: 987654, Name: "orphan"}
+	if _, err := is.CreateItemOnce(ctx, &ghost, app.IdempotencyKey{Key: "k-2", Fingerprint: "fp"}); !errors.Is(err, app.ErrUnknownOwner) {
+		t.Errorf("CreateItemOnce for an unknown owner = %v, want ErrUnknownOwner", err)
+	}
+}
+
+// testIdempotentCreateConcurrent races one key: one item is created and
+// every caller gets it.
+func testIdempotentCreateConcurrent(t *testing.T, s app.Store) {
+	is := idempotent(t, s)
+	u := mustUser(t, s, "idemrace")
+	const racers = 12
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		created int
+		ids     = map[int64]int{}
+	)
+	start := make(chan struct{})
+	for range racers {
+		wg.Go(func() {
+			<-start
+			it := app.Item{OwnerID: u.ID, Name: "raced"}
+			replayed, err := is.CreateItemOnce(t.Context(), &it, app.IdempotencyKey{Key: "same", Fingerprint: "fp"})
+			if err != nil {
+				t.Errorf("CreateItemOnce race: %v", err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			ids[it.ID]++
+			if !replayed {
+				created++
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if created != 1 || len(ids) != 1 {
+		t.Errorf("%d racers with one key: %d created, item IDs %v; want 1 created, one ID", racers, created, ids)
+	}
+	if _, total, err := s.ListItems(t.Context(), u.ID, app.Page{Limit: 100}); err != nil || total != 1 {
+		t.Errorf("items after the race: %d, %v; want 1", total, err)
 	}
 }
 
