@@ -1,15 +1,21 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/glasshouse-dev/glasshouse/app"
+	"github.com/glasshouse-dev/glasshouse/app/sqlite"
 )
 
 // liveServer serves f's handler on a loopback listener, so the requests of
@@ -141,5 +147,109 @@ func TestPasswordContainingIdentityRejected(t *testing.T) {
 		if code != http.StatusUnprocessableEntity || p.Code != "validation_failed" || len(p.Errors) != 1 || p.Errors[0].Field != "password" {
 			t.Errorf("%s: %d %s, want 422 validation_failed naming only password", name, code, b)
 		}
+	}
+}
+
+// lostAnswerStore commits an idempotent create and then reports the
+// database unavailable, once: the client sees a 503 for a write that
+// happened, the case a retry with the same Idempotency-Key must survive.
+type lostAnswerStore struct {
+	*sqlite.Store
+	lose atomic.Bool
+}
+
+func (s *lostAnswerStore) CreateItemOnce(ctx context.Context, it *app.Item, key app.IdempotencyKey) (bool, error) {
+	replayed, err := s.Store.CreateItemOnce(ctx, it, key)
+	if err == nil && s.lose.CompareAndSwap(true, false) {
+		return false, fmt.Errorf("commit acknowledged too late: %w", app.ErrUnavailable)
+	}
+	return replayed, err
+}
+
+func TestIdempotencyKey(t *testing.T) {
+	ls := &lostAnswerStore{}
+	f := newFixture(t, func(o *Options) { ls.Store = o.Store.(*sqlite.Store); o.Store = ls })
+	ts := liveServer(t, f)
+	_, token := f.signup(t, "retrier")
+	_, other := f.signup(t, "bystander")
+	total := func(tok string) int {
+		t.Helper()
+		_, _, b := send(t, f, ts, "GET", "/api/v1/items", tok, "")
+		var l itemList
+		if err := json.Unmarshal(b, &l); err != nil {
+			t.Fatal(err)
+		}
+		return l.Total
+	}
+
+	// The first attempt commits but its answer is lost (503); the retry
+	// with the same key gets the item, and there is only one.
+	ls.lose.Store(true)
+	if code, _, b := send(t, f, ts, "POST", "/api/v1/items", token, `{"name":"Milk","description":"2 l"}`, "Idempotency-Key", "key-1"); code != http.StatusServiceUnavailable {
+		t.Fatalf("first attempt: %d %s, want the simulated 503", code, b)
+	}
+	code, h, first := send(t, f, ts, "POST", "/api/v1/items", token, `{"description":"2 l", "name":"Milk"}`, "Idempotency-Key", "key-1")
+	if code != http.StatusCreated || h.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("retry after a lost answer: %d %q %s, want a replayed 201", code, h.Get("Idempotent-Replayed"), first)
+	}
+	if n := total(token); n != 1 {
+		t.Errorf("items after a retried POST = %d, want 1", n)
+	}
+	var created app.Item
+	json.Unmarshal(first, &created)
+
+	// Every further retry gets the same status, headers and body, also
+	// after the item has changed, and with the key quoted.
+	send(t, f, ts, "PUT", fmt.Sprintf("/api/v1/items/%d", created.ID), token, `{"name":"Oat milk"}`)
+	for _, k := range []string{"key-1", `"key-1"`} {
+		code, h, b := send(t, f, ts, "POST", "/api/v1/items", token, `{"name":"Milk","description":"2 l"}`, "Idempotency-Key", k)
+		if code != http.StatusCreated || string(b) != string(first) || h.Get("Location") != fmt.Sprintf("/api/v1/items/%d", created.ID) {
+			t.Errorf("retry with key %s: %d %s (Location %q), want 201 %s", k, code, b, h.Get("Location"), first)
+		}
+	}
+	if n := total(token); n != 1 {
+		t.Errorf("items after retries = %d, want 1", n)
+	}
+
+	// The same key with another body is refused; nothing is created.
+	code, _, b := send(t, f, ts, "POST", "/api/v1/items", token, `{"name":"Bread"}`, "Idempotency-Key", "key-1")
+	if code != http.StatusUnprocessableEntity || problemCode(t, b) != "idempotency_key_reused" {
+		t.Errorf("same key, other body: %d %s, want 422 idempotency_key_reused", code, b)
+	}
+	// Keys are per user.
+	if code, h, b := send(t, f, ts, "POST", "/api/v1/items", other, `{"name":"Milk","description":"2 l"}`, "Idempotency-Key", "key-1"); code != http.StatusCreated || h.Get("Idempotent-Replayed") != "" {
+		t.Errorf("another user's first use of the key: %d %q %s, want a fresh 201", code, h.Get("Idempotent-Replayed"), b)
+	}
+	// Without a key, every POST creates.
+	for range 2 {
+		send(t, f, ts, "POST", "/api/v1/items", token, `{"name":"Milk","description":"2 l"}`)
+	}
+	if n := total(token); n != 3 {
+		t.Errorf("items after two POSTs without a key = %d, want 3", n)
+	}
+	if n := total(other); n != 1 {
+		t.Errorf("other user's items = %d, want 1", n)
+	}
+
+	for name, k := range map[string]string{
+		"empty": `""`, "too long": strings.Repeat("k", 256), "non-ASCII": "clé", "space": "a b", "backslash": `a\b`,
+	} {
+		code, _, b := send(t, f, ts, "POST", "/api/v1/items", token, `{"name":"x"}`, "Idempotency-Key", k)
+		if code != http.StatusBadRequest || problemCode(t, b) != "invalid_idempotency_key" {
+			t.Errorf("key %s: %d %s, want 400 invalid_idempotency_key", name, code, b)
+		}
+	}
+	r, _ := http.NewRequestWithContext(t.Context(), "POST", ts.URL+"/api/v1/items", strings.NewReader(`{"name":"x"}`))
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("Authorization", "Bearer "+token)
+	r.Header.Add("Idempotency-Key", "a")
+	r.Header.Add("Idempotency-Key", "b")
+	resp, err := ts.Client().Do(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("two Idempotency-Key headers: %d, want 400", resp.StatusCode)
 	}
 }

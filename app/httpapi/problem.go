@@ -75,6 +75,9 @@ func respondErr(log *slog.Logger, w http.ResponseWriter, r *http.Request, err er
 		// A valid token whose user has been deleted since it was issued.
 		writeInvalidToken(w, r)
 		return
+	case errors.Is(err, app.ErrIdempotencyKeyReused):
+		p = Problem{Status: http.StatusUnprocessableEntity, Code: "idempotency_key_reused",
+			Detail: "this Idempotency-Key was already used with a different request body; use a new key for a new request"}
 	case errors.Is(err, app.ErrConflict):
 		p = Problem{Status: http.StatusConflict, Code: "conflict", Detail: "username or email is already taken"}
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
