@@ -9,6 +9,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -152,6 +153,53 @@ func TestAttackDeletedUserToken(t *testing.T) {
 				t.Errorf("a deleted user's request was logged at ERROR:\n%s", api.logs)
 			}
 			t.Logf("%s: deleted user's token: %v", db, statuses)
+		})
+	}
+}
+
+// TestIdempotencyKeyThroughRun retries POST /api/v1/items with one
+// Idempotency-Key against the API as run wires it (the store behind the
+// fault injector, and the Redis cache when configured): one item, the
+// same answer twice, on SQLite and PostgreSQL.
+func TestIdempotencyKeyThroughRun(t *testing.T) {
+	for _, db := range []string{"sqlite", "postgres+redis"} {
+		t.Run(db, func(t *testing.T) {
+			env := map[string]string{}
+			if db == "postgres+redis" {
+				env["DATABASE_URL"] = pgtest.NewDatabase(t)
+				env["REDIS_URL"] = redistest.URL(t)
+				env["REDIS_KEY_PREFIX"] = redistest.Prefix(t)
+			}
+			api := startDepAPI(t, env)
+			token := api.signup(t, "retry")
+			var bodies []string
+			for range 2 {
+				req, err := http.NewRequest("POST", api.base+"/api/v1/items", strings.NewReader(`{"name":"once"}`))
+				if err != nil {
+					t.Fatal(err)
+				}
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Authorization", "Bearer "+token)
+				req.Header.Set("Idempotency-Key", "3f1c2d9e-retry")
+				resp, err := depClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var b strings.Builder
+				_, err = io.Copy(&b, resp.Body)
+				resp.Body.Close()
+				if err != nil || resp.StatusCode != http.StatusCreated {
+					t.Fatalf("POST with Idempotency-Key: %d %s %v", resp.StatusCode, b.String(), err)
+				}
+				bodies = append(bodies, b.String())
+			}
+			if bodies[0] != bodies[1] {
+				t.Errorf("retry answered %s, first answer was %s", bodies[1], bodies[0])
+			}
+			st, _, b := api.get(t, "/api/v1/items", token)
+			if st != http.StatusOK || !strings.Contains(string(b), `"total":1`) {
+				t.Errorf("list after two POSTs with one key: %d %s; want total 1", st, b)
+			}
 		})
 	}
 }
