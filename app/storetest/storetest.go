@@ -1,6 +1,8 @@
 // Package storetest is the conformance suite every app.Store implementation
 // runs (like testing/fstest): one Run call covers every method, uniqueness
-// conflicts, ownership, pagination and concurrent writers.
+// conflicts, ownership, pagination, concurrent writers, updated_at under
+// concurrent updates, and app.IdempotentStore when the store implements it
+// (those cases skip when it does not, as for the cache decorator).
 //
 // It imports app and the standard library (plus go-cmp) only; it never
 // imports an implementation.
