@@ -23,7 +23,43 @@ var (
 	// ErrUnavailable means a dependency (database, cache) cannot be reached
 	// right now; handlers answer 503 quickly instead of hanging.
 	ErrUnavailable = errors.New("dependency unavailable")
+	// ErrUnknownOwner means a write names an owner that does not exist: the
+	// user was deleted after its still-valid access token was issued.
+	// httpapi answers 401 invalid_token, as for any token that no longer
+	// names a user.
+	ErrUnknownOwner = errors.New("owner does not exist")
+	// ErrIdempotencyKeyReused means an idempotency key already names a
+	// different request of the same owner; httpapi answers 422.
+	ErrIdempotencyKeyReused = errors.New("idempotency key reused with a different request")
 )
+
+// IdempotencyWindow is how long a store remembers an idempotency key: a
+// retry within it returns the first result, a later one creates anew.
+const IdempotencyWindow = 24 * time.Hour
+
+// IdempotencyKey makes an item creation happen at most once per key.
+type IdempotencyKey struct {
+	// Key is the client's Idempotency-Key; keys are per owner.
+	Key string
+	// Fingerprint is a digest of the request's content. The same Key with
+	// another Fingerprint is ErrIdempotencyKeyReused.
+	Fingerprint string
+}
+
+// IdempotentStore is implemented by stores that can create an item at most
+// once per idempotency key (sqlite and postgres do). It is optional: a
+// decorator that does not forward it hides it.
+type IdempotentStore interface {
+	// CreateItemOnce creates it as CreateItem does and records key for
+	// it.OwnerID in the same transaction, so a retry after a lost answer
+	// finds the key whenever the item was committed. If the owner used
+	// key.Key within IdempotencyWindow nothing is created: with the same
+	// Fingerprint, it is set to the item as it was first created and
+	// replayed is true; with another, the error wraps
+	// ErrIdempotencyKeyReused. Concurrent calls with one key create one
+	// item. An OwnerID that names no user wraps ErrUnknownOwner.
+	CreateItemOnce(ctx context.Context, it *Item, key IdempotencyKey) (replayed bool, err error)
+}
 
 // User is a registered account. PasswordHash is never serialised.
 type User struct {
@@ -73,7 +109,8 @@ type Store interface {
 	UserByUsername(ctx context.Context, username string) (User, error)
 
 	// CreateItem inserts it (OwnerID must be set) and sets ID, CreatedAt and
-	// UpdatedAt.
+	// UpdatedAt. An OwnerID that names no user returns an error wrapping
+	// ErrUnknownOwner.
 	CreateItem(ctx context.Context, it *Item) error
 	// Item returns the item id if ownerID owns it, otherwise ErrNotFound.
 	Item(ctx context.Context, ownerID, id int64) (Item, error)

@@ -76,6 +76,8 @@ func (s Signup) Validate() error {
 	}
 	if msg := checkPassword(s.Password); msg != "" {
 		v.add("password", msg)
+	} else if msg := checkPasswordContext(s.Password, s.Username, s.Email); msg != "" {
+		v.add("password", msg)
 	}
 	return v.err()
 }
@@ -205,6 +207,27 @@ func checkPassword(s string) string {
 	}
 	if len(missing) > 0 {
 		return "must contain " + strings.Join(missing, ", ")
+	}
+	return ""
+}
+
+// checkPasswordContext rejects a password that equals or contains, ignoring
+// case, the account's username, its email address or the part of the email
+// before the @ (at least UsernameMinLen characters): the first guesses of
+// anyone who knows the account.
+func checkPasswordContext(password, username, email string) string {
+	pw := strings.ToLower(password)
+	contains := func(s string) bool {
+		return utf8.RuneCountInString(s) >= UsernameMinLen && strings.Contains(pw, strings.ToLower(s))
+	}
+	switch {
+	case contains(username):
+		return "must not contain the username"
+	case contains(email):
+		return "must not contain the email address"
+	}
+	if at := strings.LastIndexByte(email, '@'); at > 0 && contains(email[:at]) {
+		return "must not contain the email address"
 	}
 	return ""
 }

@@ -47,6 +47,12 @@ func TestSignupValidate(t *testing.T) {
 		{"password no special", app.Signup{"alice", "a@example.com", "Passw0rdX"}, "password"},
 		{"password too long", app.Signup{"alice", "a@example.com", strings.Repeat("Aa0!", 33)}, "password"},
 		{"password control char", app.Signup{"alice", "a@example.com", "Passw0rd!\x00"}, "password"},
+		{"password is username", app.Signup{"Alice_Pw1", "a@example.com", "alice_pW1"}, "password"},
+		{"password contains username", app.Signup{"alice", "x@example.com", "ALICE-2024!x"}, "password"},
+		{"password is email", app.Signup{"bob", "Carol.Pw1!@example.com", "carol.pw1!@EXAMPLE.com"}, "password"},
+		{"password contains email", app.Signup{"bob", "c@example.com", "Xc@example.com1"}, "password"},
+		{"password contains email local part", app.Signup{"bob", "carol@example.com", "Carol-2024!"}, "password"},
+		{"short local part not checked", app.Signup{"bob", "al@example.com", "Al-2024!xyz"}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -63,6 +69,20 @@ func TestPasswordMessageListsEveryMissingClass(t *testing.T) {
 	for _, want := range []string{"uppercase", "digit", "special"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+}
+
+func TestPasswordContextMessageNamesWhatItContains(t *testing.T) {
+	for _, tt := range []struct {
+		in   app.Signup
+		want string
+	}{
+		{app.Signup{"alice", "x@example.com", "My-alice-9"}, "password: must not contain the username"},
+		{app.Signup{"bob", "carol@example.com", "My-Carol-9"}, "password: must not contain the email address"},
+	} {
+		if err := tt.in.Validate(); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Validate(%+v) = %v, want %q", tt.in, err, tt.want)
 		}
 	}
 }

@@ -167,6 +167,11 @@ func TestVerifyRejects(t *testing.T) {
 	if _, err := tk.Verify(sign(t, jwt.SigningMethodHS256, key, good())); err != nil {
 		t.Fatalf("control token rejected: %v", err)
 	}
+	// Within the leeway: a token from an instance whose clock runs ahead.
+	skewed := with(func(c *auth.Claims) { c.ExpiresAt = jwt.NewNumericDate(now.Add(time.Hour + 30*time.Second)) })
+	if _, err := tk.Verify(sign(t, jwt.SigningMethodHS256, key, skewed)); err != nil {
+		t.Errorf("token 30 s beyond the lifetime (inside the leeway) rejected: %v", err)
+	}
 	cases := map[string]string{
 		"empty":        "",
 		"garbage":      "not.a.jwt",
@@ -185,6 +190,14 @@ func TestVerifyRejects(t *testing.T) {
 		"sub zero":     sign(t, jwt.SigningMethodHS256, key, with(func(c *auth.Claims) { c.Subject = "0" })),
 		"sub negative": sign(t, jwt.SigningMethodHS256, key, with(func(c *auth.Claims) { c.Subject = "-1" })),
 		"tampered":     sign(t, jwt.SigningMethodHS256, key, good()) + "x",
+		"exp 2^62":     sign(t, jwt.SigningMethodHS256, key, with(func(c *auth.Claims) { c.ExpiresAt = &jwt.NumericDate{Time: time.Unix(1<<62, 0)} })),
+		"exp 2^62 no iat": sign(t, jwt.SigningMethodHS256, key, with(func(c *auth.Claims) {
+			c.IssuedAt, c.ExpiresAt = nil, &jwt.NumericDate{Time: time.Unix(1<<62, 0)}
+		})),
+		"lifetime ttl+2m": sign(t, jwt.SigningMethodHS256, key, with(func(c *auth.Claims) { c.ExpiresAt = jwt.NewNumericDate(now.Add(time.Hour + 2*time.Minute)) })),
+		"old iat, lifetime 2h": sign(t, jwt.SigningMethodHS256, key, with(func(c *auth.Claims) {
+			c.IssuedAt, c.ExpiresAt = jwt.NewNumericDate(now.Add(-90*time.Minute)), jwt.NewNumericDate(now.Add(30*time.Minute))
+		})),
 	}
 	for name, tok := range cases {
 		if id, err := tk.Verify(tok); !errors.Is(err, auth.ErrInvalidToken) {

@@ -25,9 +25,16 @@ const (
 	maxToken   = 4096 // bytes; longer bearer strings are rejected unparsed
 )
 
+// Leeway is how much longer than the configured lifetime a token may claim
+// to stay valid (clock skew between instances). A token whose exp lies
+// further from now, or from its own iat, was not issued by this
+// configuration (or a forged or leaked signing key made it): it is invalid,
+// so an absurd exp such as 2^62 cannot mint a token that never expires.
+const Leeway = time.Minute
+
 // ErrInvalidToken is returned for every token that must not authenticate:
-// malformed, wrong algorithm or key, expired, not yet valid, wrong type or
-// subject. The cause is wrapped for logs; callers answer 401 regardless.
+// malformed, wrong algorithm or key, expired, not yet valid, valid for longer
+// than the configured lifetime plus Leeway, wrong type or subject. The cause is wrapped for logs; callers answer 401 regardless.
 var ErrInvalidToken = errors.New("invalid token")
 
 // Claims are an access token's claims: sub (user ID), iat, exp, iss and
@@ -152,6 +159,10 @@ func (t *Tokens) verify(token string) (int64, time.Time, error) {
 	if err != nil {
 		return 0, time.Time{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
+	exp := c.ExpiresAt.Time
+	if limit := t.ttl + Leeway; exp.Sub(t.now()) > limit || (c.IssuedAt != nil && exp.Sub(c.IssuedAt.Time) > limit) {
+		return 0, time.Time{}, fmt.Errorf("%w: lifetime beyond %v", ErrInvalidToken, limit)
+	}
 	if c.Type != accessType {
 		return 0, time.Time{}, fmt.Errorf("%w: type %q", ErrInvalidToken, c.Type)
 	}
@@ -159,5 +170,5 @@ func (t *Tokens) verify(token string) (int64, time.Time, error) {
 	if err != nil || id <= 0 {
 		return 0, time.Time{}, fmt.Errorf("%w: subject %q", ErrInvalidToken, c.Subject)
 	}
-	return id, c.ExpiresAt.Time, nil
+	return id, exp, nil
 }

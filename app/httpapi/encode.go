@@ -8,7 +8,9 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -75,7 +77,97 @@ func decodeBytes(body []byte, v any) error {
 	if _, err := dec.Token(); err != io.EOF {
 		return badRequest("invalid_json", "request body must hold exactly one JSON value")
 	}
+	return checkKeys(body, v)
+}
+
+// checkKeys rejects what encoding/json accepts silently: an object naming a
+// key twice (the last one would win, so a validating proxy and this server
+// could read different values), and a key that matches a field of v only
+// when case is ignored ("NAME", or "uſername" with a long s, for
+// "username"). Both are 400 invalid_json. body has already decoded into v
+// without error, so it is well-formed.
+func checkKeys(body []byte, v any) error {
+	fields := map[string]bool{}
+	if t := reflect.TypeOf(v); t != nil && t.Kind() == reflect.Pointer && t.Elem().Kind() == reflect.Struct {
+		for f := range t.Elem().Fields() {
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if name == "" {
+				name = f.Name
+			}
+			if f.IsExported() && name != "-" {
+				fields[name] = true
+			}
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	return walkKeys(dec, fields)
+}
+
+// walkKeys reads one value from dec, checking every object in it; fields
+// are the exact key names allowed in this value when it is an object (nil
+// inside nested values).
+func walkKeys(dec *json.Decoder, fields map[string]bool) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return badRequest("invalid_json", "malformed JSON")
+	}
+	switch tok {
+	case json.Delim('{'):
+		seen := map[string]string{}
+		for dec.More() {
+			kt, err := dec.Token()
+			if err != nil {
+				return badRequest("invalid_json", "malformed JSON")
+			}
+			key, _ := kt.(string)
+			folded := foldKey(key)
+			if first, dup := seen[folded]; dup {
+				if first == key {
+					return badRequest("invalid_json", "field %q appears more than once", key)
+				}
+				return badRequest("invalid_json", "fields %q and %q differ only in case", first, key)
+			}
+			seen[folded] = key
+			if !fields[key] {
+				for name := range fields {
+					if strings.EqualFold(name, key) {
+						return badRequest("invalid_json", "unknown field %q (field names are case-sensitive; did you mean %q?)", key, name)
+					}
+				}
+			}
+			if err := walkKeys(dec, nil); err != nil {
+				return err
+			}
+		}
+		_, err = dec.Token() // '}'
+	case json.Delim('['):
+		for dec.More() {
+			if err := walkKeys(dec, nil); err != nil {
+				return err
+			}
+		}
+		_, err = dec.Token() // ']'
+	}
+	if err != nil {
+		return badRequest("invalid_json", "malformed JSON")
+	}
 	return nil
+}
+
+// foldKey maps every rune of s to the smallest rune of its Unicode simple
+// case-folding orbit, so two keys that strings.EqualFold (and
+// encoding/json's field matching) treat as equal fold to the same string.
+func foldKey(s string) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	for _, r := range s {
+		least := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			least = min(least, f)
+		}
+		b.WriteRune(least)
+	}
+	return b.String()
 }
 
 func jsonError(err error) error {

@@ -49,11 +49,13 @@ func FuzzDecodeSignup(f *testing.F) {
 }
 
 func FuzzDecodeLogin(f *testing.F) {
-	fuzzDecoder[loginRequest](f, `{"username":"alice","password":"Passw0rd!"}`, `{"USERNAME":"a"}`, `null`, `"x"`)
+	fuzzDecoder[loginRequest](f, `{"username":"alice","password":"Passw0rd!"}`, `{"USERNAME":"a"}`, `null`, `"x"`,
+		`{"username":"a","username":"b","password":"p"}`, `{"uſername":"a","password":"p"}`)
 }
 
 func FuzzDecodeItem(f *testing.F) {
-	fuzzDecoder[itemRequest](f, `{"name":"Milk","description":"two litres"}`, `{"name":"\u0000"}`, `{"owner_id":2}`, `{"name":1e999}`)
+	fuzzDecoder[itemRequest](f, `{"name":"Milk","description":"two litres"}`, `{"name":"\u0000"}`, `{"owner_id":2}`, `{"name":1e999}`,
+		`{"name":"a","name":"b"}`, `{"name":"a","NAME":"b"}`, `{"NAME":"a"}`)
 }
 
 // FuzzParsePage checks ?limit=&offset= parsing: any input is either a 400

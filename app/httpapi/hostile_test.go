@@ -101,7 +101,7 @@ func TestHostileInput(t *testing.T) {
 		{name: "signup is_admin", method: "POST", path: signup, body: `{"username":"abc","email":"a@example.com","password":"Passw0rd!","is_admin":true}`, status: 400},
 		// encoding/json matches keys case-insensitively: this is the field
 		// "username", and the answer the same as for a wrong password.
-		{name: "case-variant field", method: "POST", path: login, body: `{"USERNAME":"victim","password":"x"}`, status: 401},
+		{name: "case-variant field", method: "POST", path: login, body: `{"USERNAME":"victim","password":"x"}`, status: 400},
 		// Encoding.
 		{name: "invalid UTF-8", method: "POST", path: signup, body: "{\"username\":\"\xff\xfe\",\"email\":\"a@example.com\",\"password\":\"Passw0rd!\"}", status: 400},
 		{name: "overlong UTF-8 slash", method: "POST", path: items, auth: "Bearer " + token, body: "{\"name\":\"\xc0\xaf\"}", status: 400},

@@ -1,6 +1,9 @@
 package httpapi
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -94,19 +97,86 @@ func handleItemList(log *slog.Logger, store app.Store) http.Handler {
 	})
 }
 
+// maxIdempotencyKey bounds the Idempotency-Key header (a UUID needs 36).
+const maxIdempotencyKey = 255
+
+// idempotencyKey reads the Idempotency-Key header: absent is "" (no
+// idempotency); otherwise one value of 1 to 255 visible ASCII characters,
+// optionally written as a quoted structured-field string ("..."), which is
+// the same key unquoted.
+func idempotencyKey(h http.Header) (string, error) {
+	vs := h.Values("Idempotency-Key")
+	if len(vs) == 0 {
+		return "", nil
+	}
+	bad := badRequest("invalid_idempotency_key",
+		"Idempotency-Key must be one value of 1 to %d visible ASCII characters", maxIdempotencyKey)
+	if len(vs) > 1 {
+		return "", bad
+	}
+	k := vs[0]
+	if len(k) >= 2 && k[0] == '"' && k[len(k)-1] == '"' {
+		k = k[1 : len(k)-1]
+	}
+	if k == "" || len(k) > maxIdempotencyKey {
+		return "", bad
+	}
+	for i := range len(k) {
+		if k[i] < 0x21 || k[i] > 0x7e || k[i] == '"' || k[i] == '\\' {
+			return "", bad
+		}
+	}
+	return k, nil
+}
+
+// fingerprint is the digest an idempotency key is bound to: the decoded
+// request, so a retry that differs only in JSON spacing or key order is the
+// same request, and one that changes a value is not.
+func fingerprint(in app.ItemInput) string {
+	b, _ := json.Marshal(itemRequest{Name: in.Name, Description: in.Description}) // strings only: cannot fail
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// handleItemCreate creates an item. With an Idempotency-Key header (and a
+// store that implements app.IdempotentStore) a retry of the same request
+// by the same user within app.IdempotencyWindow gets the first answer
+// again (201 and the item as first created, with Idempotent-Replayed:
+// true) instead of a second item; the same key with another body is 422.
 func handleItemCreate(log *slog.Logger, store app.Store, tel *telemetry.Telemetry) http.Handler {
+	idem, _ := store.(app.IdempotentStore)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key, err := idempotencyKey(r.Header)
+		if err != nil {
+			respondErr(log, w, r, err)
+			return
+		}
 		in, err := decodeItem(r)
 		if err != nil {
 			respondErr(log, w, r, err)
 			return
 		}
 		it := app.Item{OwnerID: userID(r.Context()), Name: in.Name, Description: in.Description}
-		if err := store.CreateItem(r.Context(), &it); err != nil {
+		replayed := false
+		switch {
+		case key == "":
+			err = store.CreateItem(r.Context(), &it)
+		case idem == nil:
+			// Creating without the promised deduplication would be worse
+			// than refusing: the client retries on the strength of it.
+			err = badRequest("invalid_idempotency_key", "this server's store does not support Idempotency-Key")
+		default:
+			replayed, err = idem.CreateItemOnce(r.Context(), &it, app.IdempotencyKey{Key: key, Fingerprint: fingerprint(in)})
+		}
+		if err != nil {
 			respondErr(log, w, r, err)
 			return
 		}
-		tel.ItemCreated()
+		if replayed {
+			w.Header().Set("Idempotent-Replayed", "true")
+		} else {
+			tel.ItemCreated()
+		}
 		w.Header().Set("Location", "/api/v1/items/"+strconv.FormatInt(it.ID, 10))
 		encode(w, http.StatusCreated, it)
 	})

@@ -101,11 +101,28 @@ func openAPI() map[string]any {
 			},
 			"post": m{
 				"operationId": "createItem", "tags": []string{"items"}, "summary": "Create an item", "security": bearer,
+				"description": "Send an `Idempotency-Key` to make retries safe: a retry by the same user with the same key and the same " +
+					"request (after decoding: JSON spacing and key order do not matter) within 24 hours creates nothing and gets the " +
+					"first answer again (201 with the item as first created, even if it has changed or been deleted since, and " +
+					"`Idempotent-Replayed: true`). The same key with a different request is 422 `idempotency_key_reused`. " +
+					"Without the header every request creates an item.",
+				"parameters": []m{{"name": "Idempotency-Key", "in": "header", "required": false,
+					"description": "A unique value per intended item, for example a UUID; 1 to 255 visible ASCII characters, " +
+						"optionally quoted. Keys are per user and remembered for 24 hours.",
+					"schema": m{"type": "string", "minLength": 1, "maxLength": maxIdempotencyKey, "pattern": `^"?[!#-\[\]-~]+"?$`}}},
 				"requestBody": withRequired(jsonBody(ref("ItemRequest"))),
-				"responses": common(authed(withBody(m{
-					"201": m{"description": "Created.", "headers": m{"Location": m{"schema": m{"type": "string"}, "description": "The item's URL."}},
+				"responses": override(common(authed(withBody(m{
+					"201": m{"description": "Created, or the first answer replayed for a repeated Idempotency-Key.",
+						"headers": m{
+							"Location":            m{"schema": m{"type": "string"}, "description": "The item's URL."},
+							"Idempotent-Replayed": m{"schema": m{"const": "true"}, "description": "Present when this is a replayed first answer."},
+						},
 						"content": m{"application/json": m{"schema": ref("Item")}}},
-				}))),
+				}))), m{
+					"400": problem("Malformed JSON, wrong field type, unknown field, invalid UTF-8 or trailing data; or an invalid Idempotency-Key header (code `invalid_idempotency_key`)."),
+					"401": problem("Missing, malformed, expired or otherwise invalid bearer token, or the token's user no longer exists."),
+					"422": problem("Validation failed (`errors` lists every invalid field), or the Idempotency-Key was already used with a different request (code `idempotency_key_reused`)."),
+				}),
 			},
 		},
 		"/api/v1/items/{id}": m{
@@ -209,6 +226,7 @@ func openAPI() map[string]any {
 				"status": m{"type": "integer"}, "detail": m{"type": "string"},
 				"code": m{"type": "string", "enum": []string{
 					"invalid_json", "invalid_utf8", "unreadable_body", "body_too_large", "uri_too_long", "headers_too_large", "unsupported_media_type", "invalid_query",
+					"invalid_idempotency_key", "idempotency_key_reused",
 					"validation_failed", "unauthorized", "invalid_token", "invalid_credentials", "not_found", "method_not_allowed",
 					"conflict", "rate_limited", "cors_origin_not_allowed", "client_closed_request", "internal", "unavailable",
 					"overloaded", "not_ready", "shutting_down"}},
@@ -262,6 +280,15 @@ func obj(props map[string]any, required ...string) map[string]any {
 		o["required"] = required
 	}
 	return o
+}
+
+// override returns codes with the responses in extra replacing the shared
+// ones (for a route whose 4xx have more causes than the common text says).
+func override(codes, extra map[string]any) map[string]any {
+	for k, v := range extra {
+		codes[k] = v
+	}
+	return codes
 }
 
 func withRequired(body map[string]any) map[string]any {

@@ -42,6 +42,14 @@ func writeProblem(w http.ResponseWriter, r *http.Request, p Problem) {
 	json.NewEncoder(w).Encode(p) // the client may be gone; nothing to do about it
 }
 
+// writeInvalidToken answers 401 invalid_token: the token does not
+// authenticate, or names a user that no longer exists.
+func writeInvalidToken(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="glasshouse", error="invalid_token"`)
+	writeProblem(w, r, Problem{Status: http.StatusUnauthorized, Code: "invalid_token",
+		Detail: "the access token is invalid or expired"})
+}
+
 // StatusClientClosedRequest is nginx's non-standard 499: the client went away
 // before the answer was ready. It keeps abandoned requests out of the 5xx
 // that the availability SLO counts.
@@ -63,6 +71,13 @@ func respondErr(log *slog.Logger, w http.ResponseWriter, r *http.Request, err er
 			Detail: "one or more fields are invalid", Errors: ve.Fields}
 	case errors.Is(err, app.ErrNotFound):
 		p = Problem{Status: http.StatusNotFound, Code: "not_found", Detail: "the resource does not exist"}
+	case errors.Is(err, app.ErrUnknownOwner):
+		// A valid token whose user has been deleted since it was issued.
+		writeInvalidToken(w, r)
+		return
+	case errors.Is(err, app.ErrIdempotencyKeyReused):
+		p = Problem{Status: http.StatusUnprocessableEntity, Code: "idempotency_key_reused",
+			Detail: "this Idempotency-Key was already used with a different request body; use a new key for a new request"}
 	case errors.Is(err, app.ErrConflict):
 		p = Problem{Status: http.StatusConflict, Code: "conflict", Detail: "username or email is already taken"}
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:

@@ -124,8 +124,7 @@ func handleMe(log *slog.Logger, store app.Store) http.Handler {
 		u, err := store.UserByID(r.Context(), userID(r.Context()))
 		if errors.Is(err, app.ErrNotFound) {
 			// A valid token for a user that no longer exists.
-			writeProblem(w, r, Problem{Status: http.StatusUnauthorized, Code: "invalid_token",
-				Detail: "the access token is invalid or expired"})
+			writeInvalidToken(w, r)
 			return
 		}
 		if err != nil {

@@ -171,7 +171,10 @@ type Store struct {
 	queryTimeout time.Duration
 }
 
-var _ app.Store = (*Store)(nil)
+var (
+	_ app.Store           = (*Store)(nil)
+	_ app.IdempotentStore = (*Store)(nil)
+)
 
 // Open connects, applies the embedded migrations and returns the store.
 // While the database is unreachable it retries for cfg.StartTimeout (or
@@ -304,8 +307,8 @@ func (s *Store) UserByUsername(ctx context.Context, username string) (app.User, 
 	return u, s.wrap(ctx, fmt.Sprintf("user %q", username), err)
 }
 
-// CreateItem implements app.Store. An OwnerID that names no user is an error
-// (foreign key), neither a conflict nor "not found".
+// CreateItem implements app.Store. An OwnerID that names no user (the
+// foreign key fails) is app.ErrUnknownOwner.
 func (s *Store) CreateItem(ctx context.Context, it *app.Item) error {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
@@ -316,12 +319,91 @@ func (s *Store) CreateItem(ctx context.Context, it *app.Item) error {
 	})
 	if err != nil {
 		if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) && pe.Code == "23503" {
-			return fmt.Errorf("create item: owner %d does not exist", it.OwnerID)
+			return fmt.Errorf("create item: owner %d: %w", it.OwnerID, app.ErrUnknownOwner)
 		}
 		return s.wrap(ctx, "create item", err)
 	}
 	it.CreatedAt, it.UpdatedAt = now, now
 	return nil
+}
+
+// CreateItemOnce implements app.IdempotentStore in one transaction. Two
+// concurrent calls with one key both miss the key at first; the second's
+// insert of the key waits for the first to commit and then fails on the
+// primary key, rolling its item back, and its second attempt finds the
+// first one's row.
+func (s *Store) CreateItemOnce(ctx context.Context, it *app.Item, key app.IdempotencyKey) (bool, error) {
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	what := fmt.Sprintf("create item with idempotency key %q", key.Key)
+	var (
+		replayed bool
+		err      error
+	)
+	for attempt := 0; attempt < 2; attempt++ {
+		replayed, err = s.createItemOnce(ctx, it, key)
+		if err == nil || classify(err) != app.ErrConflict {
+			break
+		}
+	}
+	if err != nil {
+		if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) && pe.Code == "23503" {
+			return false, fmt.Errorf("create item: owner %d: %w", it.OwnerID, app.ErrUnknownOwner)
+		}
+		if errors.Is(err, app.ErrIdempotencyKeyReused) {
+			return false, fmt.Errorf("%s: %w", what, err)
+		}
+		return false, s.wrap(ctx, what, err)
+	}
+	return replayed, nil
+}
+
+func (s *Store) createItemOnce(ctx context.Context, it *app.Item, key app.IdempotencyKey) (replayed bool, err error) {
+	now := s.stamp()
+	cutoff := now.Add(-app.IdempotencyWindow)
+	var created app.Item
+	err = retry(ctx, func() error {
+		return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			var (
+				fp    string
+				first app.Item
+			)
+			err := tx.QueryRow(ctx, `SELECT fingerprint, item_id, name, description, created_at
+				FROM idempotency_keys WHERE owner_id = $1 AND key = $2 AND created_at > $3`, it.OwnerID, key.Key, cutoff).
+				Scan(&fp, &first.ID, &first.Name, &first.Description, &first.CreatedAt)
+			switch {
+			case err == nil && fp != key.Fingerprint:
+				return app.ErrIdempotencyKeyReused
+			case err == nil:
+				first.OwnerID, first.CreatedAt = it.OwnerID, first.CreatedAt.UTC()
+				first.UpdatedAt = first.CreatedAt
+				created, replayed = first, true
+				return nil
+			case !errors.Is(err, pgx.ErrNoRows):
+				return err
+			}
+			// Forget this owner's expired keys (this one included, if it expired).
+			if _, err := tx.Exec(ctx, `DELETE FROM idempotency_keys WHERE owner_id = $1 AND created_at <= $2`,
+				it.OwnerID, cutoff); err != nil {
+				return err
+			}
+			created = app.Item{OwnerID: it.OwnerID, Name: it.Name, Description: it.Description, CreatedAt: now, UpdatedAt: now}
+			if err := tx.QueryRow(ctx, `INSERT INTO items (owner_id, name, description, created_at, updated_at)
+				VALUES ($1, $2, $3, $4, $4) RETURNING id`, it.OwnerID, it.Name, it.Description, now).Scan(&created.ID); err != nil {
+				return err
+			}
+			_, err = tx.Exec(ctx, `INSERT INTO idempotency_keys
+				(owner_id, key, fingerprint, item_id, name, description, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+				it.OwnerID, key.Key, key.Fingerprint, created.ID, it.Name, it.Description, now)
+			replayed = false
+			return err
+		})
+	})
+	if err != nil {
+		return false, err
+	}
+	*it = created
+	return replayed, nil
 }
 
 const itemCols = `id, owner_id, name, description, created_at, updated_at`
@@ -401,15 +483,19 @@ func (s *Store) ListItems(ctx context.Context, ownerID int64, p app.Page) ([]app
 	return items, total, nil
 }
 
-// UpdateItem implements app.Store.
+// UpdateItem implements app.Store. updated_at never moves backwards: the
+// new value is the later of the stamp and the stored one, evaluated under
+// the row lock. Concurrent updates of one item queue on that lock and, in
+// READ COMMITTED, each re-reads the row the previous one committed, so a
+// writer stamped earlier that commits later cannot put an older time back.
 func (s *Store) UpdateItem(ctx context.Context, it *app.Item) error {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
-	now := s.stamp()
 	var got app.Item
 	err := retry(ctx, func() (err error) {
-		got, err = scanItem(s.pool.QueryRow(ctx, `UPDATE items SET name = $1, description = $2, updated_at = $3
-			WHERE id = $4 AND owner_id = $5 RETURNING `+itemCols,
+		now := s.stamp()
+		got, err = scanItem(s.pool.QueryRow(ctx, `UPDATE items SET name = $1, description = $2,
+			updated_at = GREATEST(updated_at, $3) WHERE id = $4 AND owner_id = $5 RETURNING `+itemCols,
 			it.Name, it.Description, now, it.ID, it.OwnerID))
 		return err
 	})

@@ -291,3 +291,34 @@ func TestOpenFailsClearlyWhenUnreachable(t *testing.T) {
 	}
 	t.Logf("gave up after %v: %v", time.Since(start).Round(time.Millisecond), err)
 }
+
+// An idempotency key is remembered for app.IdempotencyWindow: within it a
+// different request is refused, after it the key creates anew.
+func TestIdempotencyKeyExpires(t *testing.T) {
+	now := time.Now()
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	s := open(t, postgres.Config{Now: clock})
+	checkIdempotencyExpiry(t, s, s, func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() })
+}
+
+func checkIdempotencyExpiry(t *testing.T, s app.Store, is app.IdempotentStore, advance func(time.Duration)) {
+	t.Helper()
+	ctx := t.Context()
+	u := newUser(t, s, "expiry")
+	key := app.IdempotencyKey{Key: "k", Fingerprint: "a"}
+	first := app.Item{OwnerID: u.ID, Name: "first"}
+	if _, err := is.CreateItemOnce(ctx, &first, key); err != nil {
+		t.Fatal(err)
+	}
+	advance(app.IdempotencyWindow - time.Minute)
+	other := app.Item{OwnerID: u.ID, Name: "other"}
+	if _, err := is.CreateItemOnce(ctx, &other, app.IdempotencyKey{Key: "k", Fingerprint: "b"}); !errors.Is(err, app.ErrIdempotencyKeyReused) {
+		t.Errorf("different request a minute before the key expires = %v, want ErrIdempotencyKeyReused", err)
+	}
+	advance(2 * time.Minute)
+	replayed, err := is.CreateItemOnce(ctx, &other, app.IdempotencyKey{Key: "k", Fingerprint: "b"})
+	if err != nil || replayed || other.ID == first.ID {
+		t.Errorf("key reused after the window = %+v, %v, %v; want a new item", other, replayed, err)
+	}
+}

@@ -17,9 +17,20 @@
 // before reading the store, and writes the value back only if no writer has
 // replaced the token since (one Lua script). A writer replaces the token and
 // deletes the entry after its store write. So a slow reader can never put a
-// value older than a completed write back into the cache. The remaining
-// window: if Redis is unreachable from this instance exactly when it
-// invalidates, a stale entry can survive until its TTL.
+// value older than a completed write back into the cache.
+//
+// A failed invalidation (Redis stalled, unreachable or timing out just when
+// a write completes) cannot leave this instance serving a stale item: the
+// item ID is recorded in process before the write returns, and every later
+// read of that item first retries the invalidation (a purge, which also
+// replaces the generation token) and bypasses the cache until one succeeds.
+// A recorded ID is forgotten after a purge succeeds, or once any entry that
+// could predate the write has expired (TTL plus the token's margin). If
+// more than Options.MaxPending IDs are waiting, the cache bypasses all
+// reads for that long instead, so memory stays bounded during a long
+// outage. Other
+// instances sharing the Redis do not learn of this instance's failed
+// invalidations: for them an entry can stay stale until its TTL.
 //
 // It imports app and go-redis, never redislimit, httpapi or cmd.
 package rediscache
@@ -32,6 +43,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -42,11 +54,12 @@ import (
 
 // Defaults for Options' zero values.
 const (
-	DefaultTTL      = time.Minute
-	DefaultPrefix   = "glasshouse:cache:v1:" // v1: bump when app.Item's JSON changes
-	DefaultTimeout  = 100 * time.Millisecond
-	DefaultCooldown = time.Second
-	DefaultName     = "items"
+	DefaultTTL        = time.Minute
+	DefaultPrefix     = "glasshouse:cache:v1:" // v1: bump when app.Item's JSON changes
+	DefaultTimeout    = 100 * time.Millisecond
+	DefaultCooldown   = time.Second
+	DefaultName       = "items"
+	DefaultMaxPending = 1 << 16
 )
 
 // Client is what the cache needs from go-redis: *redis.Client,
@@ -65,8 +78,9 @@ type Recorder interface {
 
 // Options configures New. The zero value is usable.
 type Options struct {
-	// TTL is how long an entry lives (default DefaultTTL). It bounds how
-	// stale an entry can get if an invalidation is lost to a Redis outage.
+	// TTL is how long an entry lives (default DefaultTTL). With genTTL's
+	// margin it bounds how long a failed invalidation is remembered, and
+	// how stale another instance's view can get after one.
 	TTL time.Duration
 	// Prefix namespaces the keys (default DefaultPrefix).
 	Prefix string
@@ -84,7 +98,13 @@ type Options struct {
 	// OnError, when set, is called with each Redis error and with nil when
 	// Redis answers again after failing (for logs and health).
 	OnError func(error)
-	// Now is the clock for the cooldown; nil means time.Now.
+	// MaxPending bounds how many item IDs whose invalidation failed are
+	// remembered for a purge (default DefaultMaxPending); past it the
+	// cache is bypassed entirely until every entry that could be stale
+	// has expired.
+	MaxPending int
+	// Now is the clock for the cooldown and the purge windows; nil means
+	// time.Now.
 	Now func() time.Time
 }
 
@@ -106,6 +126,25 @@ type Store struct {
 
 	failing   atomic.Bool
 	skipUntil atomic.Int64 // Unix nanoseconds
+
+	// Items whose invalidation failed: reads purge them first (see the
+	// package comment). npending mirrors len(pending) for a lock-free
+	// fast path; bypassUntil (Unix nanoseconds) is set when pending
+	// overflowed.
+	mu          sync.Mutex
+	maxPending  int
+	pending     map[int64]purge
+	seq         uint64
+	npending    atomic.Int64
+	bypassUntil atomic.Int64
+}
+
+// purge is one recorded failed invalidation: seq tells a purge that
+// succeeded whether another failure was recorded meanwhile; until is when
+// every entry that could predate the write has expired.
+type purge struct {
+	seq   uint64
+	until time.Time
 }
 
 var _ app.Store = (*Store)(nil)
@@ -131,6 +170,9 @@ func New(next app.Store, rdb Client, o Options) *Store {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.MaxPending <= 0 {
+		o.MaxPending = DefaultMaxPending
+	}
 	return &Store{
 		Store: next, rdb: rdb, ttl: o.TTL,
 		// A generation token must outlive any reader that saw it (a reader
@@ -138,6 +180,7 @@ func New(next app.Store, rdb Client, o Options) *Store {
 		genTTL: o.TTL + time.Minute,
 		prefix: o.Prefix, timeout: o.Timeout, cooldown: o.Cooldown, name: o.Name,
 		rec: o.Recorder, onError: o.OnError, now: o.Now,
+		pending: map[int64]purge{}, maxPending: o.MaxPending,
 	}
 }
 
@@ -166,7 +209,13 @@ return redis.call('DEL', KEYS[1])
 
 // Item implements app.Store, reading through the cache.
 func (s *Store) Item(ctx context.Context, ownerID, id int64) (app.Item, error) {
-	if s.skipping() {
+	if s.skipping() || s.bypassing() {
+		s.count("error")
+		return s.Store.Item(ctx, ownerID, id)
+	}
+	if seq, ok := s.pendingPurge(id); ok && !s.purge(ctx, id, seq) {
+		// The cache may still hold what the failed invalidation should
+		// have removed: answer from the store and fill nothing.
 		s.count("error")
 		return s.Store.Item(ctx, ownerID, id)
 	}
@@ -233,21 +282,97 @@ func (s *Store) DeleteItem(ctx context.Context, ownerID, id int64) error {
 	return err
 }
 
-// invalidate never fails the caller: the store has already answered.
+// invalidate never fails the caller: the store has already answered. When
+// Redis does not confirm the invalidation, the item is recorded for a purge
+// before the write returns.
 func (s *Store) invalidate(ctx context.Context, id int64) {
-	entry, gen := s.keys(id)
-	b := make([]byte, 12)
-	rand.Read(b)
-	// Detached from the request's cancellation: a client that hangs up
-	// right after its write must not leave a stale entry behind.
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
-	defer cancel()
-	if err := invalidate.Run(rctx, s.rdb, []string{entry, gen}, hex.EncodeToString(b), s.genTTL.Milliseconds()).Err(); err != nil {
-		s.failed(ctx, fmt.Errorf("rediscache: invalidate item %d: %w", id, err))
+	if err := s.runInvalidate(ctx, id); err != nil {
+		s.addPending(id)
+		s.failed(context.WithoutCancel(ctx), fmt.Errorf("rediscache: invalidate item %d: %w", id, err))
 		return
 	}
 	s.succeeded()
 }
+
+// runInvalidate replaces the item's generation token and deletes its entry.
+// It is detached from the request's cancellation: a client that hangs up
+// right after its write must not leave a stale entry behind.
+func (s *Store) runInvalidate(ctx context.Context, id int64) error {
+	entry, gen := s.keys(id)
+	b := make([]byte, 12)
+	rand.Read(b)
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
+	defer cancel()
+	return invalidate.Run(rctx, s.rdb, []string{entry, gen}, hex.EncodeToString(b), s.genTTL.Milliseconds()).Err()
+}
+
+// purge retries the failed invalidation recorded for id as seq and reports
+// whether it succeeded (and id is forgotten unless a newer failure was
+// recorded meanwhile).
+func (s *Store) purge(ctx context.Context, id int64, seq uint64) bool {
+	if err := s.runInvalidate(ctx, id); err != nil {
+		s.failed(ctx, fmt.Errorf("rediscache: purge item %d: %w", id, err))
+		return false
+	}
+	s.succeeded()
+	s.mu.Lock()
+	if p, ok := s.pending[id]; ok && p.seq == seq {
+		delete(s.pending, id)
+		s.npending.Store(int64(len(s.pending)))
+	}
+	s.mu.Unlock()
+	return true
+}
+
+// addPending records a failed invalidation of id, or, when MaxPending IDs
+// are already waiting, bypasses the cache until every entry that could be
+// stale has expired (and forgets the IDs, which that covers).
+func (s *Store) addPending(id int64) {
+	until := s.now().Add(s.genTTL)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.pending[id]; !ok && len(s.pending) >= s.maxPending || s.bypassing() {
+		if until.UnixNano() > s.bypassUntil.Load() {
+			s.bypassUntil.Store(until.UnixNano())
+		}
+		clear(s.pending)
+		s.npending.Store(0)
+		return
+	}
+	s.seq++
+	s.pending[id] = purge{seq: s.seq, until: until}
+	s.npending.Store(int64(len(s.pending)))
+}
+
+// pendingPurge returns the recorded failed invalidation of id, if one is
+// still within its window (expired ones are forgotten here).
+func (s *Store) pendingPurge(id int64) (uint64, bool) {
+	if s.npending.Load() == 0 {
+		return 0, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.pending[id]
+	if !ok {
+		return 0, false
+	}
+	if !s.now().Before(p.until) {
+		delete(s.pending, id)
+		s.npending.Store(int64(len(s.pending)))
+		return 0, false
+	}
+	return p.seq, true
+}
+
+// bypassing reports whether pending overflowed and reads skip the cache.
+func (s *Store) bypassing() bool {
+	u := s.bypassUntil.Load()
+	return u != 0 && s.now().UnixNano() < u
+}
+
+// Pending returns how many items await a purge after a failed invalidation
+// (for tests and diagnostics).
+func (s *Store) Pending() int { return int(s.npending.Load()) }
 
 func (s *Store) count(result string) {
 	if s.rec != nil {

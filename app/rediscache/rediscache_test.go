@@ -316,3 +316,122 @@ func TestRedisDownAndBack(t *testing.T) {
 		t.Errorf("OnError events = %v, want errors then nil (recovered)", events)
 	}
 }
+
+// stalledFixture is a fixture whose cache uses a Redis of the test's own,
+// which the test can stall (SIGSTOP) without disturbing the shared one.
+func stalledFixture(t *testing.T, o rediscache.Options) (*fixture, *redistest.Server) {
+	t.Helper()
+	rs := redistest.StartServer(t)
+	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr, DialTimeout: 200 * time.Millisecond,
+		ReadTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond, PoolTimeout: 200 * time.Millisecond,
+		ContextTimeoutEnabled: true, MaxRetries: -1, DialerRetries: 1})
+	t.Cleanup(func() { rdb.Close() })
+	return newFixture(t, rdb, o), rs
+}
+
+// An update and a delete whose invalidations fail while Redis is stalled
+// are never followed by a stale read: once Redis answers again, the first
+// read of each item purges it, and the cache then serves the new value.
+func TestFailedInvalidationIsPurgedBeforeReads(t *testing.T) {
+	f, rs := stalledFixture(t, rediscache.Options{Cooldown: -1})
+	ctx := t.Context()
+	doomed := app.Item{OwnerID: f.user.ID, Name: "doomed"}
+	if err := f.cache.CreateItem(ctx, &doomed); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		f.read(t)
+		if _, err := f.cache.Item(ctx, f.user.ID, doomed.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if hits := f.rec.get("items/hit"); hits != 2 {
+		t.Fatalf("hits after warm-up = %d, want 2", hits)
+	}
+
+	rs.Stall(t)
+	upd := app.Item{ID: f.item.ID, OwnerID: f.user.ID, Name: "renamed"}
+	if err := f.cache.UpdateItem(ctx, &upd); err != nil {
+		t.Fatalf("update with Redis stalled: %v", err)
+	}
+	if err := f.cache.DeleteItem(ctx, f.user.ID, doomed.ID); err != nil {
+		t.Fatalf("delete with Redis stalled: %v", err)
+	}
+	if got := f.cache.Pending(); got != 2 {
+		t.Errorf("Pending() after two failed invalidations = %d, want 2", got)
+	}
+	// Still stalled: the purge fails, so the read bypasses the cache.
+	if got := f.read(t); got.Name != "renamed" {
+		t.Errorf("read with Redis stalled = %q, want renamed", got.Name)
+	}
+	rs.Resume(t)
+
+	for range 3 {
+		if got := f.read(t); got.Name != "renamed" {
+			t.Errorf("read after Redis resumed = %q, want renamed", got.Name)
+		}
+		if _, err := f.cache.Item(ctx, f.user.ID, doomed.ID); !errors.Is(err, app.ErrNotFound) {
+			t.Errorf("read of the deleted item after Redis resumed = %v, want ErrNotFound", err)
+		}
+	}
+	if got := f.cache.Pending(); got != 0 {
+		t.Errorf("Pending() after the purges = %d, want 0", got)
+	}
+	if hits := f.rec.get("items/hit"); hits < 4 {
+		t.Errorf("hits = %d, want the renamed item served from the cache again (>= 4)", hits)
+	}
+}
+
+// Past MaxPending recorded failures the cache stops reading Redis until
+// every entry that could be stale has expired (TTL plus a minute), then
+// serves hits again.
+func TestPendingOverflowBypassesCacheUntilEntriesExpire(t *testing.T) {
+	now := time.Now()
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	f, rs := stalledFixture(t, rediscache.Options{Cooldown: -1, MaxPending: 1, TTL: 300 * time.Millisecond, Now: clock})
+	ctx := t.Context()
+	other := app.Item{OwnerID: f.user.ID, Name: "other"}
+	if err := f.cache.CreateItem(ctx, &other); err != nil {
+		t.Fatal(err)
+	}
+	f.read(t)
+	f.read(t)
+
+	rs.Stall(t)
+	for _, it := range []app.Item{{ID: f.item.ID, OwnerID: f.user.ID, Name: "v2"}, {ID: other.ID, OwnerID: f.user.ID, Name: "o2"}} {
+		if err := f.cache.UpdateItem(ctx, &it); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rs.Resume(t)
+	if got := f.cache.Pending(); got != 0 {
+		t.Errorf("Pending() after overflow = %d, want 0 (covered by the bypass)", got)
+	}
+	hits, errs := f.rec.get("items/hit"), f.rec.get("items/error")
+	for range 3 {
+		if got := f.read(t); got.Name != "v2" {
+			t.Errorf("read during the bypass = %q, want v2", got.Name)
+		}
+	}
+	if f.rec.get("items/hit") != hits || f.rec.get("items/error") != errs+3 {
+		t.Errorf("counts during the bypass = %v; want 3 more errors, no hits", f.rec.n)
+	}
+	// The stale entry expires in Redis (real time); the bypass ends on the
+	// cache's clock.
+	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr})
+	defer rdb.Close()
+	entry := rediscache.DefaultPrefix + "{item:" + strconv.FormatInt(f.item.ID, 10) + "}"
+	for deadline := time.Now().Add(30 * time.Second); rdb.Exists(ctx, entry).Val() != 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("cache entry did not expire in Redis within 30s")
+		}
+	}
+	mu.Lock()
+	now = now.Add(time.Minute + time.Second)
+	mu.Unlock()
+	f.read(t)
+	if got := f.read(t); got.Name != "v2" || f.rec.get("items/hit") != hits+1 {
+		t.Errorf("after the bypass: read %q, counts %v; want v2 and one more hit", got.Name, f.rec.n)
+	}
+}

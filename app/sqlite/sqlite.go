@@ -48,7 +48,10 @@ type Store struct {
 	tracer trace.Tracer
 }
 
-var _ app.Store = (*Store)(nil)
+var (
+	_ app.Store           = (*Store)(nil)
+	_ app.IdempotentStore = (*Store)(nil)
+)
 
 // Option configures Open.
 type Option func(*Store)
@@ -287,8 +290,8 @@ func (s *Store) UserByUsername(ctx context.Context, username string) (_ app.User
 	return u, s.wrap(fmt.Sprintf("user %q", username), err)
 }
 
-// CreateItem implements app.Store. An OwnerID that names no user is an error
-// (foreign key), not a conflict.
+// CreateItem implements app.Store. An OwnerID that names no user (the
+// foreign key fails) is app.ErrUnknownOwner.
 func (s *Store) CreateItem(ctx context.Context, it *app.Item) (err error) {
 	ctx, sp := s.span(ctx, "INSERT", "items")
 	defer func() { end(sp, err) }()
@@ -298,7 +301,7 @@ func (s *Store) CreateItem(ctx context.Context, it *app.Item) (err error) {
 	if err != nil {
 		var se *sqlite.Error
 		if errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY {
-			return fmt.Errorf("create item: owner %d does not exist", it.OwnerID)
+			return fmt.Errorf("create item: owner %d: %w", it.OwnerID, app.ErrUnknownOwner)
 		}
 		return s.wrap("create item", err)
 	}
@@ -308,6 +311,68 @@ func (s *Store) CreateItem(ctx context.Context, it *app.Item) (err error) {
 	}
 	it.ID, it.CreatedAt, it.UpdatedAt = id, now, now
 	return nil
+}
+
+// CreateItemOnce implements app.IdempotentStore in one immediate
+// transaction on the writer connection, so concurrent calls with one key
+// are serialised: the first creates, the others find its row.
+func (s *Store) CreateItemOnce(ctx context.Context, it *app.Item, key app.IdempotencyKey) (replayed bool, err error) {
+	ctx, sp := s.span(ctx, "INSERT", "items")
+	defer func() { end(sp, err) }()
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return false, s.wrap("create item", err)
+	}
+	defer tx.Rollback()
+	now := s.stamp()
+	cutoff := now.Add(-app.IdempotencyWindow).UnixMicro()
+	var (
+		fp      string
+		first   app.Item
+		created int64
+		what    = fmt.Sprintf("create item with idempotency key %q", key.Key)
+	)
+	err = tx.QueryRowContext(ctx, `SELECT fingerprint, item_id, name, description, created_at
+		FROM idempotency_keys WHERE owner_id = ? AND key = ? AND created_at > ?`, it.OwnerID, key.Key, cutoff).
+		Scan(&fp, &first.ID, &first.Name, &first.Description, &created)
+	switch {
+	case err == nil && fp != key.Fingerprint:
+		return false, fmt.Errorf("%s: %w", what, app.ErrIdempotencyKeyReused)
+	case err == nil:
+		first.OwnerID, first.CreatedAt, first.UpdatedAt = it.OwnerID, micros(created), micros(created)
+		*it = first
+		return true, nil
+	case !errors.Is(err, sql.ErrNoRows):
+		return false, s.wrap(what, err)
+	}
+	// Forget this owner's expired keys (this one included, if it expired).
+	if _, err := tx.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE owner_id = ? AND created_at <= ?`,
+		it.OwnerID, cutoff); err != nil {
+		return false, s.wrap(what, err)
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO items (owner_id, name, description, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?)`, it.OwnerID, it.Name, it.Description, now.UnixMicro(), now.UnixMicro())
+	if err != nil {
+		var se *sqlite.Error
+		if errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY {
+			return false, fmt.Errorf("create item: owner %d: %w", it.OwnerID, app.ErrUnknownOwner)
+		}
+		return false, s.wrap(what, err)
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return false, s.wrap(what, err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO idempotency_keys
+		(owner_id, key, fingerprint, item_id, name, description, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		it.OwnerID, key.Key, key.Fingerprint, id, it.Name, it.Description, now.UnixMicro()); err != nil {
+		return false, s.wrap(what, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return false, s.wrap(what, err)
+	}
+	it.ID, it.CreatedAt, it.UpdatedAt = id, now, now
+	return false, nil
 }
 
 const itemCols = `id, owner_id, name, description, created_at, updated_at`
@@ -366,13 +431,21 @@ func (s *Store) ListItems(ctx context.Context, ownerID int64, p app.Page) (_ []a
 	return items, total, nil
 }
 
-// UpdateItem implements app.Store.
+// UpdateItem implements app.Store. updated_at is stamped after the single
+// writer connection is held, so stamps follow the order writes commit in,
+// and never moves backwards (max with the stored value) even if the clock
+// steps back.
 func (s *Store) UpdateItem(ctx context.Context, it *app.Item) (err error) {
 	ctx, sp := s.span(ctx, "UPDATE", "items")
 	defer func() { end(sp, err) }()
+	conn, err := s.w.Conn(ctx)
+	if err != nil {
+		return s.wrap(fmt.Sprintf("update item %d", it.ID), err)
+	}
+	defer conn.Close()
 	now := s.stamp()
-	got, err := scanItem(s.w.QueryRowContext(ctx, `UPDATE items SET name = ?, description = ?, updated_at = ?
-		WHERE id = ? AND owner_id = ? RETURNING `+itemCols,
+	got, err := scanItem(conn.QueryRowContext(ctx, `UPDATE items SET name = ?, description = ?,
+		updated_at = max(updated_at, ?) WHERE id = ? AND owner_id = ? RETURNING `+itemCols,
 		it.Name, it.Description, now.UnixMicro(), it.ID, it.OwnerID))
 	if err != nil {
 		return s.wrap(fmt.Sprintf("update item %d", it.ID), err)

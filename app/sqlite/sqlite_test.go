@@ -2,10 +2,12 @@ package sqlite_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/glasshouse-dev/glasshouse/app"
 	"github.com/glasshouse-dev/glasshouse/app/sqlite"
@@ -81,5 +83,38 @@ func TestStatsCountsWriterQueue(t *testing.T) {
 	wg.Wait()
 	if st := s.Stats(); st.WaitCount == 0 {
 		t.Errorf("16 concurrent writers never waited for the writer connection: %+v", st)
+	}
+}
+
+// An idempotency key is remembered for app.IdempotencyWindow: within it a
+// different request is refused, after it the key creates anew.
+func TestIdempotencyKeyExpires(t *testing.T) {
+	now := time.Now()
+	var mu sync.Mutex
+	s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "idem.db"),
+		sqlite.WithClock(func() time.Time { mu.Lock(); defer mu.Unlock(); return now }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	ctx := t.Context()
+	u := app.User{Username: "expiry", Email: "expiry@example.com", PasswordHash: "h"}
+	if err := s.CreateUser(ctx, &u); err != nil {
+		t.Fatal(err)
+	}
+	first := app.Item{OwnerID: u.ID, Name: "first"}
+	if _, err := s.CreateItemOnce(ctx, &first, app.IdempotencyKey{Key: "k", Fingerprint: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	advance(app.IdempotencyWindow - time.Minute)
+	other := app.Item{OwnerID: u.ID, Name: "other"}
+	if _, err := s.CreateItemOnce(ctx, &other, app.IdempotencyKey{Key: "k", Fingerprint: "b"}); !errors.Is(err, app.ErrIdempotencyKeyReused) {
+		t.Errorf("different request a minute before the key expires = %v, want ErrIdempotencyKeyReused", err)
+	}
+	advance(2 * time.Minute)
+	replayed, err := s.CreateItemOnce(ctx, &other, app.IdempotencyKey{Key: "k", Fingerprint: "b"})
+	if err != nil || replayed || other.ID == first.ID {
+		t.Errorf("key reused after the window = %+v, %v, %v; want a new item", other, replayed, err)
 	}
 }

@@ -1,6 +1,8 @@
 // Package storetest is the conformance suite every app.Store implementation
 // runs (like testing/fstest): one Run call covers every method, uniqueness
-// conflicts, ownership, pagination and concurrent writers.
+// conflicts, ownership, pagination, concurrent writers, updated_at under
+// concurrent updates, and app.IdempotentStore when the store implements it
+// (those cases skip when it does not, as for the cache decorator).
 //
 // It imports app and the standard library (plus go-cmp) only; it never
 // imports an implementation.
@@ -41,6 +43,9 @@ func Run(t *testing.T, open func(t *testing.T) app.Store) {
 		{"ListEmpty", testListEmpty},
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"ConcurrentSameUsername", testConcurrentSameUsername},
+		{"ConcurrentUpdatesKeepUpdatedAtMonotonic", testConcurrentUpdates},
+		{"IdempotentCreate", testIdempotentCreate},
+		{"IdempotentCreateConcurrent", testIdempotentCreateConcurrent},
 		{"CanceledContext", testCanceledContext},
 		{"Ping", testPing},
 	}
@@ -260,8 +265,11 @@ func testItemUnknownOwner(t *testing.T, s app.Store) {
 	if err == nil {
 		t.Fatal("CreateItem with an owner that does not exist succeeded")
 	}
-	if errors.Is(err, app.ErrConflict) || errors.Is(err, app.ErrUnavailable) {
-		t.Errorf("CreateItem(unknown owner) = %v; must not look like a conflict or an outage", err)
+	if !errors.Is(err, app.ErrUnknownOwner) {
+		t.Errorf("CreateItem(unknown owner) = %v, want ErrUnknownOwner", err)
+	}
+	if errors.Is(err, app.ErrConflict) || errors.Is(err, app.ErrUnavailable) || errors.Is(err, app.ErrNotFound) {
+		t.Errorf("CreateItem(unknown owner) = %v; must not look like a conflict, an outage or a missing item", err)
 	}
 }
 
@@ -420,6 +428,169 @@ func testConcurrentSameUsername(t *testing.T, s app.Store) {
 	wg.Wait()
 	if wins != 1 || conflicts != racers-1 {
 		t.Errorf("race for one username: %d wins, %d conflicts; want 1 and %d", wins, conflicts, racers-1)
+	}
+}
+
+// testConcurrentUpdates races updates of one item. updated_at must never
+// go backwards: every update returns a time no earlier than the item had
+// before it, so the stored item ends with the latest time any update
+// returned, and carries the name of an update that returned that time.
+func testConcurrentUpdates(t *testing.T, s app.Store) {
+	ctx := t.Context()
+	u := mustUser(t, s, "racer")
+	it := mustItem(t, s, u.ID, "v")
+	const rounds, writers = 5, 16
+	for round := range rounds {
+		type result struct {
+			name    string
+			updated time.Time
+		}
+		results := make(chan result, writers)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for w := range writers {
+			wg.Go(func() {
+				<-start
+				upd := app.Item{ID: it.ID, OwnerID: u.ID, Name: fmt.Sprintf("r%d-w%d", round, w)}
+				if err := s.UpdateItem(ctx, &upd); err != nil {
+					t.Errorf("UpdateItem: %v", err)
+					return
+				}
+				results <- result{upd.Name, upd.UpdatedAt}
+			})
+		}
+		close(start)
+		wg.Wait()
+		close(results)
+		var latest time.Time
+		names := map[string]time.Time{}
+		for r := range results {
+			names[r.name] = r.updated
+			if r.updated.After(latest) {
+				latest = r.updated
+			}
+		}
+		got, err := s.Item(ctx, u.ID, it.ID)
+		if err != nil {
+			t.Fatalf("Item: %v", err)
+		}
+		if !got.UpdatedAt.Equal(latest) {
+			t.Errorf("round %d: stored updated_at %v, but an update returned the later %v: updated_at went backwards",
+				round, got.UpdatedAt.Format(time.RFC3339Nano), latest.Format(time.RFC3339Nano))
+		}
+		if at, ok := names[got.Name]; !ok || !at.Equal(got.UpdatedAt) {
+			t.Errorf("round %d: stored item %q at %v; the update that wrote it returned %v", round, got.Name, got.UpdatedAt, at)
+		}
+	}
+}
+
+func idempotent(t *testing.T, s app.Store) app.IdempotentStore {
+	t.Helper()
+	is, ok := s.(app.IdempotentStore)
+	if !ok {
+		t.Skipf("%T does not implement app.IdempotentStore", s)
+	}
+	return is
+}
+
+// testIdempotentCreate: a key creates once per owner; the same request
+// again returns the item as first created (even after it changed or was
+// deleted), another request with the key is ErrIdempotencyKeyReused.
+func testIdempotentCreate(t *testing.T, s app.Store) {
+	is := idempotent(t, s)
+	ctx := t.Context()
+	u, other := mustUser(t, s, "idem"), mustUser(t, s, "idem2")
+	key := app.IdempotencyKey{Key: "k-1", Fingerprint: "fp-a"}
+	first := app.Item{OwnerID: u.ID, Name: "once", Description: "d"}
+	replayed, err := is.CreateItemOnce(ctx, &first, key)
+	if err != nil || replayed {
+		t.Fatalf("first CreateItemOnce = %v, %v; want not replayed, nil", replayed, err)
+	}
+	if first.ID <= 0 || first.CreatedAt.IsZero() || !first.UpdatedAt.Equal(first.CreatedAt) {
+		t.Errorf("first CreateItemOnce set %+v", first)
+	}
+	if got, err := s.Item(ctx, u.ID, first.ID); err != nil || cmp.Diff(first, got) != "" {
+		t.Errorf("Item after CreateItemOnce = %+v, %v; want %+v", got, err, first)
+	}
+	again := app.Item{OwnerID: u.ID, Name: "once", Description: "d"}
+	replayed, err = is.CreateItemOnce(ctx, &again, key)
+	if err != nil || !replayed {
+		t.Fatalf("repeated CreateItemOnce = %v, %v; want replayed", replayed, err)
+	}
+	if diff := cmp.Diff(first, again); diff != "" {
+		t.Errorf("replay differs from the first result (-first +replay):\n%s", diff)
+	}
+	if _, total, err := s.ListItems(ctx, u.ID, app.Page{Limit: 10}); err != nil || total != 1 {
+		t.Errorf("items after a replay: %d, %v; want 1", total, err)
+	}
+
+	changed := app.Item{OwnerID: u.ID, Name: "something else"}
+	if _, err := is.CreateItemOnce(ctx, &changed, app.IdempotencyKey{Key: "k-1", Fingerprint: "fp-b"}); !errors.Is(err, app.ErrIdempotencyKeyReused) {
+		t.Errorf("same key, other request = %v, want ErrIdempotencyKeyReused", err)
+	}
+
+	// Keys are per owner.
+	theirs := app.Item{OwnerID: other.ID, Name: "theirs"}
+	if replayed, err := is.CreateItemOnce(ctx, &theirs, key); err != nil || replayed || theirs.ID == first.ID {
+		t.Errorf("another owner's CreateItemOnce with the same key = %+v, %v, %v; want a new item", theirs, replayed, err)
+	}
+
+	// The first result stands after the item changes or goes away.
+	upd := app.Item{ID: first.ID, OwnerID: u.ID, Name: "renamed"}
+	if err := s.UpdateItem(ctx, &upd); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteItem(ctx, u.ID, first.ID); err != nil {
+		t.Fatal(err)
+	}
+	late := app.Item{OwnerID: u.ID, Name: "once", Description: "d"}
+	if replayed, err := is.CreateItemOnce(ctx, &late, key); err != nil || !replayed || cmp.Diff(first, late) != "" {
+		t.Errorf("replay after update and delete = %+v, %v, %v; want the first result %+v", late, replayed, err, first)
+	}
+
+	ghost := app.Item{OwnerID: 987654, Name: "orphan"}
+	if _, err := is.CreateItemOnce(ctx, &ghost, app.IdempotencyKey{Key: "k-2", Fingerprint: "fp"}); !errors.Is(err, app.ErrUnknownOwner) {
+		t.Errorf("CreateItemOnce for an unknown owner = %v, want ErrUnknownOwner", err)
+	}
+}
+
+// testIdempotentCreateConcurrent races one key: one item is created and
+// every caller gets it.
+func testIdempotentCreateConcurrent(t *testing.T, s app.Store) {
+	is := idempotent(t, s)
+	u := mustUser(t, s, "idemrace")
+	const racers = 12
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		created int
+		ids     = map[int64]int{}
+	)
+	start := make(chan struct{})
+	for range racers {
+		wg.Go(func() {
+			<-start
+			it := app.Item{OwnerID: u.ID, Name: "raced"}
+			replayed, err := is.CreateItemOnce(t.Context(), &it, app.IdempotencyKey{Key: "same", Fingerprint: "fp"})
+			if err != nil {
+				t.Errorf("CreateItemOnce race: %v", err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			ids[it.ID]++
+			if !replayed {
+				created++
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if created != 1 || len(ids) != 1 {
+		t.Errorf("%d racers with one key: %d created, item IDs %v; want 1 created, one ID", racers, created, ids)
+	}
+	if _, total, err := s.ListItems(t.Context(), u.ID, app.Page{Limit: 100}); err != nil || total != 1 {
+		t.Errorf("items after the race: %d, %v; want 1", total, err)
 	}
 }
 

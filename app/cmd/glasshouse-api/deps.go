@@ -108,6 +108,7 @@ func openDeps(ctx context.Context, cfg config, tel *telemetry.Telemetry, inj *fa
 		return nil, nil, nil, nil, errors.New("DATABASE_URL: want a postgres:// URL, or unset it to use SQLite in DATA_DIR")
 	}
 	closers = append(closers, store.Close)
+	db := store
 	// Below the cache, as in a real outage: cached item reads still succeed.
 	store = inj.Store("database", store)
 	checks := []app.Check{{Name: "database", Check: store.Ping}}
@@ -137,10 +138,30 @@ func openDeps(ctx context.Context, cfg config, tel *telemetry.Telemetry, inj *fa
 			return rdb.Ping(ctx).Err()
 		}})
 	}
+	if once, ok := db.(app.IdempotentStore); ok {
+		store = idempotentStore{Store: store, once: once, down: func() error { return inj.Err("database") }}
+	}
 	checks = health.wrap(checks)
 	stop := health.probe(checks, dependencyProbeInterval)
 	closers = append(closers, func() error { stop(); return nil })
 	return store, limiter, checks, closeAll, nil
+}
+
+// idempotentStore gives the composed store (the cache and the fault
+// injector around the database) the database's CreateItemOnce, which the
+// decorators do not forward, failing like every other call while a
+// database outage is injected.
+type idempotentStore struct {
+	app.Store
+	once app.IdempotentStore
+	down func() error
+}
+
+func (s idempotentStore) CreateItemOnce(ctx context.Context, it *app.Item, key app.IdempotencyKey) (bool, error) {
+	if err := s.down(); err != nil {
+		return false, err
+	}
+	return s.once.CreateItemOnce(ctx, it, key)
 }
 
 func openSQLite(ctx context.Context, cfg config, tel *telemetry.Telemetry) (*sqlite.Store, error) {

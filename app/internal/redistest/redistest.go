@@ -1,6 +1,7 @@
 // Package redistest connects integration tests to the Redis server named by
 // TEST_REDIS_URL and keeps tests apart: each gets its own key prefix, and
 // its keys are deleted when it ends (never FLUSHALL: the server is shared).
+// Tests that must stall Redis start their own server with StartServer.
 //
 // It is for tests only.
 package redistest
@@ -9,7 +10,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"net"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -92,4 +97,79 @@ func Prefix(t testing.TB) string {
 func Addr(t testing.TB) string {
 	t.Helper()
 	return Options(t, "").Addr
+}
+
+// Server is a redis-server process of the test's own, for tests that must
+// stall or stop Redis: the shared server at TEST_REDIS_URL is never paused.
+type Server struct {
+	// Addr is the host:port it listens on (loopback).
+	Addr string
+	cmd  *exec.Cmd
+}
+
+// StartServer starts redis-server on a free loopback port, without
+// persistence, and waits until it answers PING. It is stopped (resumed
+// first if stalled) when t ends. A missing redis-server binary skips t
+// through integration.Skip.
+func StartServer(t testing.TB) *Server {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		integration.Skip(t, "redis-server not on PATH (apt-get install redis-server, as .ci/run does): %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	_, port, _ := net.SplitHostPort(addr)
+	dir := t.TempDir()
+	cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no",
+		"--dir", dir, "--logfile", filepath.Join(dir, "redis.log"))
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("redistest: start redis-server: %v", err)
+	}
+	s := &Server{Addr: addr, cmd: cmd}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGCONT)
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+	defer c.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err := c.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			return s
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(dir, "redis.log"))
+			t.Fatalf("redistest: redis-server on %s not answering after 30s: %v\n%s", addr, err, log)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// URL returns a redis:// URL for database 0 of s.
+func (s *Server) URL() string { return "redis://" + s.Addr + "/0" }
+
+// Stall stops the process (SIGSTOP): connections stay open and the kernel
+// still accepts bytes, but nothing is answered, as with a hung server.
+func (s *Server) Stall(t testing.TB) {
+	t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatalf("redistest: SIGSTOP: %v", err)
+	}
+}
+
+// Resume continues a stalled process (SIGCONT).
+func (s *Server) Resume(t testing.TB) {
+	t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatalf("redistest: SIGCONT: %v", err)
+	}
 }
