@@ -126,6 +126,18 @@ func TestPoolConfig(t *testing.T) {
 		if pc.ConnConfig.Tracer != nil {
 			t.Error("tracer set without a TracerProvider")
 		}
+		if m := pc.ConnConfig.DefaultQueryExecMode; m != pgx.QueryExecModeCacheStatement {
+			t.Errorf("query exec mode = %v, want statements prepared once per connection (cache_statement)", m)
+		}
+	})
+	t.Run("url exec mode wins", func(t *testing.T) {
+		pc, err := PoolConfig(Config{URL: "postgres://u@db.example/app?default_query_exec_mode=exec"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := pc.ConnConfig.DefaultQueryExecMode; m != pgx.QueryExecModeExec {
+			t.Errorf("query exec mode = %v, want the URL's exec", m)
+		}
 	})
 	t.Run("url params win over defaults", func(t *testing.T) {
 		pc, err := PoolConfig(Config{URL: "postgres://db.example/app?pool_max_conns=7&pool_min_conns=2" +

