@@ -16,10 +16,7 @@ import (
 	"github.com/glasshouse-dev/glasshouse/alerts/slo"
 )
 
-const (
-	ordersSpec = "../../examples/orders/slo.yaml"
-	ordersDir  = "../../examples/orders/generated"
-)
+const ordersSpec = "../../examples/orders/slo.yaml"
 
 func render(t *testing.T, spec slo.Spec, source string) map[string][]byte {
 	t.Helper()
@@ -39,33 +36,62 @@ func load(t *testing.T, path string) slo.Spec {
 	return spec
 }
 
-// TestExampleUpToDate: examples/orders/generated is exactly what
-// `make rules SLO=examples/orders/slo.yaml OUT=examples/orders/generated`
-// writes: no stale, missing or hand-edited file.
-func TestExampleUpToDate(t *testing.T) {
-	files := render(t, load(t, ordersSpec), "examples/orders/slo.yaml")
-	var committed []string
-	err := filepath.WalkDir(ordersDir, func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, _ := filepath.Rel(ordersDir, p)
-		committed = append(committed, filepath.ToSlash(rel))
-		got, err := os.ReadFile(p)
+// TestFoldersUpToDate: every service folder in the repository (a slo.yaml
+// beside a generated/ folder, such as examples/orders) holds exactly what
+// `make rules SLO=<dir>/slo.yaml` writes: no stale, missing or hand-edited
+// file. alerts/slo.yaml, the API's own spec, has its own layout and test.
+func TestFoldersUpToDate(t *testing.T) {
+	root := testenv.ModuleRoot(t)
+	var specs []string
+	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		if want, ok := files[filepath.ToSlash(rel)]; ok && !bytes.Equal(got, want) {
-			t.Errorf("%s is stale or edited by hand; run make rules SLO=examples/orders/slo.yaml OUT=examples/orders/generated", rel)
+		if d.IsDir() && (d.Name() == ".git" || d.Name() == "node_modules" || d.Name() == "testdata") {
+			return filepath.SkipDir
+		}
+		if d.Name() == "slo.yaml" && filepath.Dir(p) != filepath.Join(root, "alerts") {
+			if fi, err := os.Stat(filepath.Join(filepath.Dir(p), "generated")); err == nil && fi.IsDir() {
+				specs = append(specs, p)
+			}
 		}
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	slices.Sort(committed)
-	if want := slices.Sorted(maps.Keys(files)); !slices.Equal(committed, want) {
-		t.Errorf("committed files %v, want %v", committed, want)
+	if !slices.Contains(specs, filepath.Join(root, "examples", "orders", "slo.yaml")) {
+		t.Fatalf("found service folders %v, want examples/orders among them", specs)
+	}
+	for _, specPath := range specs {
+		rel, _ := filepath.Rel(root, specPath)
+		rel = filepath.ToSlash(rel)
+		dir := filepath.Join(filepath.Dir(specPath), "generated")
+		files := render(t, load(t, specPath), rel)
+		var committed []string
+		err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			name, _ := filepath.Rel(dir, p)
+			name = filepath.ToSlash(name)
+			committed = append(committed, name)
+			got, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			if want, ok := files[name]; ok && !bytes.Equal(got, want) {
+				t.Errorf("%s is stale or edited by hand; run make rules SLO=%s", filepath.ToSlash(filepath.Join(filepath.Dir(rel), "generated", name)), rel)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(committed)
+		if want := slices.Sorted(maps.Keys(files)); !slices.Equal(committed, want) {
+			t.Errorf("%s: committed files %v, want %v (run make rules SLO=%s)", dir, committed, want, rel)
+		}
 	}
 }
 
