@@ -57,23 +57,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	mux := http.NewServeMux()
 	mux.Handle("POST /orders", fault.wrap(handleOrderCreate(tel, &orders)))
 	mux.Handle("GET /orders/{id}", fault.wrap(handleOrderGet(tel, &orders)))
-	public := &http.Server{Addr: *addr, Handler: tel.Middleware(mux)} // spans, RED metrics, access log
+	public := &http.Server{Addr: *addr, Handler: tel.Middleware(mux), ReadHeaderTimeout: 5 * time.Second} // spans, RED metrics, access log
 
 	admin := http.NewServeMux()                        // keep it on loopback
 	admin.Handle("GET /metrics", tel.MetricsHandler()) // OpenMetrics with trace exemplars
 	admin.Handle("PUT /debug/fault", handleFault(&fault))
 	// quickstart:end
 
-	return serve(ctx, tel, public, &http.Server{Addr: *adminAddr, Handler: admin})
+	return serve(ctx, tel, public, &http.Server{Addr: *adminAddr, Handler: admin, ReadHeaderTimeout: 5 * time.Second})
 }
 
 // serve runs both servers until ctx ends or one fails, then shuts both down.
-func serve(ctx context.Context, tel *telemetry.Telemetry, servers ...*http.Server) error {
-	errc := make(chan error, len(servers))
-	for _, s := range servers {
-		go func() { errc <- s.ListenAndServe() }()
-	}
-	tel.Logger.InfoContext(ctx, "orders listening", "addr", servers[0].Addr, "admin_addr", servers[1].Addr)
+func serve(ctx context.Context, tel *telemetry.Telemetry, public, admin *http.Server) error {
+	errc := make(chan error, 2)
+	go func() { errc <- public.ListenAndServe() }()
+	go func() { errc <- admin.ListenAndServe() }()
+	tel.Logger.InfoContext(ctx, "orders listening", "addr", public.Addr, "admin_addr", admin.Addr)
 	var err error
 	select {
 	case <-ctx.Done():
@@ -81,23 +80,20 @@ func serve(ctx context.Context, tel *telemetry.Telemetry, servers ...*http.Serve
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	for _, s := range servers {
-		err = errors.Join(err, s.Shutdown(shutdownCtx))
-	}
+	err = errors.Join(err, public.Shutdown(shutdownCtx), admin.Shutdown(shutdownCtx))
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
 	return err
 }
 
-// order is one stored order.
 type order struct {
-	ID       int64  `json:"id"`
+	ID       int    `json:"id"`
 	Item     string `json:"item"`
 	Quantity int    `json:"quantity"`
 }
 
-// store keeps orders in memory; safe for concurrent use.
+// store keeps orders in memory (ID i at index i-1); safe for concurrent use.
 type store struct {
 	mu     sync.Mutex
 	orders []order
@@ -112,7 +108,7 @@ func handleOrderCreate(tel *telemetry.Telemetry, s *store) http.Handler {
 		}
 		_, span := tel.Span(r.Context(), "orders.insert") // a child of the server span
 		s.mu.Lock()
-		o.ID = int64(len(s.orders) + 1)
+		o.ID = len(s.orders) + 1
 		s.orders = append(s.orders, o)
 		s.mu.Unlock()
 		span.End()
@@ -124,10 +120,10 @@ func handleOrderCreate(tel *telemetry.Telemetry, s *store) http.Handler {
 
 func handleOrderGet(tel *telemetry.Telemetry, s *store) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
+		id, _ := strconv.Atoi(r.PathValue("id"))
 		_, span := tel.Span(r.Context(), "orders.get")
 		s.mu.Lock()
-		found := id >= 1 && id <= int64(len(s.orders))
+		found := id >= 1 && id <= len(s.orders)
 		var o order
 		if found {
 			o = s.orders[id-1]
@@ -145,15 +141,12 @@ func handleOrderGet(tel *telemetry.Telemetry, s *store) http.Handler {
 // fault makes a share of requests fail with 500 or wait longer, on demand
 // (PUT /debug/fault?errors=0.5&delay=300ms on the admin listener), so the
 // alerts and dashboards can be seen working.
-type fault struct {
-	errPermille atomic.Int64
-	delay       atomic.Int64 // nanoseconds
-}
+type fault struct{ permille, delay atomic.Int64 }
 
 func (f *fault) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		time.Sleep(time.Duration(f.delay.Load()))
-		if rand.Int64N(1000) < f.errPermille.Load() {
+		if rand.Int64N(1000) < f.permille.Load() {
 			http.Error(w, `{"error":"injected fault"}`, http.StatusInternalServerError)
 			return
 		}
@@ -165,11 +158,11 @@ func handleFault(f *fault) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ratio, err1 := strconv.ParseFloat(or(r.URL.Query().Get("errors"), "0"), 64)
 		delay, err2 := time.ParseDuration(or(r.URL.Query().Get("delay"), "0s"))
-		if err := errors.Join(err1, err2); err != nil || ratio < 0 || ratio > 1 || delay < 0 || delay > time.Minute {
+		if errors.Join(err1, err2) != nil || ratio < 0 || ratio > 1 || delay < 0 || delay > time.Minute {
 			http.Error(w, "want errors=0..1 and delay=0s..1m", http.StatusBadRequest)
 			return
 		}
-		f.errPermille.Store(int64(ratio * 1000))
+		f.permille.Store(int64(ratio * 1000))
 		f.delay.Store(int64(delay))
 		fmt.Fprintf(w, "errors=%v delay=%s\n", ratio, delay)
 	})

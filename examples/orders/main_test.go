@@ -17,8 +17,9 @@ import (
 )
 
 // TestQuickStartIsTheExample: the quick start at the top of
-// telemetry/README.md is, line for line, the marked block of main.go, so the
-// README shows code that compiles and runs (this service).
+// telemetry/README.md, also shown in docs/fork.md, is line for line the
+// marked block of main.go, so both show code that compiles and runs (this
+// service).
 func TestQuickStartIsTheExample(t *testing.T) {
 	src, err := os.ReadFile("main.go")
 	if err != nil {
@@ -42,6 +43,13 @@ func TestQuickStartIsTheExample(t *testing.T) {
 	}
 	if got := string(quick[1]); got != want.String() {
 		t.Errorf("telemetry/README.md quick start differs from main.go's quickstart block:\n--- README\n%s--- main.go\n%s", got, want.String())
+	}
+	guide, err := os.ReadFile("../../docs/fork.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(guide), "```go\n"+want.String()+"```") {
+		t.Error("docs/fork.md does not show main.go's quickstart block as it is")
 	}
 	if n := strings.Count(want.String(), "\n"); n > 30 {
 		t.Errorf("quick start is %d lines, want at most 30", n)
