@@ -64,7 +64,7 @@ func SLO(spec slo.Spec) *Dashboard {
 	period := time.Duration(spec.Period)
 	p := spec.Period.String()
 	d := newDashboard(setOf(spec), "slo", "SLOs and error budget",
-		fmt.Sprintf("Service-level objectives of $%s over a %s period, from the SLO recording rules: SLI, error budget, burn rates against the multi-window alert thresholds, and alert state. Generated from the SLO spec of %s: run `make rules` after editing it.", ServiceVar, p, spec.Service),
+		fmt.Sprintf("Service-level objectives of the selected service (variable %s, default %s) over a %s period, from the SLO recording rules: SLI, error budget, burn rates against the multi-window alert thresholds, and alert state. Generated from the SLO spec of %s: run `make rules` after editing it.", ServiceVar, spec.Service, p, spec.Service),
 		durCount)
 	d.Time = TimeRange{From: "now-24h", To: "now"}
 	d.Templating.List = append(d.Templating.List, serviceVar(spec), sloVar(spec))
