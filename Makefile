@@ -54,9 +54,17 @@ bench: ## Benchmark the middleware chain against the bare handler and print the 
 	$(GO) run ./app/httpapi/internal/benchratio < /tmp/glasshouse-bench.txt
 
 .PHONY: rules
-rules: ## Regenerate everything derived from alerts/slo.yaml: recording and alerting rules, then the dashboards.
+rules: ## Regenerate everything derived from alerts/slo.yaml; SLO=path/slo.yaml OUT=dir renders another service's complete set into OUT.
+ifdef SLO
+	$(GO) run ./alerts/cmd/rulegen -spec $(SLO) -dir $(or $(OUT),$(dir $(SLO))generated)
+else
 	$(GO) run ./alerts/cmd/rulegen
 	$(GO) run ./dashboards/cmd/dashgen
+endif
+
+.PHONY: fork-check
+fork-check: ## Prove a second service (examples/orders) on the stack: both services, real Prometheus, load, a fault in orders only.
+	$(GO) test -count=1 -run 'TestFork' -v ./alerts/fork/
 
 .PHONY: gameday
 gameday: ## Inject faults into a live API under real Prometheus + Alertmanager and time the alerts.

@@ -1,6 +1,10 @@
 package dashboards
 
-import "strconv"
+import (
+	"strconv"
+
+	"github.com/glasshouse-dev/glasshouse/alerts/slo"
+)
 
 // Names shared by every dashboard.
 const (
@@ -12,7 +16,8 @@ const (
 	LokiUID       = "loki"
 	// DefaultJob is the Prometheus job that scrapes the API.
 	DefaultJob = "glasshouse-api"
-	// Tag is on every glasshouse dashboard; the top-bar links use it.
+	// Tag is on every glasshouse dashboard; the top-bar links use it. A
+	// service's own set is tagged with its spec's Prefix instead.
 	Tag = "glasshouse"
 
 	schemaVersion = 39
@@ -26,15 +31,22 @@ var ds = &DatasourceRef{Type: "prometheus", UID: "${" + DatasourceVar + "}"}
 // sel is the label matcher set for the service's own series.
 const sel = `job="$job",instance=~"$instance"`
 
-// newDashboard returns a dashboard with the settings every glasshouse
-// dashboard shares: read-only, tagged, linked to its siblings, and with the
-// datasource, job and instance variables.
-func newDashboard(uid, title, desc string, jobMetric string) *Dashboard {
+// set names one service's dashboards: uids, titles and the tag start with
+// prefix, the job variable defaults to job, and descriptions name service.
+type set struct{ prefix, job, service string }
+
+// setOf is the dashboard set of spec's service.
+func setOf(spec slo.Spec) set { return set{spec.Prefix(), spec.Job(), spec.Service} }
+
+// newDashboard returns a dashboard with the settings every dashboard of s
+// shares: uid s.prefix-kind, read-only, tagged, linked to its siblings, and
+// with the datasource, job and instance variables.
+func newDashboard(s set, kind, title, desc string, jobMetric string) *Dashboard {
 	return &Dashboard{
-		UID:           uid,
-		Title:         title,
+		UID:           s.prefix + "-" + kind,
+		Title:         s.prefix + " / " + title,
 		Description:   desc,
-		Tags:          []string{Tag},
+		Tags:          []string{s.prefix},
 		Editable:      false,
 		GraphTooltip:  1,
 		Refresh:       "30s",
@@ -42,7 +54,7 @@ func newDashboard(uid, title, desc string, jobMetric string) *Dashboard {
 		Time:          TimeRange{From: "now-1h", To: "now"},
 		Timezone:      "browser",
 		Links: []Link{{
-			Title: "glasshouse", Type: "dashboards", Tags: []string{Tag},
+			Title: s.prefix, Type: "dashboards", Tags: []string{s.prefix},
 			AsDropdown: true, IncludeVars: true, KeepTime: true,
 		}},
 		Annotations: Annotations{List: []Annotation{{
@@ -54,7 +66,7 @@ func newDashboard(uid, title, desc string, jobMetric string) *Dashboard {
 		}}},
 		Templating: Templating{List: []Variable{
 			datasourceVar(),
-			jobVar(jobMetric),
+			jobVar(jobMetric, s.job),
 			instanceVar(jobMetric),
 		}},
 	}
@@ -81,10 +93,11 @@ func queryVar(name, label, desc, query string) Variable {
 	}
 }
 
-// jobVar selects the service's job among those exporting metric.
-func jobVar(metric string) Variable {
+// jobVar selects the service's job among those exporting metric, job by
+// default: one imported dashboard serves every service on the stack.
+func jobVar(metric, job string) Variable {
 	v := queryVar("job", "Job", "Prometheus job of the service.", "label_values("+metric+", job)")
-	v.Current = Current{Selected: true, Text: DefaultJob, Value: DefaultJob}
+	v.Current = Current{Selected: true, Text: job, Value: job}
 	return v
 }
 

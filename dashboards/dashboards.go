@@ -20,9 +20,17 @@ import (
 	"github.com/glasshouse-dev/glasshouse/alerts/slo"
 )
 
-// All returns every glasshouse dashboard, built from spec.
+// All returns every glasshouse dashboard, built from spec: the service's
+// set and the load-test dashboard of glasshouse-load.
 func All(spec slo.Spec) []*Dashboard {
-	return []*Dashboard{RED(spec), SLO(spec), Runtime(), LoadTest()}
+	return append(Service(spec), LoadTest())
+}
+
+// Service returns the dashboards one service needs, named after spec
+// (Prefix, Job, Service): RED, SLO and runtime. Every one has a job
+// variable, so the copy generated from one spec also shows any other job.
+func Service(spec slo.Spec) []*Dashboard {
+	return []*Dashboard{RED(spec), SLO(spec), Runtime(spec)}
 }
 
 // Render returns d as indented JSON with a trailing newline, the exact bytes
@@ -41,10 +49,10 @@ func Render(d *Dashboard) ([]byte, error) {
 // FileName is the JSON file name of d under the dashboards directory.
 func FileName(d *Dashboard) string { return d.UID + ".json" }
 
-// Files renders every dashboard of spec, keyed by file name.
-func Files(spec slo.Spec) (map[string][]byte, error) {
+// Files renders the dashboards ds, keyed by file name.
+func Files(ds []*Dashboard) (map[string][]byte, error) {
 	out := map[string][]byte{}
-	for _, d := range All(spec) {
+	for _, d := range ds {
 		if errs := Lint(d); len(errs) > 0 {
 			return nil, fmt.Errorf("dashboard %s fails lint: %w", d.UID, errs[0])
 		}
@@ -57,11 +65,11 @@ func Files(spec slo.Spec) (map[string][]byte, error) {
 	return out, nil
 }
 
-// Write renders every dashboard into dir, replacing what is there, and
+// Write renders the dashboards ds into dir, replacing what is there, and
 // removes stale *.json files that no dashboard produces any more. It returns
 // the names of the files written.
-func Write(dir string, spec slo.Spec) ([]string, error) {
-	files, err := Files(spec)
+func Write(dir string, ds []*Dashboard) ([]string, error) {
+	files, err := Files(ds)
 	if err != nil {
 		return nil, err
 	}

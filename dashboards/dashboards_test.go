@@ -35,7 +35,7 @@ func loadSpec(t *testing.T) slo.Spec {
 // TestCommittedJSONUpToDate fails when dashboards/json differs from what the
 // generator produces: the committed JSON is what Grafana loads.
 func TestCommittedJSONUpToDate(t *testing.T) {
-	files, err := Files(loadSpec(t))
+	files, err := Files(All(loadSpec(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,6 +117,8 @@ func TestLintCatches(t *testing.T) {
 	}{
 		{"empty uid", func(d *Dashboard) { d.UID = "" }, "uid"},
 		{"editable", func(d *Dashboard) { d.Editable = true }, "editable must be false"},
+		{"no tag", func(d *Dashboard) { d.Tags = nil }, "no tag"},
+		{"link to another tag", func(d *Dashboard) { d.Tags = []string{"other"} }, `which this dashboard is not`},
 		{"no datasource variable", func(d *Dashboard) { d.Templating.List = d.Templating.List[1:] }, "datasource variable"},
 		{"no instance variable", func(d *Dashboard) { d.Templating.List = d.Templating.List[:2] }, `"instance" template variable`},
 		{"zero panel id", func(d *Dashboard) { d.Panels[1].ID = 0 }, "explicit positive id"},
@@ -262,8 +264,8 @@ slos:
 	}
 	all := strings.Join(exprs, "\n")
 	for _, want := range []string{
-		`slo:sli_error:ratio_rate4w{slo="$slo",service="shop"}`,
-		`slo:sli_error:ratio_rate1h{slo="$slo",service="shop"} / on(slo, service) (1 - slo:objective:ratio{slo="$slo",service="shop"})`,
+		`slo:sli_error:ratio_rate4w{slo="$slo",service="$service"}`,
+		`slo:sli_error:ratio_rate1h{slo="$slo",service="$service"} / on(slo, service) (1 - slo:objective:ratio{slo="$slo",service="$service"})`,
 		`le="0.1"`, `le="0.5"`,
 		`* 2419200 /`,
 	} {
@@ -318,5 +320,54 @@ func TestBurnThresholdsMatchGeneratedRules(t *testing.T) {
 	}
 	if want := 4 * len(spec.SLOs); n != want {
 		t.Errorf("%d burn-rate alerts in the generated rules, want %d", n, want)
+	}
+}
+
+// TestServiceSet: another spec names its own set (uids, titles, tag, the
+// job variable's default, the RED dashboard's link to its SLO dashboard)
+// and nothing in it says glasshouse, so a second service can import it
+// beside the first.
+func TestServiceSet(t *testing.T) {
+	spec, err := slo.Parse([]byte(`
+service: orders
+selector: 'job="orders-eu"'
+period: 30d
+slos:
+  - {name: availability, description: d, objective: 0.995, sli: {type: availability}}
+  - {name: latency, description: d, objective: 0.95, sli: {type: latency, threshold_seconds: 0.5}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds := Service(spec)
+	var uids []string
+	for _, d := range ds {
+		uids = append(uids, d.UID)
+		if errs := Lint(d); len(errs) > 0 {
+			t.Errorf("%s: lint: %v", d.UID, errs)
+		}
+		if !strings.HasPrefix(d.Title, "orders / ") || !slices.Equal(d.Tags, []string{"orders"}) {
+			t.Errorf("%s: title %q, tags %v, want them to start with orders", d.UID, d.Title, d.Tags)
+		}
+		for _, v := range d.Templating.List {
+			if v.Name == "job" && v.Current.Value != "orders-eu" {
+				t.Errorf("%s: job variable defaults to %v, want the selector's job orders-eu", d.UID, v.Current.Value)
+			}
+		}
+	}
+	if want := []string{"orders-red", "orders-slo", "orders-runtime"}; !slices.Equal(uids, want) {
+		t.Errorf("uids = %v, want %v", uids, want)
+	}
+	files, err := Files(ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range files {
+		if i := bytes.Index(bytes.ToLower(b), []byte("glasshouse")); i >= 0 {
+			t.Errorf("%s says glasshouse: ...%s...", name, b[max(0, i-80):min(len(b), i+40)])
+		}
+	}
+	if !bytes.Contains(files["orders-red.json"], []byte(`"/d/orders-slo?`)) {
+		t.Error("orders-red does not link to orders-slo")
 	}
 }

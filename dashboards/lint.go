@@ -85,7 +85,7 @@ const (
 func LintVars() map[string]string {
 	return map[string]string{
 		"__rate_interval": "3h33m33s", "__range": "2h22m22s", "__interval": "1m",
-		"job": "glasshouse-api", "instance": ".+", "loadjob": "glasshouse-load", "scenario": ".*", "slo": "availability",
+		"job": "glasshouse-api", "instance": ".+", "loadjob": "glasshouse-load", "scenario": ".*", "slo": "availability", "service": "glasshouse-api", "route": ".+",
 	}
 }
 
@@ -111,8 +111,15 @@ func Lint(d *Dashboard) []error {
 	if d.Editable {
 		add("editable must be false (provisioned dashboards are read-only; fork to edit)")
 	}
-	if !slices.Contains(d.Tags, Tag) {
-		add("missing tag %q (dashboard links use it)", Tag)
+	if len(d.Tags) == 0 {
+		add("no tag (the links between a service's dashboards use it)")
+	}
+	for _, l := range d.Links {
+		for _, tag := range l.Tags {
+			if !slices.Contains(d.Tags, tag) {
+				add("link %q lists dashboards tagged %q, which this dashboard is not", l.Title, tag)
+			}
+		}
 	}
 	vars := map[string]Variable{}
 	for _, v := range d.Templating.List {

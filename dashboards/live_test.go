@@ -244,14 +244,14 @@ func TestLive(t *testing.T) {
 	}
 }
 
-// liveVars are the template variable values of the live run: job and
-// instance as Grafana's defaults (All), a rate interval that suits a 1s
+// liveVars are the template variable values of the live run: job, the
+// SLO service, instance and route as Grafana's defaults (All), a rate interval that suits a 1s
 // scrape, and one SLO.
 func liveVars(sloName string) map[string]string {
 	return map[string]string{
 		"__rate_interval": liveRateInterval, "__range": "5m", "__interval": "1s",
-		"job": DefaultJob, "instance": ".+", "loadjob": DefaultLoadJob, "scenario": ".*",
-		SLOVar: sloName,
+		"job": DefaultJob, "instance": ".+", "route": ".+", "loadjob": DefaultLoadJob, "scenario": ".*",
+		SLOVar: sloName, ServiceVar: "glasshouse-api",
 	}
 }
 

@@ -30,7 +30,7 @@ func kquantile(qv float64, metric string) string {
 // (k6_* metrics from loadtest/README.md) beside what the server measured in
 // the same window, so client-side and server-side views can be compared.
 func LoadTest() *Dashboard {
-	d := newDashboard(UIDLoadTest, "glasshouse / Load test",
+	d := newDashboard(set{"glasshouse", DefaultJob, "glasshouse-api"}, "loadtest", "Load test",
 		"A glasshouse-load run (k6-style engine, loadtest/) seen from the client, beside the API's own RED metrics for the same window. Start the generator with -prometheus and let Prometheus scrape it as job glasshouse-load.",
 		durCount)
 	d.Refresh = "10s"

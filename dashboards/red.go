@@ -2,11 +2,14 @@ package dashboards
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/glasshouse-dev/glasshouse/alerts/slo"
 )
 
-// UIDs of the glasshouse dashboards; alerts link to them, so they are fixed.
+// UIDs of the glasshouse dashboards (alerts/slo.yaml's dashboard_prefix);
+// alerts link to them, so they are fixed. Another spec's set is named
+// slo.Spec.DashboardUID("red"), ...
 const (
 	UIDRED      = "glasshouse-red"
 	UIDSLO      = "glasshouse-slo"
@@ -33,23 +36,36 @@ func rate(metric, extra, by string) string {
 	return fmt.Sprintf("%s(rate(%s{%s}[$__rate_interval]))", agg, metric, m)
 }
 
-// quantile returns the q-quantile of the request duration histogram, by the
-// given labels (le is added).
-func quantile(q float64, metric, by string) string {
+// routeSel narrows the per-route panels to the route variable's values.
+const routeSel = `route=~"$route"`
+
+// routeVar picks routes of the job for the per-route panels (All: every route).
+func routeVar() Variable {
+	v := queryVar("route", "Route", "Route templates of the job, for the per-route panels (All shows every route).",
+		"label_values("+durCount+`{job="$job"}, route)`)
+	v.IncludeAll, v.Multi, v.AllValue = true, true, ".+"
+	v.Current = Current{Selected: true, Text: []string{"All"}, Value: []string{"$__all"}}
+	return v
+}
+
+// quantile returns the q-quantile of the histogram metric, by the given
+// labels (le is added), over the series matching extra matchers, if any.
+func quantile(q float64, metric, by string, extra ...string) string {
 	b := "le"
 	if by != "" {
 		b = by + ", le"
 	}
-	return fmt.Sprintf("histogram_quantile(%s, %s)", fmtFloat(q), rate(metric, "", b))
+	return fmt.Sprintf("histogram_quantile(%s, %s)", fmtFloat(q), rate(metric, strings.Join(extra, ","), b))
 }
 
 // errorRatio is the share of requests answered with 5xx, by the given labels.
 // It divides counts (never durations), yields 0 rather than "no data" when
 // there are requests but no 5xx series yet, and no data when there is no
 // traffic at all (a ratio of nothing is unknown, not zero).
-func errorRatio(class, by string) string {
-	bad := rate(durCount, `code=~"`+class+`"`, by)
-	all := rate(durCount, "", by)
+func errorRatio(class, by string, extra ...string) string {
+	m := strings.Join(extra, ",")
+	bad := rate(durCount, strings.Join(append([]string{`code=~"` + class + `"`}, extra...), ","), by)
+	all := rate(durCount, m, by)
 	return fmt.Sprintf("(%s or 0 * %s) / %s", bad, all, all)
 }
 
@@ -67,9 +83,11 @@ func objectiveOf(spec slo.Spec, typ string) (slo.SLO, bool) {
 // RED builds the service overview: rate, errors, duration, per route, and
 // the protections (rate limit, concurrency limit) that turn load into 429/503.
 func RED(spec slo.Spec) *Dashboard {
-	d := newDashboard(UIDRED, "glasshouse / Service overview (RED)",
-		"Requests, errors and duration of the glasshouse API from http_server_request_duration_seconds, per route, with exemplars linking to traces.",
+	s := setOf(spec)
+	d := newDashboard(s, "red", "Service overview (RED)",
+		"Requests, errors and duration of "+s.service+" from http_server_request_duration_seconds, per route, with exemplars linking to traces.",
 		durCount)
+	d.Templating.List = append(d.Templating.List, routeVar())
 	l := newLayout(d)
 
 	var errSteps, latSteps []Step
@@ -109,7 +127,7 @@ func RED(spec slo.Spec) *Dashboard {
 	if errSteps != nil {
 		p = withThresholdLines(p, errSteps...)
 	}
-	p.Links = []PanelLink{{Title: "SLO / error budget", URL: "/d/" + UIDSLO + "?${__url_time_range}"}}
+	p.Links = []PanelLink{{Title: "SLO / error budget", URL: "/d/" + spec.DashboardUID("slo") + "?${__url_time_range}"}}
 	l.add(12, 8, p)
 
 	l.row("Latency")
@@ -131,19 +149,19 @@ func RED(spec slo.Spec) *Dashboard {
 	l.row("Per route")
 	l.add(8, 9, withMin(timeseries("Request rate by route",
 		"Requests per second per route template and method; unknown paths share route=\"unmatched\".",
-		"reqps", q(rate(durCount, "", "method, route"), "{{method}} {{route}}")), 0))
+		"reqps", q(rate(durCount, routeSel, "method, route"), "{{method}} {{route}}")), 0))
 	l.add(8, 9, withMin(timeseries("Error ratio (5xx) by route",
 		"Share of each route's requests answered with 5xx; 0 for routes with traffic and no errors.",
-		"percentunit", q(errorRatio("5..", "method, route"), "{{method}} {{route}}")), 0))
+		"percentunit", q(errorRatio("5..", "method, route", routeSel), "{{method}} {{route}}")), 0))
 	l.add(8, 9, withMin(timeseries("p95 latency by route",
 		"95th percentile request duration per route template and method.",
-		"s", qx(quantile(0.95, durBucket, "method, route"), "{{method}} {{route}}")), 0))
+		"s", qx(quantile(0.95, durBucket, "method, route", routeSel), "{{method}} {{route}}")), 0))
 	l.add(12, 8, withMin(timeseries("p95 response size by route",
 		"95th percentile response body size per route, from http_server_response_body_size_bytes.",
-		"bytes", q(quantile(0.95, "http_server_response_body_size_bytes_bucket", "route"), "{{route}}")), 0))
+		"bytes", q(quantile(0.95, "http_server_response_body_size_bytes_bucket", "route", routeSel), "{{route}}")), 0))
 	l.add(12, 8, withMin(timeseries("Status codes by route",
 		"Request rate per route and status code: shows which route produces which errors.",
-		"reqps", q(rate(durCount, `code!~"2.."`, "route, code"), "{{route}} {{code}}")), 0))
+		"reqps", q(rate(durCount, `code!~"2..",`+routeSel, "route, code"), "{{route}} {{code}}")), 0))
 
 	l.row("Saturation and protection")
 	l.add(8, 8, withMin(timeseries("Requests in flight",

@@ -1,13 +1,18 @@
 package dashboards
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/glasshouse-dev/glasshouse/alerts/slo"
+)
 
 // Runtime builds the runtime / USE dashboard: utilisation, saturation and
 // errors of the host (gopsutil gauges), the process and the Go runtime, and
 // the app's own saturation signals (in-flight requests, pools, rejections).
-func Runtime() *Dashboard {
-	d := newDashboard(UIDRuntime, "glasshouse / Runtime and resources (USE)",
-		"Host, process and Go runtime resources of the glasshouse API (gopsutil system gauges, process and Go collectors) and its saturation signals: in-flight requests, database and Redis pools, rejections, span drops.",
+func Runtime(spec slo.Spec) *Dashboard {
+	s := setOf(spec)
+	d := newDashboard(s, "runtime", "Runtime and resources (USE)",
+		"Host, process and Go runtime resources of "+s.service+" (gopsutil system gauges, process and Go collectors) and its saturation signals: in-flight requests, database and Redis pools, rejections, span drops.",
 		"process_start_time_seconds")
 	l := newLayout(d)
 	g := func(metric string) string { return fmt.Sprintf("%s{%s}", metric, sel) }

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -35,8 +36,6 @@ const (
 	// BurnAlert is the name of every burn-rate alert; labels severity, slo,
 	// long_window and short_window tell them apart.
 	BurnAlert = "SLOErrorBudgetBurn"
-	// SLODashboardUID is the Grafana dashboard burn alerts link to.
-	SLODashboardUID = "glasshouse-slo"
 )
 
 // BurnWindow is one multi-window, multi-burn-rate alert: it fires when the
@@ -201,7 +200,7 @@ func Build(spec slo.Spec, opt Options) (File, error) {
 						o.Name, long, pct(w.Factor(period)*o.ErrorBudget()), short, factor, pct(o.ErrorBudget()),
 						periodName, human(scale(time.Duration(float64(period)/w.Factor(period))))),
 					"runbook_url":   spec.Links.Runbooks + "slo-" + o.Name + ".md",
-					"dashboard_url": spec.Links.Grafana + "/d/" + SLODashboardUID + "?var-slo=" + o.Name,
+					"dashboard_url": spec.Links.Grafana + "/d/" + spec.DashboardUID("slo") + "?var-slo=" + o.Name + "&var-service=" + url.QueryEscape(spec.Service),
 				},
 			})
 		}

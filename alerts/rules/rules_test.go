@@ -151,7 +151,7 @@ func TestAnnotations(t *testing.T) {
 		"summary":       "The availability SLO is burning its error budget 13.44x too fast (1h and 5m windows).",
 		"description":   "more than 6.72% over the last 5m (13.44x the 0.5% error budget). Sustained, this spends the whole 4w budget in 2d 2h.",
 		"runbook_url":   "https://r.example/rb/slo-availability.md",
-		"dashboard_url": "https://g.example/d/glasshouse-slo?var-slo=availability",
+		"dashboard_url": "https://g.example/d/svc-slo?var-slo=availability&var-service=svc",
 	} {
 		if !strings.Contains(r.Annotations[k], want) {
 			t.Errorf("%s = %q, want it to contain %q", k, r.Annotations[k], want)

@@ -40,7 +40,35 @@ type Spec struct {
 	// Links says where alert annotations point. Optional here; the rule
 	// generator requires it.
 	Links Links `yaml:"links"`
-	SLOs  []SLO `yaml:"slos"`
+	// DashboardPrefix starts the uid, title and tag of the service's
+	// dashboards ("<prefix>-slo"); empty means Service.
+	DashboardPrefix string `yaml:"dashboard_prefix"`
+	SLOs            []SLO  `yaml:"slos"`
+}
+
+// Prefix is the dashboard uid, title and tag prefix: DashboardPrefix, or
+// Service when that is empty.
+func (s Spec) Prefix() string {
+	if s.DashboardPrefix != "" {
+		return s.DashboardPrefix
+	}
+	return s.Service
+}
+
+// DashboardUID is the uid of the service's dashboard of the given kind
+// ("red", "slo", "runtime"): Prefix() + "-" + kind.
+func (s Spec) DashboardUID(kind string) string { return s.Prefix() + "-" + kind }
+
+var jobRE = regexp.MustCompile(`(?:^|,)\s*job\s*=\s*"([^"\\]*)"`)
+
+// Job is the Prometheus job the selector picks (job="x"), the default of
+// the dashboards' job variable; Service when the selector names no single
+// job.
+func (s Spec) Job() string {
+	if m := jobRE.FindStringSubmatch(s.Selector); m != nil {
+		return m[1]
+	}
+	return s.Service
 }
 
 // Links are the URL prefixes alert annotations are built from, so a fork
@@ -90,6 +118,8 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 var (
 	durRE  = regexp.MustCompile(`^([0-9]+)(ms|s|m|h|d|w)$`)
 	nameRE = regexp.MustCompile(`^[a-z][a-z0-9_-]*$`)
+	// prefixRE leaves room for "-runtime" in Grafana's 40-character uids.
+	prefixRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,30}$`)
 )
 
 // ParseDuration parses one Prometheus duration unit ("30d", "5m").
@@ -241,6 +271,11 @@ func (s Spec) Validate() error {
 	}
 	if time.Duration(s.Period) < 24*time.Hour {
 		errs = append(errs, errors.New("period: required, at least 1d (e.g. 30d)"))
+	}
+	if s.DashboardPrefix != "" && !prefixRE.MatchString(s.DashboardPrefix) {
+		errs = append(errs, fmt.Errorf("dashboard_prefix: %q must match %s (it starts Grafana uids)", s.DashboardPrefix, prefixRE))
+	} else if s.DashboardPrefix == "" && s.Service != "" && !prefixRE.MatchString(s.Service) {
+		errs = append(errs, fmt.Errorf("dashboard_prefix: required when service %q cannot start a Grafana uid (%s)", s.Service, prefixRE))
 	}
 	if s.Links.Runbooks != "" && !validURL(s.Links.Runbooks, true) {
 		errs = append(errs, fmt.Errorf("links.runbooks: %q must be an http(s) URL ending in /", s.Links.Runbooks))

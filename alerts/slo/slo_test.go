@@ -74,6 +74,10 @@ func TestParseErrors(t *testing.T) {
 			[]string{`selector: "job=\"a\"," is not a comma-separated list of PromQL label matchers`}},
 		{"unquoted selector", "service: a\nselector: 'job=a'\nperiod: 30d\nslos: [{name: a, description: d, objective: 0.9, sli: {type: availability}}]\n",
 			[]string{`selector: "job=a" is not`}},
+		{"bad dashboard prefix", "service: a\nselector: 'job=\"a\"'\nperiod: 30d\ndashboard_prefix: Bad_Prefix\nslos: [{name: a, description: d, objective: 0.9, sli: {type: availability}}]\n",
+			[]string{`dashboard_prefix: "Bad_Prefix" must match`}},
+		{"service unfit for uids", "service: Orders API\nselector: 'job=\"a\"'\nperiod: 30d\nslos: [{name: a, description: d, objective: 0.9, sli: {type: availability}}]\n",
+			[]string{`dashboard_prefix: required when service "Orders API"`}},
 		{"short period", "service: a\nselector: 'job=\"a\"'\nperiod: 1h\nslos: [{name: a, description: d, objective: 0.9, sli: {type: availability}}]\n",
 			[]string{"period: required, at least 1d"}},
 		{"bad links", "service: a\nselector: 'job=\"a\"'\nperiod: 30d\nlinks: {runbooks: 'ftp://x/r', grafana: 'http://g/'}\nslos: [{name: a, description: d, objective: 0.9, sli: {type: availability}}]\n",
@@ -174,6 +178,26 @@ func TestSelectorsAccepted(t *testing.T) {
 		y := fmt.Sprintf("service: a\nselector: %q\nperiod: 30d\nslos: [{name: a, description: d, objective: 0.9, sli: {type: availability}}]\n", sel)
 		if _, err := slo.Parse([]byte(y)); err != nil {
 			t.Errorf("selector %s: %v", sel, err)
+		}
+	}
+}
+
+func TestJobAndPrefix(t *testing.T) {
+	for _, tt := range []struct {
+		selector, prefix       string
+		wantJob, wantDashboard string
+	}{
+		{`job="orders"`, "", "orders", "svc-slo"},
+		{`env="prod", job = "orders-eu"`, "shop", "orders-eu", "shop-slo"},
+		{`job=~"orders.*"`, "", "svc", "svc-slo"},
+		{`namespace="x"`, "", "svc", "svc-slo"},
+	} {
+		s := slo.Spec{Service: "svc", Selector: tt.selector, DashboardPrefix: tt.prefix}
+		if got := s.Job(); got != tt.wantJob {
+			t.Errorf("Job() of %s = %q, want %q", tt.selector, got, tt.wantJob)
+		}
+		if got := s.DashboardUID("slo"); got != tt.wantDashboard {
+			t.Errorf("DashboardUID(slo) with prefix %q = %q, want %q", tt.prefix, got, tt.wantDashboard)
 		}
 	}
 }

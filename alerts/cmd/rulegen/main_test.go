@@ -67,3 +67,23 @@ func TestRunErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestRunDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "orders")
+	var stdout bytes.Buffer
+	if err := run(t.Context(), []string{"rulegen", "-spec", "../../../examples/orders/slo.yaml", "-dir", dir}, os.Getenv, nil, &stdout, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"slo-rules.yaml", "symptoms.yaml", "tests/slo.test.yaml", "runbooks/slo-latency.md", "dashboards/orders-slo.json", "load-thresholds.json"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Error(err)
+		}
+		if !strings.Contains(stdout.String(), "wrote "+filepath.ToSlash(filepath.Join(dir, f))+"\n") {
+			t.Errorf("stdout does not list %s:\n%s", f, stdout.String())
+		}
+	}
+	err := run(t.Context(), []string{"rulegen", "-spec", "../../slo.yaml", "-dir", dir, "-compress", "60"}, os.Getenv, nil, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "-compress applies to -out only") {
+		t.Errorf("-dir with -compress = %v, want an error", err)
+	}
+}

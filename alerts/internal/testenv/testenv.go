@@ -10,14 +10,18 @@ package testenv
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -345,4 +349,62 @@ func ModuleRoot(t testing.TB) string {
 		}
 		dir = parent
 	}
+}
+
+// Query evaluates expr as an instant query and returns the label sets of
+// the samples whose value is a number (NaN and ±Inf are left out, as "no
+// data" in a panel).
+func (p *Prometheus) Query(ctx context.Context, expr string) ([]map[string]string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.URL+"/api/v1/query?query="+url.QueryEscape(expr), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Status, Error string
+		Data          struct {
+			ResultType string          `json:"resultType"`
+			Result     json.RawMessage `json:"result"`
+		}
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return nil, fmt.Errorf("query %s: %w", expr, err)
+	}
+	if body.Status != "success" {
+		return nil, fmt.Errorf("query %s: %s", expr, body.Error)
+	}
+	number := func(v []any) bool {
+		s, _ := v[1].(string)
+		f, err := strconv.ParseFloat(s, 64)
+		return err == nil && !math.IsNaN(f) && !math.IsInf(f, 0)
+	}
+	var out []map[string]string
+	switch body.Data.ResultType {
+	case "vector":
+		var vs []struct {
+			Metric map[string]string
+			Value  []any
+		}
+		if err := json.Unmarshal(body.Data.Result, &vs); err != nil {
+			return nil, err
+		}
+		for _, v := range vs {
+			if len(v.Value) == 2 && number(v.Value) {
+				out = append(out, v.Metric)
+			}
+		}
+	case "scalar":
+		var v []any
+		if err := json.Unmarshal(body.Data.Result, &v); err != nil {
+			return nil, err
+		}
+		if len(v) == 2 && number(v) {
+			out = append(out, map[string]string{})
+		}
+	}
+	return out, nil
 }

@@ -30,6 +30,7 @@ func run(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	specPath := fs.String("slo", "alerts/slo.yaml", "SLO spec the SLO dashboard is derived from")
 	out := fs.String("out", "dashboards/json", "directory the dashboard JSON files are written to")
+	loadtest := fs.Bool("loadtest", true, "also write the load-test dashboard (false for another service's set)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -43,7 +44,11 @@ func run(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	names, err := dashboards.Write(*out, spec)
+	ds := dashboards.All(spec)
+	if !*loadtest {
+		ds = dashboards.Service(spec)
+	}
+	names, err := dashboards.Write(*out, ds)
 	if err != nil {
 		return err
 	}
