@@ -27,16 +27,22 @@ import (
 //	recoverPanic      handler panics -> 500 problem, logged once with the stack and route
 //	securityHeaders   nosniff, frame DENY, referrer and permissions policy, CSP, HSTS on TLS
 //	cors              allow-list; answers preflights
+//	limitBody         414, 431, and 413 past MaxBodyBytes
+//	limitClient       per client IP in-flight bound; rate limit per user (valid token) or client IP (edge.go)
+//	readBody          reads the body before a concurrency slot is taken; 408 below MinBodyRate
 //	limitConcurrency  fast 503 past the in-flight limit (health probes exempt)
-//	limitBody         413 past MaxBodyBytes
 //	dispatch          non-canonical paths, 404 and 405 as problem+json; then the mux
 //
-// Rate limits and authentication are per route (routes.go), because their
-// keys depend on the route: client IP, user ID, or client IP and username.
+// So a request takes a concurrency slot only once it has passed its
+// client's limits and its body has arrived. Authentication is per route
+// (routes.go); the login handler adds its per-client and per-username
+// limits.
 func (s *server) chain(mux *http.ServeMux) http.Handler {
 	var h http.Handler = http.HandlerFunc(s.dispatch)
-	h = s.limitBody(h)
 	h = s.limitConcurrency(h)
+	h = s.readBody(h)
+	h = s.limitClient(h)
+	h = s.limitBody(h)
 	h = s.corsMiddleware(h)
 	h = s.securityHeaders(h)
 	h = s.recoverPanic(h)
@@ -375,6 +381,10 @@ func userID(ctx context.Context) int64 {
 // user ID in the context; anything else is a 401 with WWW-Authenticate.
 func (s *server) requireAuth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if userID(r.Context()) != 0 { // verified by limitClient
+			next.ServeHTTP(w, r)
+			return
+		}
 		var auth string
 		if vs := r.Header["Authorization"]; len(vs) > 0 { // canonical key: no Get
 			auth = vs[0]
@@ -406,26 +416,6 @@ func bearer(h string) (string, bool) {
 	}
 	token = strings.TrimSpace(token)
 	return token, token != ""
-}
-
-// limitAnonymous rate-limits by client IP.
-func (s *server) limitAnonymous(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.allow(w, r, "anonymous", "anonymous:ip:"+clientIP(r), s.opts.Limits.Anonymous) {
-			next.ServeHTTP(w, r)
-		}
-	})
-}
-
-// limitUser rate-limits by authenticated user; it runs after requireAuth.
-func (s *server) limitUser(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var buf [32]byte
-		key := strconv.AppendInt(append(buf[:0], "user:user:"...), userID(r.Context()), 10)
-		if s.allow(w, r, "user", string(key), s.opts.Limits.User) {
-			next.ServeHTTP(w, r)
-		}
-	})
 }
 
 // allow asks the limiter about key (which starts with "scope:"), sets the
