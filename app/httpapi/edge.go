@@ -18,9 +18,9 @@ import (
 	"github.com/glasshouse-dev/glasshouse/telemetry"
 )
 
-// This file holds the defences that run before a request may take one of
-// the ConcurrencyLimit slots: one client must not be able to fill them by
-// holding many requests open (slow bodies) or by sending many cheap ones.
+// This file holds the defences that keep one client from filling the
+// ConcurrencyLimit slots, by holding many requests open (slow bodies) or
+// by sending many cheap ones, and from filling the password hasher.
 
 // DefaultMinBodyRate is the body rate (bytes/s) below which a request
 // body times out with 408, and DefaultBodyRateGrace the time a body gets
@@ -139,12 +139,12 @@ func (s *server) route(r *http.Request) string {
 var errBodyTooSlow = errors.New("request body arrived slower than the minimum rate")
 
 // readBody reads the whole request body (bounded by limitBody's
-// MaxBytesReader) before the request takes a concurrency slot, so that
-// requests still waiting for their body never hold one, and hands the
-// handler an in-memory body. After BodyRateGrace the body must keep
-// arriving at MinBodyRate bytes per second on average, or it is answered
-// 408 and the connection closed: a client trickling a body holds a
-// goroutine and a per-IP slot for seconds, not for READ_TIMEOUT.
+// MaxBytesReader) and hands the handler an in-memory body. After
+// BodyRateGrace the body must keep arriving at MinBodyRate bytes per
+// second on average, or it is answered 408 and the connection closed: a
+// client trickling a body holds its slots for seconds, not for
+// READ_TIMEOUT. Reading here, rather than in decode, is what lets the
+// timeout get its own status.
 //
 // Handlers read the body whole anyway (decode), so buffering it here costs
 // no extra memory.

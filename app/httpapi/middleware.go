@@ -29,18 +29,20 @@ import (
 //	cors              allow-list; answers preflights
 //	limitBody         414, 431, and 413 past MaxBodyBytes
 //	limitClient       per client IP in-flight bound; rate limit per user (valid token) or client IP (edge.go)
-//	readBody          reads the body before a concurrency slot is taken; 408 below MinBodyRate
 //	limitConcurrency  fast 503 past the in-flight limit (health probes exempt)
+//	readBody          reads the whole body; 408 below MinBodyRate (edge.go)
 //	dispatch          non-canonical paths, 404 and 405 as problem+json; then the mux
 //
 // So a request takes a concurrency slot only once it has passed its
-// client's limits and its body has arrived. Authentication is per route
+// client's limits, one client holds at most ConcurrencyLimitPerIP slots,
+// and a slot held by a trickling body is freed after BodyRateGrace plus
+// the time its bytes take at MinBodyRate. Authentication is per route
 // (routes.go); the login handler adds its per-client and per-username
 // limits.
 func (s *server) chain(mux *http.ServeMux) http.Handler {
 	var h http.Handler = http.HandlerFunc(s.dispatch)
-	h = s.limitConcurrency(h)
 	h = s.readBody(h)
+	h = s.limitConcurrency(h)
 	h = s.limitClient(h)
 	h = s.limitBody(h)
 	h = s.corsMiddleware(h)
