@@ -215,14 +215,16 @@ func slowBodyAttacker(ctx context.Context, addr string, statuses *tally, started
 }
 
 // TestAttackSlowBodies: many connections from one IP trickle request
-// bodies at one byte per second. Requests from another IP to
-// /openapi.json and to an authenticated item read must keep getting 200
+// bodies at one byte per second. They are opened at the anonymous rate
+// limit's pace (100/s), so that each passes it. Requests from another IP
+// to /openapi.json and to an authenticated item read must keep getting 200
 // (not 503 overloaded) throughout.
 func TestAttackSlowBodies(t *testing.T) {
-	conns, limit, flood := 80, "64", 4*time.Second
+	conns, limit, hold := 80, "64", 3*time.Second
 	if attackFull() {
-		conns, limit, flood = 1200, "1024", 10*time.Second
+		conns, limit, hold = 1200, "1024", 4*time.Second
 	}
+	const pace = 10 * time.Millisecond // 100 new connections a second
 	in := start(t, map[string]string{"CONCURRENCY_LIMIT": limit, "ACCESS_LOG": "false", "LOG_LEVEL": "warn"})
 	addr := strings.TrimPrefix(in.base, "http://")
 	token := loginAs(t, in.base, "prober")
@@ -231,6 +233,7 @@ func TestAttackSlowBodies(t *testing.T) {
 		t.Fatalf("create item: %d", r.StatusCode)
 	}
 
+	flood := time.Duration(conns)*pace + hold
 	ctx, cancel := context.WithTimeout(t.Context(), flood+60*time.Second)
 	defer cancel()
 	var (
@@ -238,14 +241,19 @@ func TestAttackSlowBodies(t *testing.T) {
 		started atomic.Int64
 		wg      sync.WaitGroup
 	)
-	for range conns {
-		wg.Go(func() { slowBodyAttacker(ctx, addr, &attack, &started) })
-	}
 	t.Cleanup(func() { cancel(); wg.Wait() })
-	for started.Load() < int64(conns) && ctx.Err() == nil {
-		time.Sleep(10 * time.Millisecond)
-	}
-	time.Sleep(1500 * time.Millisecond) // every connection has sent a byte or two
+	wg.Go(func() {
+		tick := time.NewTicker(pace)
+		defer tick.Stop()
+		for range conns {
+			wg.Go(func() { slowBodyAttacker(ctx, addr, &attack, &started) })
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	})
 
 	probe := clientFrom(probeIP, 4, 10*time.Second)
 	var (
@@ -266,7 +274,7 @@ func TestAttackSlowBodies(t *testing.T) {
 	}
 	cancel()
 	wg.Wait()
-	t.Logf("slow bodies: %d connections from %s for %v (CONCURRENCY_LIMIT=%s)", conns, attackerIP, flood, limit)
+	t.Logf("slow bodies: %d connections from %s opened at 100/s, probed for %v (CONCURRENCY_LIMIT=%s)", started.Load(), attackerIP, flood, limit)
 	t.Logf("  attacker answers: %s", &attack)
 	for route, s := range status {
 		t.Logf("  probe %s from %s: %s", route, probeIP, s)
