@@ -188,3 +188,31 @@ func TestSlowBodyTimesOut(t *testing.T) {
 		t.Errorf("body sent at once: %d, want 201", r.StatusCode)
 	}
 }
+
+// TestFramingScan feeds the scanner byte streams split at every position.
+func TestFramingScan(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		stream string
+		want   bool
+	}{
+		{"content-length only", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}", false},
+		{"chunked only", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n", false},
+		{"both", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", true},
+		{"both, other case, bare LF", "POST / HTTP/1.1\ntransfer-ENCODING: chunked\nCONTENT-length: 5\n\n0\r\n\r\n", true},
+		{"both in a pipelined request", "GET / HTTP/1.1\r\nHost: x\r\n\r\nPOST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", true},
+		{"in different requests", "POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", false},
+		{"names inside values", "GET / HTTP/1.1\r\nX-A: content-length: 1\r\nX-B: transfer-encoding: chunked\r\n\r\n", false},
+		{"long header lines", "GET / HTTP/1.1\r\nX-Very-Long-Header-Name-Here: 1\r\nContent-Length: 0\r\n\r\n", false},
+	} {
+		for split := range len(tt.stream) + 1 {
+			c := &framingConn{lineStart: true}
+			c.scan([]byte(tt.stream[:split]))
+			c.scan([]byte(tt.stream[split:]))
+			if got := c.ambiguous.Load(); got != tt.want {
+				t.Errorf("%s, split at %d: ambiguous = %v, want %v", tt.name, split, got, tt.want)
+				break
+			}
+		}
+	}
+}

@@ -27,6 +27,7 @@ import (
 //	recoverPanic      handler panics -> 500 problem, logged once with the stack and route
 //	securityHeaders   nosniff, frame DENY, referrer and permissions policy, CSP, HSTS on TLS
 //	cors              allow-list; answers preflights
+//	refuseAmbiguousFraming  400 and close for Content-Length with Transfer-Encoding (framing.go)
 //	limitBody         414, 431, and 413 past MaxBodyBytes
 //	limitClient       per client IP in-flight bound; rate limit per user (valid token) or client IP (edge.go)
 //	limitConcurrency  fast 503 past the in-flight limit (health probes exempt)
@@ -45,6 +46,7 @@ func (s *server) chain(mux *http.ServeMux) http.Handler {
 	h = s.limitConcurrency(h)
 	h = s.limitClient(h)
 	h = s.limitBody(h)
+	h = s.refuseAmbiguousFraming(h)
 	h = s.corsMiddleware(h)
 	h = s.securityHeaders(h)
 	h = s.recoverPanic(h)

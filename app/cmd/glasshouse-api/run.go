@@ -133,9 +133,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		ErrorLog:          errorLog,
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+		ConnContext:       httpapi.ConnContext,
 	}
 	if cfg.TLSCertFile != "" {
 		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	} else {
+		// Plain HTTP: watch for requests with two lengths (smuggling).
+		// Under TLS the raw bytes are ciphertext; net/http still takes
+		// Transfer-Encoding and drops Content-Length.
+		ln = httpapi.GuardListener(ln)
 	}
 	admin := &http.Server{
 		Handler:           adminRoutes(tel, inj, cfg.AdminHosts),
