@@ -119,7 +119,7 @@ func firstHeader(h http.Header, canonicalKey string) string {
 // closes the connection afterwards: otherwise net/http would read the rest
 // of the body (at the client's pace) to keep the connection alive.
 func rejectEarly(w http.ResponseWriter, r *http.Request, p Problem) {
-	if r.ContentLength != 0 {
+	if r.ContentLength != 0 && !bodyRead(r) {
 		w.Header().Set("Connection", "close")
 	}
 	w.Header().Set("Retry-After", "1")
@@ -189,9 +189,20 @@ func (s *server) readBody(next http.Handler) http.Handler {
 			}
 			return
 		}
-		r.Body = io.NopCloser(&buf)
+		r.Body = bufferedBody{&buf}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// bufferedBody is a body readBody has read whole.
+type bufferedBody struct{ *bytes.Buffer }
+
+func (bufferedBody) Close() error { return nil }
+
+// bodyRead reports whether readBody has read r's body already.
+func bodyRead(r *http.Request) bool {
+	_, ok := r.Body.(bufferedBody)
+	return ok
 }
 
 // bodyRateReader sets the connection's read deadline before each Read so

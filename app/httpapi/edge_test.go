@@ -87,6 +87,11 @@ func TestBadTokensAreRateLimitedPerIP(t *testing.T) {
 			t.Errorf("request %d (token %q): %d, want %d", i+1, token, w.Code, want)
 		}
 	}
+	// Refused before its body was read: close rather than wait for the body.
+	w := f.do(t, req{method: "POST", path: "/api/v1/items", token: "bad", body: `{"name":"x"}`})
+	if w.Code != 429 || w.Header().Get("Connection") != "close" {
+		t.Errorf("POST with a body past the limit: %d, Connection %q; want 429 and close", w.Code, w.Header().Get("Connection"))
+	}
 	if w := f.do(t, req{method: "GET", path: "/api/v1/items", remote: "192.0.2.77:1"}); w.Code != 401 {
 		t.Errorf("another IP: %d, want 401 (its own budget)", w.Code)
 	}

@@ -457,6 +457,9 @@ func (s *server) allow(w http.ResponseWriter, r *http.Request, scope, key string
 		route = routeOf(r.Pattern)
 	}
 	s.tel.RateLimited(route, scope)
+	if r.ContentLength != 0 && !bodyRead(r) {
+		h.Set("Connection", "close") // do not wait for the body at the client's pace
+	}
 	h.Set("Retry-After", strconv.FormatInt(max(ceilSeconds(d.RetryAfter), 1), 10))
 	writeProblem(w, r, Problem{Status: http.StatusTooManyRequests, Code: "rate_limited",
 		Detail: fmt.Sprintf("too many requests; retry in %d s", max(ceilSeconds(d.RetryAfter), 1))})
