@@ -135,8 +135,8 @@ func (s *server) route(r *http.Request) string {
 }
 
 // errBodyTooSlow is what bodyRateReader returns when the body falls below
-// the minimum rate.
-var errBodyTooSlow = errors.New("request body arrived slower than the minimum rate")
+// the minimum rate or is still arriving after ReadTimeout.
+var errBodyTooSlow = errors.New("request body arrived too slowly")
 
 // readBody reads the whole request body (bounded by limitBody's
 // MaxBytesReader) and hands the handler an in-memory body. After
@@ -158,8 +158,11 @@ func (s *server) readBody(next http.Handler) http.Handler {
 		rc := http.NewResponseController(w)
 		paced := s.opts.MinBodyRate > 0
 		if paced {
-			rd = &bodyRateReader{r: r.Body, rc: rc, now: s.opts.Now, start: s.opts.Now(),
-				grace: s.opts.BodyRateGrace, rate: s.opts.MinBodyRate}
+			br := &bodyRateReader{r: r.Body, rc: rc, start: s.opts.Now(), grace: s.opts.BodyRateGrace, rate: s.opts.MinBodyRate}
+			if s.opts.ReadTimeout > 0 {
+				br.last = br.start.Add(s.opts.ReadTimeout)
+			}
+			rd = br
 		}
 		var buf bytes.Buffer
 		if r.ContentLength > 0 {
@@ -178,11 +181,11 @@ func (s *server) readBody(next http.Handler) http.Handler {
 			case tooBig:
 				writeProblem(w, r, Problem{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large",
 					Detail: fmt.Sprintf("request body is larger than %d bytes", s.opts.MaxBodyBytes)})
-			case errors.Is(err, errBodyTooSlow):
-				s.log.LogAttrs(r.Context(), slog.LevelInfo, "request body too slow", slog.String("client_ip", clientIP(r)))
-				s.tel.RateLimited(s.route(r), "body_rate")
+			case errors.Is(err, os.ErrDeadlineExceeded): // errBodyTooSlow, or the server's ReadTimeout
+				s.log.LogAttrs(r.Context(), slog.LevelInfo, "request body too slow",
+					slog.String("client_ip", clientIP(r)), slog.String("err", err.Error()))
 				writeProblem(w, r, Problem{Status: http.StatusRequestTimeout, Code: "body_timeout",
-					Detail: fmt.Sprintf("the request body arrived slower than %d bytes/s", s.opts.MinBodyRate)})
+					Detail: "the request body arrived too slowly"})
 			default:
 				writeProblem(w, r, Problem{Status: http.StatusBadRequest, Code: "unreadable_body",
 					Detail: "request body could not be read"})
@@ -206,15 +209,16 @@ func bodyRead(r *http.Request) bool {
 }
 
 // bodyRateReader sets the connection's read deadline before each Read so
-// that byte n must have arrived by start + grace + n/rate: a body slower
-// than rate on average, after grace, fails with errBodyTooSlow. Where the
+// that byte n must have arrived by start + grace + n/rate, and the whole
+// body by last: a body slower than rate on average after grace, or still
+// arriving at last, fails with errBodyTooSlow. Where the
 // ResponseWriter cannot set deadlines (tests with a recorder), it reads
 // without them.
 type bodyRateReader struct {
 	r     io.Reader
 	rc    *http.ResponseController
-	now   func() time.Time
 	start time.Time
+	last  time.Time // no deadline later than this (ReadTimeout); zero: none
 	grace time.Duration
 	rate  int64 // bytes per second
 	n     int64 // bytes read so far
@@ -224,6 +228,9 @@ type bodyRateReader struct {
 func (b *bodyRateReader) Read(p []byte) (int, error) {
 	if !b.noDL {
 		due := b.start.Add(b.grace + time.Duration(float64(b.n+1)/float64(b.rate)*float64(time.Second)))
+		if !b.last.IsZero() && due.After(b.last) {
+			due = b.last
+		}
 		if err := b.rc.SetReadDeadline(due); err != nil {
 			b.noDL = true
 		}

@@ -147,10 +147,19 @@ func TestHashQueueFull(t *testing.T) {
 // MinBodyRate, over a real connection: the answer is a 408 problem and the
 // connection is closed. A body sent at once still succeeds.
 func TestSlowBodyTimesOut(t *testing.T) {
-	f := newFixture(t, func(o *Options) {
-		o.MinBodyRate = 100
-		o.BodyRateGrace = 100 * time.Millisecond
-	})
+	for _, tt := range []struct {
+		name string
+		opts func(*Options)
+	}{
+		{"below MinBodyRate", func(o *Options) { o.MinBodyRate, o.BodyRateGrace = 100, 100*time.Millisecond }},
+		// The rate deadlines replace the server's: ReadTimeout still caps the body.
+		{"past ReadTimeout", func(o *Options) { o.MinBodyRate, o.BodyRateGrace, o.ReadTimeout = 1, time.Hour, 300 * time.Millisecond }},
+	} {
+		t.Run(tt.name, func(t *testing.T) { testSlowBody(t, newFixture(t, tt.opts)) })
+	}
+}
+
+func testSlowBody(t *testing.T, f *fixture) {
 	ts := httptest.NewServer(f.h)
 	t.Cleanup(ts.Close)
 

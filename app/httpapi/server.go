@@ -72,6 +72,10 @@ type Options struct {
 	// disables the check.
 	MinBodyRate   int64
 	BodyRateGrace time.Duration
+	// ReadTimeout is the server's (http.Server.ReadTimeout): the body-rate
+	// deadlines replace the server's deadline, so they never extend past
+	// ReadTimeout from when the body's reading starts. 0: no such cap.
+	ReadTimeout time.Duration
 	// HashQueue bounds the signups and logins hashing a password or
 	// waiting for the hasher (fast 503 beyond); default DefaultHashQueue.
 	HashQueue int

@@ -116,6 +116,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		ConcurrencyLimitPerIP: cfg.ConcurrencyLimitPerIP,
 		MinBodyRate:           cfg.MinBodyRate,
 		BodyRateGrace:         cfg.MinBodyRateGrace,
+		ReadTimeout:           cfg.ReadTimeout,
 		HashQueue:             cfg.PasswordHashQueue,
 		ReadyCacheTTL:         cfg.ReadyCacheTTL,
 		SystemDetails:         cfg.HealthDetailedSystem,
