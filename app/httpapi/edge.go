@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/glasshouse-dev/glasshouse/telemetry"
@@ -244,24 +243,44 @@ func (b *bodyRateReader) Read(p []byte) (int, error) {
 }
 
 // hashGate bounds the requests hashing a password or waiting for the
-// hasher: past the bound, signups and logins get a fast 503 instead of
-// queueing behind argon2id for seconds.
+// hasher, in all and per client IP (a quarter of the bound, at least one):
+// past either, signups and logins get a fast 503 instead of queueing
+// behind argon2id for seconds, and one client's attempts that passed its
+// rate limits cannot fill the queue for everyone else.
 type hashGate struct {
-	limit int64
-	n     atomic.Int64
+	limit, perIP int
+	mu           sync.Mutex
+	n            int
+	byIP         map[string]int
 }
 
-// enter reports whether a request may queue for the hasher; call leave
-// when it is done.
-func (g *hashGate) enter() bool {
-	if g.n.Add(1) > g.limit {
-		g.n.Add(-1)
+func newHashGate(limit int) *hashGate {
+	return &hashGate{limit: limit, perIP: max(limit/4, 1), byIP: map[string]int{}}
+}
+
+// enter reports whether a request from ip may queue for the hasher; call
+// leave when it is done.
+func (g *hashGate) enter(ip string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.n >= g.limit || g.byIP[ip] >= g.perIP {
 		return false
 	}
+	g.n++
+	g.byIP[ip]++
 	return true
 }
 
-func (g *hashGate) leave() { g.n.Add(-1) }
+func (g *hashGate) leave(ip string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.n--
+	if g.byIP[ip] <= 1 {
+		delete(g.byIP, ip)
+		return
+	}
+	g.byIP[ip]--
+}
 
 // hashBusy answers a request refused by the hash gate.
 func hashBusy(w http.ResponseWriter, r *http.Request) {

@@ -122,24 +122,50 @@ func TestLoginLimitedPerIPOverAllUsernames(t *testing.T) {
 	}
 }
 
-// TestHashQueueFull: with the hasher's queue full, signups and logins get
-// a fast 503 instead of waiting.
+// TestHashQueueFull: with a client's share of the hasher's queue, or the
+// whole queue, taken, signups and logins get a fast 503 instead of waiting.
 func TestHashQueueFull(t *testing.T) {
-	f := newFixture(t, func(o *Options) { o.HashQueue = 1 })
+	f := newFixture(t, func(o *Options) { o.HashQueue = 8 }) // 2 per client IP
 	f.signup(t, "queued")
-	f.srv.hashGate.n.Store(1) // one request hashing
-	for _, rq := range []req{
-		{method: "POST", path: "/api/v1/auth/login", body: `{"username":"queued","password":"Passw0rd!"}`},
-		{method: "POST", path: "/api/v1/users", body: `{"username":"other","email":"o@example.com","password":"Passw0rd!"}`},
-	} {
+	login := func(remote string) req {
+		return req{method: "POST", path: "/api/v1/auth/login", remote: remote, body: `{"username":"queued","password":"Passw0rd!"}`}
+	}
+	signup := req{method: "POST", path: "/api/v1/users", remote: "192.0.2.99:1", body: `{"username":"other","email":"o@example.com","password":"Passw0rd!"}`}
+	busy := func(when string, rq req) {
+		t.Helper()
 		w := f.do(t, rq)
 		if got, want := fmt.Sprint(w.Code, " ", problemOf(t, w).Code), "503 overloaded"; got != want || w.Header().Get("Retry-After") == "" {
-			t.Errorf("%s with the hash queue full: %s (Retry-After %q), want %s", rq.path, got, w.Header().Get("Retry-After"), want)
+			t.Errorf("%s %s from %s: %s (Retry-After %q), want %s", when, rq.path, rq.remote, got, w.Header().Get("Retry-After"), want)
 		}
 	}
-	f.srv.hashGate.n.Store(0)
-	if w := f.do(t, req{method: "POST", path: "/api/v1/auth/login", body: `{"username":"queued","password":"Passw0rd!"}`}); w.Code != 200 {
+	gate := f.srv.hashGate
+	held := []string{"192.0.2.1", "192.0.2.1"} // the first client's share
+	for _, ip := range held {
+		if !gate.enter(ip) {
+			t.Fatal("gate refused a slot in an empty queue")
+		}
+	}
+	busy("with its share taken", login("192.0.2.1:5"))
+	if w := f.do(t, login("192.0.2.2:1")); w.Code != 200 {
+		t.Errorf("another client with room in the queue: %d, want 200", w.Code)
+	}
+	for i := range 6 { // the rest of the queue, from other clients
+		ip := fmt.Sprintf("198.51.100.%d", i)
+		if !gate.enter(ip) {
+			t.Fatalf("gate refused slot %d", i+3)
+		}
+		held = append(held, ip)
+	}
+	busy("with the queue full", login("192.0.2.3:1"))
+	busy("with the queue full", signup)
+	for _, ip := range held {
+		gate.leave(ip)
+	}
+	if w := f.do(t, login("192.0.2.1:6")); w.Code != 200 {
 		t.Errorf("login with the queue free: %d, want 200", w.Code)
+	}
+	if len(gate.byIP) != 0 || gate.n != 0 {
+		t.Errorf("gate after every request left: n=%d byIP=%v, want empty", gate.n, gate.byIP)
 	}
 }
 
@@ -153,7 +179,7 @@ func TestSlowBodyTimesOut(t *testing.T) {
 	}{
 		{"below MinBodyRate", func(o *Options) { o.MinBodyRate, o.BodyRateGrace = 100, 100*time.Millisecond }},
 		// The rate deadlines replace the server's: ReadTimeout still caps the body.
-		{"past ReadTimeout", func(o *Options) { o.MinBodyRate, o.BodyRateGrace, o.ReadTimeout = 1, time.Hour, 300 * time.Millisecond }},
+		{"past ReadTimeout", func(o *Options) { o.MinBodyRate, o.BodyRateGrace, o.ReadTimeout = 1, time.Hour, 300*time.Millisecond }},
 	} {
 		t.Run(tt.name, func(t *testing.T) { testSlowBody(t, newFixture(t, tt.opts)) })
 	}

@@ -75,7 +75,7 @@ func openAPI() map[string]any {
 		}},
 		"/api/v1/auth/login": m{"post": m{
 			"operationId": "login", "tags": []string{"auth"}, "summary": "Exchange username and password for an access token",
-			"description": "Limited by default to 20 attempts per minute per client over all usernames (RATE_LIMIT_LOGIN_IP) and 5 per minute per client and username (RATE_LIMIT_LOGIN). When too many password checks are queued (PASSWORD_HASH_QUEUE), answers 503 `overloaded` at once.",
+			"description": "Limited by default to 20 attempts per minute per client over all usernames (RATE_LIMIT_LOGIN_IP) and 5 per minute per client and username (RATE_LIMIT_LOGIN). When too many password checks are queued (PASSWORD_HASH_QUEUE, a quarter of it per client), answers 503 `overloaded` at once.",
 			"requestBody": withRequired(jsonBody(ref("LoginRequest"))),
 			"responses": common(withBody(m{
 				"200": ok("An access token.", ref("Token")),

@@ -77,7 +77,8 @@ type Options struct {
 	// ReadTimeout from when the body's reading starts. 0: no such cap.
 	ReadTimeout time.Duration
 	// HashQueue bounds the signups and logins hashing a password or
-	// waiting for the hasher (fast 503 beyond); default DefaultHashQueue.
+	// waiting for the hasher, a quarter of it per client IP (fast 503
+	// beyond); default DefaultHashQueue.
 	HashQueue int
 	// ReadyCacheTTL is how long a readiness result is served before the
 	// checks run again (one run at a time); default 1s.
@@ -145,7 +146,7 @@ func newServer(o Options) *server {
 		mux:      http.NewServeMux(),
 		started:  o.Now(),
 		cors:     map[string]bool{},
-		hashGate: &hashGate{limit: int64(o.HashQueue)},
+		hashGate: newHashGate(o.HashQueue),
 	}
 	s.ready = &readiness{ttl: o.ReadyCacheTTL, now: o.Now, run: s.runChecks}
 	s.systemStats = o.Telemetry.SystemStats

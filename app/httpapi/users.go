@@ -56,13 +56,14 @@ func handleSignup(log *slog.Logger, store app.Store, hasher *auth.Hasher, tel *t
 			respondErr(log, w, r, err)
 			return
 		}
-		if !gate.enter() {
+		ip := clientIP(r)
+		if !gate.enter(ip) {
 			hashBusy(w, r)
 			return
 		}
 		ctx, span := tel.Span(r.Context(), "password.hash")
 		hash, err := hasher.Hash(ctx, req.Password)
-		gate.leave()
+		gate.leave(ip)
 		span.End()
 		if err != nil {
 			respondErr(log, w, r, err)
@@ -106,14 +107,15 @@ func handleLogin(s *server, store app.Store) http.Handler {
 			respondErr(log, w, r, err)
 			return
 		}
-		if !s.hashGate.enter() {
+		ip := clientIP(r)
+		if !s.hashGate.enter(ip) {
 			hashBusy(w, r)
 			return
 		}
 		ctx, span := tel.Span(r.Context(), "password.verify")
 		ok, err := hasher.Verify(ctx, req.Password, u.PasswordHash) // "" for unknown users: dummy work, false
 		span.End()
-		s.hashGate.leave()
+		s.hashGate.leave(ip)
 		if err != nil {
 			respondErr(log, w, r, err)
 			return

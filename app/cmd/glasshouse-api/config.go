@@ -109,7 +109,7 @@ var settings = []setting{
 	{"rate-limit-user", "RATE_LIMIT_USER", "100/1s:200", "per user on authenticated routes: RATE/PERIOD[:BURST], or off"},
 	{"rate-limit-login", "RATE_LIMIT_LOGIN", "5/1m:5", "per client IP and username on login: RATE/PERIOD[:BURST], or off"},
 	{"rate-limit-login-ip", "RATE_LIMIT_LOGIN_IP", "20/1m:20", "per client IP over all usernames on login, before any password is hashed: RATE/PERIOD[:BURST], or off"},
-	{"password-hash-queue", "PASSWORD_HASH_QUEUE", "16", "signups and logins hashing or waiting to hash at once; beyond it a fast 503"},
+	{"password-hash-queue", "PASSWORD_HASH_QUEUE", "16", "signups and logins hashing or waiting to hash at once, a quarter of it per client IP; beyond either a fast 503"},
 	{"max-body-bytes", "MAX_BODY_BYTES", "1048576", "largest request body (413 beyond)"},
 	{"max-header-bytes", "MAX_HEADER_BYTES", "65536", "largest request header section net/http accepts"},
 	{"concurrency-limit", "CONCURRENCY_LIMIT", "1024", "in-flight requests before fast 503s; 0 disables"},
