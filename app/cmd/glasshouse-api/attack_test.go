@@ -112,8 +112,8 @@ func (l *latencies) quantile(q float64) time.Duration {
 }
 
 func (l *latencies) String() string {
-	return fmt.Sprintf("n=%d p50=%v p99=%v max=%v", len(l.d), l.quantile(0.5).Round(time.Millisecond),
-		l.quantile(0.99).Round(time.Millisecond), l.quantile(1).Round(time.Millisecond))
+	return fmt.Sprintf("n=%d p50=%v p99=%v max=%v", len(l.d), l.quantile(0.5).Round(10*time.Microsecond),
+		l.quantile(0.99).Round(10*time.Microsecond), l.quantile(1).Round(10*time.Microsecond))
 }
 
 // timedGet GETs url with client and returns the status (0 on error) and
