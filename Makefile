@@ -32,6 +32,10 @@ cover: ## Coverage profile (cover.out) and a per-package summary.
 	set -o pipefail; $(GO) test -count=1 -coverprofile=cover.out ./... | tee cover.txt
 	@$(GO) tool cover -func=cover.out | tail -1
 
+.PHONY: attack
+attack: ## Replay the attack scenarios (TestAttack*) at full scale against freshly started APIs, one package at a time, printing what each measured.
+	set -o pipefail; GLASSHOUSE_ATTACK=1 $(GO) test -p 1 -count=1 -v -timeout 120s -run '^TestAttack' ./... | grep -Ev '^\?|no tests to run|^PASS$$'
+
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZTIME (default 5s) each.
 	@set -e; for pkg in $$($(GO) list ./...); do \

@@ -102,10 +102,20 @@ func (t *Telemetry) serve(w http.ResponseWriter, r *http.Request, mux Router) {
 	mi := methodIndex(r.Method)
 
 	ctx := r.Context()
+	opts := serverSpan
 	if hasTraceHeaders(r.Header) {
-		ctx = t.propagator.Extract(ctx, propagation.HeaderCarrier(r.Header))
+		incoming := t.propagator.Extract(ctx, propagation.HeaderCarrier(r.Header))
+		if !t.distrust {
+			ctx = incoming
+		} else if sc := trace.SpanContextFromContext(incoming); sc.IsValid() {
+			// An edge service does not let a client choose its trace
+			// ID or sampling decision (nor its baggage): the span starts
+			// a new trace that links the caller's.
+			opts = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer), trace.WithNewRoot(),
+				trace.WithLinks(trace.Link{SpanContext: sc})}
+		}
 	}
-	ctx, span := t.Tracer.Start(ctx, re.spanNames[mi], serverSpan...)
+	ctx, span := t.Tracer.Start(ctx, re.spanNames[mi], opts...)
 	sc := span.SpanContext()
 
 	st := &requestState{info: requestInfo{route: re.route, id: RequestID(ctx)}}

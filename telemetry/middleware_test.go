@@ -142,6 +142,42 @@ func TestIncomingTraceContext(t *testing.T) {
 	}
 }
 
+// TestDistrustIncomingTrace: with OTEL_TRUST_INCOMING_TRACE=false the
+// server span starts a new trace (its own sampling decision, no baggage)
+// and links the caller's span instead of joining its trace.
+func TestDistrustIncomingTrace(t *testing.T) {
+	e := newTestEnv(t, envMap("OTEL_TRUST_INCOMING_TRACE", "false"))
+	const traceID, parentID = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
+	var gotBaggage string
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /b", func(w http.ResponseWriter, r *http.Request) {
+		gotBaggage = baggage.FromContext(r.Context()).Member("tenant").Value()
+	})
+	h := e.tel.Middleware(mux)
+	req := httptest.NewRequestWithContext(t.Context(), http.MethodGet, "/b", nil)
+	req.Header.Set("traceparent", "00-"+traceID+"-"+parentID+"-00") // not sampled: must not decide for us
+	req.Header.Set("baggage", "tenant=acme")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+
+	s := spanNamed(t, e.spans.Ended(), "GET /b")
+	if got := s.SpanContext().TraceID().String(); got == traceID || !s.SpanContext().IsValid() {
+		t.Errorf("trace ID %s, want a new one", got)
+	}
+	if s.Parent().IsValid() {
+		t.Errorf("parent %v, want a root span", s.Parent())
+	}
+	if links := s.Links(); len(links) != 1 || links[0].SpanContext.TraceID().String() != traceID || links[0].SpanContext.SpanID().String() != parentID {
+		t.Errorf("links %+v, want one to %s/%s", links, traceID, parentID)
+	}
+	if gotBaggage != "" {
+		t.Errorf("baggage tenant = %q, want none from an untrusted caller", gotBaggage)
+	}
+	if strings.Contains(rec.Header().Get(TraceResponseHeader), traceID) {
+		t.Errorf("traceresponse %q carries the caller's trace", rec.Header().Get(TraceResponseHeader))
+	}
+}
+
 func TestRequestID(t *testing.T) {
 	e := newTestEnv(t, nil)
 	hex16 := regexp.MustCompile(`^[0-9a-f]{16}$`)

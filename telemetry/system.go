@@ -16,7 +16,8 @@ import (
 	"github.com/shirou/gopsutil/v4/process"
 )
 
-// SystemStats is what /health/detailed reports about the host and process.
+// SystemStats is a reading of the host and the process (an API may show it
+// on a health report).
 type SystemStats struct {
 	CPUPercent       float64 `json:"cpu_percent"`
 	MemoryUsedBytes  uint64  `json:"memory_used_bytes"`

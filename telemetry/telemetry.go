@@ -92,6 +92,7 @@ type Telemetry struct {
 	realClock  bool // now is time.Now, so its readings can stamp log records
 	tp         trace.TracerProvider
 	propagator propagation.TextMapPropagator
+	distrust   bool // OTEL_TRUST_INCOMING_TRACE=false
 	accessLog  bool
 	metrics    *metrics
 	routes     *routeSet
@@ -143,6 +144,7 @@ func New(ctx context.Context, cfg Config) (*Telemetry, error) {
 		return nil, fmt.Errorf("telemetry config: %w", errors.Join(errs...))
 	}
 	t.Logger = logger
+	t.distrust = tcfg.distrust
 	if cfg.MaxRoutes <= 0 {
 		cfg.MaxRoutes = 1000
 	}

@@ -24,7 +24,10 @@ const instrumentationName = "github.com/glasshouse-dev/glasshouse/telemetry"
 
 // traceConfig is everything the tracer provider needs, read from OTEL_*.
 type traceConfig struct {
-	disabled    bool
+	disabled bool
+	// distrust is OTEL_TRUST_INCOMING_TRACE=false: server spans start a
+	// new trace and link the incoming one instead of joining it.
+	distrust    bool
 	resource    []attribute.KeyValue
 	sampler     sdktrace.Sampler
 	protocol    string // "http/protobuf" or "grpc"
@@ -60,6 +63,14 @@ func traceConfigFromEnv(cfg Config) (traceConfig, error) {
 			errs = append(errs, fmt.Errorf("OTEL_SDK_DISABLED=%q: want true or false", v))
 		}
 		tc.disabled = b
+	}
+
+	if v := env("OTEL_TRUST_INCOMING_TRACE"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("OTEL_TRUST_INCOMING_TRACE=%q: want true or false", v))
+		}
+		tc.distrust = err == nil && !b
 	}
 
 	attrs, err := parseKeyValues(env("OTEL_RESOURCE_ATTRIBUTES"))

@@ -214,6 +214,7 @@ func putFault(t *testing.T, ctx context.Context, admin, body string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	req.Header.Set("Content-Type", "application/json") // /debug/fault refuses anything else
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s /debug/fault: %v", method, err)

@@ -16,6 +16,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"mime"
 	"net/http"
 	"slices"
 	"sort"
@@ -101,6 +102,11 @@ type Options struct {
 	Rand func() float64
 	// Logger records every change of configuration; default: discard.
 	Logger *slog.Logger
+	// Exempt lists routes that no fault ever reaches, whatever the rules
+	// say: a rule naming one is refused, and "*" does not match it. Put
+	// the liveness probe here, so an injected fault cannot get the process
+	// restarted.
+	Exempt []string
 }
 
 // Injector holds the active faults. Its methods are safe for concurrent use.
@@ -192,6 +198,8 @@ func (i *Injector) compile(c Config) (*state, error) {
 			errs = append(errs, fmt.Errorf("%s.route: required (a route template such as /api/v1/items/{id}, or %q)", field, AnyRoute))
 		case route != AnyRoute && route != "unmatched" && !strings.HasPrefix(route, "/"):
 			errs = append(errs, fmt.Errorf("%s.route: %q must be a route template starting with / (without the method), or %q", field, route, AnyRoute))
+		case slices.Contains(i.opt.Exempt, route):
+			errs = append(errs, fmt.Errorf("%s.route: %q is exempt from fault injection", field, route))
 		case seen[route]:
 			errs = append(errs, fmt.Errorf("%s.route: %q appears twice", field, route))
 		}
@@ -269,7 +277,12 @@ func (i *Injector) Middleware(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		l, lok, e, eok := st.rule(i.opt.Route(r))
+		route := i.opt.Route(r)
+		if slices.Contains(i.opt.Exempt, route) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		l, lok, e, eok := st.rule(route)
 		if lok && i.opt.Rand() < l.Ratio {
 			t := time.NewTimer(time.Duration(l.Delay))
 			select {
@@ -349,6 +362,8 @@ func (i *Injector) Checks(cs []app.Check) []app.Check {
 //	PUT or POST  replace them with the JSON body (unknown fields are errors)
 //	DELETE       remove every fault
 //
+// A PUT or POST must be Content-Type: application/json (415 otherwise), so
+// an HTML form on another site cannot send one without a CORS preflight.
 // Bad input is answered 400 with an application/problem+json body naming
 // every bad field; the active faults are then unchanged.
 func (i *Injector) Handler() http.Handler {
@@ -356,6 +371,10 @@ func (i *Injector) Handler() http.Handler {
 		switch r.Method {
 		case http.MethodGet, http.MethodHead:
 		case http.MethodPut, http.MethodPost:
+			if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+				writeProblem(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/json")
+				return
+			}
 			var c Config
 			dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
 			dec.DisallowUnknownFields()

@@ -280,6 +280,9 @@ func do(t *testing.T, method, url, body string) (int, http.Header, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -395,7 +398,9 @@ func FuzzHandler(f *testing.F) {
 		inj := fault.New(fault.Options{})
 		inj.Register("database")
 		rec := httptest.NewRecorder()
-		inj.Handler().ServeHTTP(rec, httptest.NewRequest("PUT", "/debug/fault", bytes.NewReader(body)))
+		req := httptest.NewRequest("PUT", "/debug/fault", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		inj.Handler().ServeHTTP(rec, req)
 		switch rec.Code {
 		case 200:
 			// What was accepted must be accepted again (GET output round-trips).
@@ -410,4 +415,63 @@ func FuzzHandler(f *testing.F) {
 			t.Fatalf("status %d", rec.Code)
 		}
 	})
+}
+
+// TestHandlerRequiresJSON: a PUT or POST without Content-Type:
+// application/json (what an HTML form on another site can send without a
+// CORS preflight) is refused with 415 and changes nothing.
+func TestHandlerRequiresJSON(t *testing.T) {
+	inj := fault.New(fault.Options{})
+	srv := httptest.NewServer(inj.Handler())
+	t.Cleanup(srv.Close)
+	body := `{"errors":[{"route":"*","ratio":1}]}`
+	for _, ct := range []string{"", "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/jsonx"} {
+		for _, method := range []string{"PUT", "POST"} {
+			req, err := http.NewRequestWithContext(t.Context(), method, srv.URL, strings.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ct != "" {
+				req.Header.Set("Content-Type", ct)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusUnsupportedMediaType || resp.Header.Get("Content-Type") != "application/problem+json" {
+				t.Errorf("%s with Content-Type %q = %d, want a 415 problem", method, ct, resp.StatusCode)
+			}
+		}
+	}
+	if !inj.Config().Empty() {
+		t.Errorf("refused requests changed the config: %+v", inj.Config())
+	}
+	if code, _, b := do(t, "PUT", srv.URL, body); code != 200 {
+		t.Errorf("PUT with application/json = %d %s, want 200", code, b)
+	}
+}
+
+// TestExemptRoutes: no rule reaches an exempt route: "*" skips it and a
+// rule naming it is refused.
+func TestExemptRoutes(t *testing.T) {
+	inj := fault.New(fault.Options{Route: byHeader, Rand: fixedRand(0), Exempt: []string{"/health/live"}})
+	if err := inj.Set(fault.Config{Errors: []fault.ErrorFault{{Route: "*", Ratio: 1, Status: 503}}}); err != nil {
+		t.Fatal(err)
+	}
+	h := inj.Middleware(okHandler)
+	if rec := serve(t, h, "/health/live"); rec.Code != 200 || rec.Body.String() != "handled" {
+		t.Errorf("/health/live under a * rule = %d %q, want the handler", rec.Code, rec.Body)
+	}
+	if rec := serve(t, h, "/api/v1/items"); rec.Code != 503 {
+		t.Errorf("/api/v1/items under a * rule = %d, want 503", rec.Code)
+	}
+	for _, c := range []fault.Config{
+		{Errors: []fault.ErrorFault{{Route: "/health/live", Ratio: 1}}},
+		{Latency: []fault.LatencyFault{{Route: "/health/live", Ratio: 1, Delay: fault.Duration(time.Second)}}},
+	} {
+		if err := inj.Set(c); err == nil || !strings.Contains(err.Error(), "exempt") {
+			t.Errorf("Set(%+v) = %v, want an error naming the exempt route", c, err)
+		}
+	}
 }

@@ -41,6 +41,54 @@ type checkResult struct {
 	Error     string  `json:"error,omitempty"` // "timeout" or "unavailable"; details are logged
 }
 
+// readiness shares the dependency checks between probes: a result is
+// served for ttl, and when it is stale one run of the checks starts, which
+// every probe arriving meanwhile waits for. So frequent or hostile probes
+// cost at most one run per ttl and never more than one run at a time. A
+// run does not end when the probe that started it gives up.
+type readiness struct {
+	ttl time.Duration
+	now func() time.Time
+	run func(context.Context) []checkResult
+
+	mu      sync.Mutex
+	results []checkResult
+	at      time.Time     // when results were taken; zero before the first run
+	pending chan struct{} // closed when the run in flight ends; nil when none
+}
+
+// get returns fresh-enough results, or an error if ctx ends first.
+func (rd *readiness) get(ctx context.Context) ([]checkResult, error) {
+	rd.mu.Lock()
+	if !rd.at.IsZero() && rd.now().Sub(rd.at) < rd.ttl {
+		res := rd.results
+		rd.mu.Unlock()
+		return res, nil
+	}
+	if rd.pending == nil {
+		done := make(chan struct{})
+		rd.pending = done
+		runCtx := context.WithoutCancel(ctx)
+		go func() {
+			res := rd.run(runCtx)
+			rd.mu.Lock()
+			rd.results, rd.at, rd.pending = res, rd.now(), nil
+			rd.mu.Unlock()
+			close(done)
+		}()
+	}
+	pending := rd.pending
+	rd.mu.Unlock()
+	select {
+	case <-pending:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
+	return rd.results, nil
+}
+
 // runChecks runs every check concurrently under one timeout.
 func (s *server) runChecks(ctx context.Context) []checkResult {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.CheckTimeout)
@@ -100,7 +148,11 @@ func handleReady(s *server) http.Handler {
 				Detail: "the server is shutting down"})
 			return
 		}
-		results := s.runChecks(r.Context())
+		results, err := s.ready.get(r.Context())
+		if err != nil {
+			respondErr(s.log, w, r, err)
+			return
+		}
 		states := make(map[string]string, len(results))
 		var failed []string
 		for _, c := range results {
@@ -135,27 +187,37 @@ type detailedResponse struct {
 }
 
 // handleDetailed always answers 200 with a report: every check with its
-// latency, and host and process resource use. Probes use /health/ready.
+// latency (the cached readiness result), and, with SystemDetails, host and
+// process resource use. Probes use /health/ready.
 func handleDetailed(s *server) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var (
 			results []checkResult
+			err     error
 			stats   telemetry.SystemStats
 			statErr error
 			wg      sync.WaitGroup
 		)
-		wg.Go(func() { results = s.runChecks(r.Context()) })
-		wg.Go(func() { stats, statErr = s.systemStats(r.Context()) })
+		wg.Go(func() { results, err = s.ready.get(r.Context()) })
+		if s.opts.SystemDetails {
+			wg.Go(func() { stats, statErr = s.systemStats(r.Context()) })
+		}
 		wg.Wait()
+		if err != nil {
+			respondErr(s.log, w, r, err)
+			return
+		}
 		now := s.opts.Now()
 		resp := detailedResponse{Status: "ok", Version: s.opts.Version, Timestamp: now.UTC(),
 			UptimeSeconds: now.Sub(s.started).Seconds(), Draining: s.opts.Draining.Load(), Checks: results}
-		// A failed reading is 0 and the error says which; the rest are
-		// still worth showing.
-		resp.System = &stats
-		if statErr != nil {
-			resp.SystemPartial = true
-			s.log.LogAttrs(r.Context(), slog.LevelWarn, "some system stats unavailable", slog.String("err", statErr.Error()))
+		if s.opts.SystemDetails {
+			// A failed reading is 0 and the error says which; the rest
+			// are still worth showing.
+			resp.System = &stats
+			if statErr != nil {
+				resp.SystemPartial = true
+				s.log.LogAttrs(r.Context(), slog.LevelWarn, "some system stats unavailable", slog.String("err", statErr.Error()))
+			}
 		}
 		for _, c := range results {
 			switch {

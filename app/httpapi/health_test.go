@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,6 +36,7 @@ func TestReadyFailsNamingTheCheck(t *testing.T) {
 	block := make(chan struct{})
 	t.Cleanup(func() { close(block) })
 	f := newFixture(t, func(o *Options) {
+		o.SystemDetails = true
 		o.CheckTimeout = 300 * time.Millisecond
 		o.Checks = append(o.Checks,
 			app.Check{Name: "broken", Check: func(context.Context) error { return errors.New("dial tcp 10.1.2.3:5432: refused") }},
@@ -131,7 +134,7 @@ func containsAny(s string, subs ...string) bool {
 // TestDetailedShowsPartialSystemStats: when some system readings fail, the
 // others are still shown, flagged as partial.
 func TestDetailedShowsPartialSystemStats(t *testing.T) {
-	f := newFixture(t)
+	f := newFixture(t, func(o *Options) { o.SystemDetails = true })
 	f.srv.systemStats = func(context.Context) (telemetry.SystemStats, error) {
 		return telemetry.SystemStats{CPUPercent: 12.5, MemoryUsedBytes: 1 << 30, Goroutines: 7}, errors.New("load average: not implemented")
 	}
@@ -142,5 +145,72 @@ func TestDetailedShowsPartialSystemStats(t *testing.T) {
 	}
 	if d.Status != "ok" {
 		t.Errorf("status %q: a failed system reading is not a failed dependency", d.Status)
+	}
+}
+
+// TestDetailedHidesSystemByDefault: the public port does not describe the
+// host unless SystemDetails is set.
+func TestDetailedHidesSystemByDefault(t *testing.T) {
+	f := newFixture(t)
+	w := f.do(t, req{method: "GET", path: "/health/detailed"})
+	if w.Code != 200 || strings.Contains(w.Body.String(), `"system"`) {
+		t.Errorf("/health/detailed without SystemDetails: %d %s; want no system section", w.Code, w.Body)
+	}
+}
+
+// TestReadyRunsOneCheckAtATime: many concurrent probes share one run of
+// the checks, and a result is reused for ReadyCacheTTL.
+func TestReadyRunsOneCheckAtATime(t *testing.T) {
+	var runs, inFlight, maxInFlight atomic.Int64
+	release := make(chan struct{})
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var clock atomic.Pointer[time.Time]
+	clock.Store(&now)
+	f := newFixture(t, func(o *Options) {
+		o.Now = func() time.Time { return *clock.Load() }
+		o.ReadyCacheTTL = 5 * time.Second
+		o.Checks = []app.Check{{Name: "slow", Check: func(ctx context.Context) error {
+			runs.Add(1)
+			n := inFlight.Add(1)
+			defer inFlight.Add(-1)
+			for {
+				m := maxInFlight.Load()
+				if n <= m || maxInFlight.CompareAndSwap(m, n) {
+					break
+				}
+			}
+			<-release
+			return nil
+		}}}
+	})
+	var wg sync.WaitGroup
+	codes := make([]int, 50)
+	for i := range codes {
+		wg.Go(func() { codes[i] = f.do(t, req{method: "GET", path: "/health/ready"}).Code })
+	}
+	// Let the probes pile up on the one run, then finish it.
+	for deadline := time.Now().Add(30 * time.Second); runs.Load() == 0 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	wg.Wait()
+	for i, c := range codes {
+		if c != 200 {
+			t.Errorf("probe %d: %d, want 200", i, c)
+		}
+	}
+	if got := maxInFlight.Load(); got != 1 {
+		t.Errorf("checks in flight at once = %d, want 1", got)
+	}
+	before := runs.Load()
+	f.do(t, req{method: "GET", path: "/health/ready"})
+	if got := runs.Load(); got != before {
+		t.Errorf("a probe within ReadyCacheTTL ran the checks again (%d runs, want %d)", got, before)
+	}
+	later := now.Add(6 * time.Second)
+	clock.Store(&later)
+	f.do(t, req{method: "GET", path: "/health/ready"})
+	if got := runs.Load(); got != before+1 {
+		t.Errorf("a probe after ReadyCacheTTL: %d runs, want %d", got, before+1)
 	}
 }

@@ -27,16 +27,26 @@ import (
 //	recoverPanic      handler panics -> 500 problem, logged once with the stack and route
 //	securityHeaders   nosniff, frame DENY, referrer and permissions policy, CSP, HSTS on TLS
 //	cors              allow-list; answers preflights
+//	refuseAmbiguousFraming  400 and close for Content-Length with Transfer-Encoding (framing.go)
+//	limitBody         414, 431, and 413 past MaxBodyBytes
+//	limitClient       per client IP in-flight bound; rate limit per user (valid token) or client IP (edge.go)
 //	limitConcurrency  fast 503 past the in-flight limit (health probes exempt)
-//	limitBody         413 past MaxBodyBytes
+//	readBody          reads the whole body; 408 below MinBodyRate (edge.go)
 //	dispatch          non-canonical paths, 404 and 405 as problem+json; then the mux
 //
-// Rate limits and authentication are per route (routes.go), because their
-// keys depend on the route: client IP, user ID, or client IP and username.
+// So a request takes a concurrency slot only once it has passed its
+// client's limits, one client holds at most ConcurrencyLimitPerIP slots,
+// and a slot held by a trickling body is freed after BodyRateGrace plus
+// the time its bytes take at MinBodyRate. Authentication is per route
+// (routes.go); the login handler adds its per-client and per-username
+// limits.
 func (s *server) chain(mux *http.ServeMux) http.Handler {
 	var h http.Handler = http.HandlerFunc(s.dispatch)
-	h = s.limitBody(h)
+	h = s.readBody(h)
 	h = s.limitConcurrency(h)
+	h = s.limitClient(h)
+	h = s.limitBody(h)
+	h = s.refuseAmbiguousFraming(h)
 	h = s.corsMiddleware(h)
 	h = s.securityHeaders(h)
 	h = s.recoverPanic(h)
@@ -375,6 +385,10 @@ func userID(ctx context.Context) int64 {
 // user ID in the context; anything else is a 401 with WWW-Authenticate.
 func (s *server) requireAuth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if userID(r.Context()) != 0 { // verified by limitClient
+			next.ServeHTTP(w, r)
+			return
+		}
 		var auth string
 		if vs := r.Header["Authorization"]; len(vs) > 0 { // canonical key: no Get
 			auth = vs[0]
@@ -406,26 +420,6 @@ func bearer(h string) (string, bool) {
 	}
 	token = strings.TrimSpace(token)
 	return token, token != ""
-}
-
-// limitAnonymous rate-limits by client IP.
-func (s *server) limitAnonymous(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.allow(w, r, "anonymous", "anonymous:ip:"+clientIP(r), s.opts.Limits.Anonymous) {
-			next.ServeHTTP(w, r)
-		}
-	})
-}
-
-// limitUser rate-limits by authenticated user; it runs after requireAuth.
-func (s *server) limitUser(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var buf [32]byte
-		key := strconv.AppendInt(append(buf[:0], "user:user:"...), userID(r.Context()), 10)
-		if s.allow(w, r, "user", string(key), s.opts.Limits.User) {
-			next.ServeHTTP(w, r)
-		}
-	})
 }
 
 // allow asks the limiter about key (which starts with "scope:"), sets the
@@ -463,6 +457,9 @@ func (s *server) allow(w http.ResponseWriter, r *http.Request, scope, key string
 		route = routeOf(r.Pattern)
 	}
 	s.tel.RateLimited(route, scope)
+	if r.ContentLength != 0 && !bodyRead(r) {
+		h.Set("Connection", "close") // do not wait for the body at the client's pace
+	}
 	h.Set("Retry-After", strconv.FormatInt(max(ceilSeconds(d.RetryAfter), 1), 10))
 	writeProblem(w, r, Problem{Status: http.StatusTooManyRequests, Code: "rate_limited",
 		Detail: fmt.Sprintf("too many requests; retry in %d s", max(ceilSeconds(d.RetryAfter), 1))})

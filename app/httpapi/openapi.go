@@ -28,7 +28,7 @@ func openAPI() map[string]any {
 		"RateLimit-Remaining": m{"$ref": "#/components/headers/RateLimit-Remaining"},
 		"RateLimit-Reset":     m{"$ref": "#/components/headers/RateLimit-Reset"},
 	}
-	limited := m{"description": "Rate limited. Retry after the Retry-After header's seconds.",
+	limited := m{"description": "Rate limited (code `rate_limited`), or this client already has CONCURRENCY_LIMIT_PER_IP requests in flight (code `too_many_in_flight`). Retry after the Retry-After header's seconds.",
 		"headers": m{"Retry-After": m{"$ref": "#/components/headers/Retry-After"}},
 		"content": m{"application/problem+json": m{"schema": ref("Problem")}}}
 	// Every route can answer these, from the middleware.
@@ -48,6 +48,7 @@ func openAPI() map[string]any {
 	}
 	withBody := func(codes m) m {
 		codes["400"] = problem("Malformed JSON, wrong field type, unknown field, invalid UTF-8 or trailing data.")
+		codes["408"] = problem("The body arrived slower than MIN_BODY_RATE bytes/s after MIN_BODY_RATE_GRACE (code `body_timeout`); the connection is closed.")
 		codes["413"] = problem("Body larger than the limit (MAX_BODY_BYTES, default 1 MiB).")
 		codes["415"] = problem("Content-Type is not application/json.")
 		codes["422"] = m{"description": "Validation failed; `errors` lists every invalid field.",
@@ -74,7 +75,7 @@ func openAPI() map[string]any {
 		}},
 		"/api/v1/auth/login": m{"post": m{
 			"operationId": "login", "tags": []string{"auth"}, "summary": "Exchange username and password for an access token",
-			"description": "Limited to 5 attempts per minute per client and username by default (RATE_LIMIT_LOGIN).",
+			"description": "Limited by default to 20 attempts per minute per client over all usernames (RATE_LIMIT_LOGIN_IP) and 5 per minute per client and username (RATE_LIMIT_LOGIN). When too many password checks are queued (PASSWORD_HASH_QUEUE, a quarter of it per client), answers 503 `overloaded` at once.",
 			"requestBody": withRequired(jsonBody(ref("LoginRequest"))),
 			"responses": common(withBody(m{
 				"200": ok("An access token.", ref("Token")),

@@ -8,16 +8,16 @@ type router interface {
 }
 
 // addRoutes is the whole API surface. Authenticated routes are wrapped in
-// requireAuth then limitUser; anonymous ones in limitAnonymous (login adds
-// a per-username limit inside its handler); health probes are never
+// requireAuth. Rate limits run before the mux (limitClient, edge.go): per
+// user with a valid token, per client IP otherwise; login adds per-client
+// and per-username limits inside its handler. Health probes are never
 // limited.
 func addRoutes(mux router, s *server) {
-	anon := s.limitAnonymous
-	authed := func(h http.Handler) http.Handler { return s.requireAuth(s.limitUser(h)) }
+	authed := s.requireAuth
 	log, store := s.log, s.opts.Store
 
-	mux.Handle("POST /api/v1/users", anon(handleSignup(log, store, s.opts.Hasher, s.tel)))
-	mux.Handle("POST /api/v1/auth/login", anon(handleLogin(s, store)))
+	mux.Handle("POST /api/v1/users", handleSignup(log, store, s.opts.Hasher, s.tel, s.hashGate))
+	mux.Handle("POST /api/v1/auth/login", handleLogin(s, store))
 	mux.Handle("GET /api/v1/users/me", authed(handleMe(log, store)))
 
 	mux.Handle("GET /api/v1/items", authed(handleItemList(log, store)))
@@ -31,8 +31,8 @@ func addRoutes(mux router, s *server) {
 	mux.Handle("GET /health/ready", handleReady(s))
 	mux.Handle("GET /health/detailed", handleDetailed(s))
 
-	mux.Handle("GET /openapi.json", anon(handleOpenAPI()))
-	mux.Handle("GET /docs", anon(handleDocs()))
-	mux.Handle("GET /docs/assets/{file...}", anon(handleDocsAssets()))
-	mux.Handle("GET /redoc", anon(handleRedoc()))
+	mux.Handle("GET /openapi.json", handleOpenAPI())
+	mux.Handle("GET /docs", handleDocs())
+	mux.Handle("GET /docs/assets/{file...}", handleDocsAssets())
+	mux.Handle("GET /redoc", handleRedoc())
 }

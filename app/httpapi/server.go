@@ -27,16 +27,22 @@ type Limits struct {
 	Anonymous ratelimit.Limit // per client IP, on routes without a token
 	User      ratelimit.Limit // per user, on authenticated routes
 	Login     ratelimit.Limit // per client IP and username, on POST /api/v1/auth/login
+	// LoginIP is per client IP over every username on POST
+	// /api/v1/auth/login, checked before any password is hashed: a spray
+	// of random usernames never meets Login.
+	LoginIP ratelimit.Limit
 }
 
 // DefaultLimits are high enough that a local load test of a few thousand
 // requests per second spread over many users is not throttled, while one
-// client or user still cannot monopolise the API. Login follows the
-// guide's 5 per minute.
+// client or user still cannot monopolise the API. Login allows 5 attempts
+// per minute per client and username, LoginIP 20 per minute per client
+// (bursts of 20) over all usernames.
 var DefaultLimits = Limits{
 	Anonymous: ratelimit.Limit{Rate: 100, Period: time.Second, Burst: 200},
 	User:      ratelimit.Limit{Rate: 100, Period: time.Second, Burst: 200},
 	Login:     ratelimit.Limit{Rate: 5, Period: time.Minute, Burst: 5},
+	LoginIP:   ratelimit.Limit{Rate: 20, Period: time.Minute, Burst: 20},
 }
 
 // Options are NewServer's dependencies and settings. Store, Limiter,
@@ -56,11 +62,34 @@ type Options struct {
 	Version          string
 	Now              func() time.Time // default time.Now
 	Limits           Limits
-	MaxBodyBytes     int64         // default 1 MiB
-	ConcurrencyLimit int           // in-flight requests before fast 503s; <= 0 means no limit
-	CORSOrigins      []string      // allowed origins; "*" allows any; empty allows none
-	TLS              bool          // sets Strict-Transport-Security
-	CheckTimeout     time.Duration // per readiness run; default 2s
+	MaxBodyBytes     int64 // default 1 MiB
+	ConcurrencyLimit int   // in-flight requests before fast 503s; <= 0 means no limit
+	// ConcurrencyLimitPerIP bounds one client IP's requests in flight,
+	// bodies still arriving included (429 beyond); <= 0 means no bound.
+	ConcurrencyLimitPerIP int
+	// MinBodyRate is the slowest average rate (bytes/s) at which a request
+	// body may arrive once BodyRateGrace has passed (408 below it); 0
+	// disables the check.
+	MinBodyRate   int64
+	BodyRateGrace time.Duration
+	// ReadTimeout is the server's (http.Server.ReadTimeout): the body-rate
+	// deadlines replace the server's deadline, so they never extend past
+	// ReadTimeout from when the body's reading starts. 0: no such cap.
+	ReadTimeout time.Duration
+	// HashQueue bounds the signups and logins hashing a password or
+	// waiting for the hasher, a quarter of it per client IP (fast 503
+	// beyond); default DefaultHashQueue.
+	HashQueue int
+	// ReadyCacheTTL is how long a readiness result is served before the
+	// checks run again (one run at a time); default 1s.
+	ReadyCacheTTL time.Duration
+	// SystemDetails adds host and process resource use (CPU, memory, RSS,
+	// goroutines) to /health/detailed. Off by default: the public port
+	// should not describe the host; the admin listener's /metrics has it.
+	SystemDetails bool
+	CORSOrigins   []string      // allowed origins; "*" allows any; empty allows none
+	TLS           bool          // sets Strict-Transport-Security
+	CheckTimeout  time.Duration // per readiness run; default 2s
 	// Inject, when set, wraps the chain just inside the telemetry
 	// middleware, so the latency and 5xx it injects (app/fault) are
 	// measured like real ones.
@@ -80,6 +109,8 @@ type server struct {
 	anyCORS bool
 	// systemStats is tel.SystemStats; tests replace it.
 	systemStats func(context.Context) (telemetry.SystemStats, error)
+	hashGate    *hashGate
+	ready       *readiness
 }
 
 // NewServer returns the API's http.Handler with every route and the whole
@@ -99,17 +130,25 @@ func newServer(o Options) *server {
 	if o.CheckTimeout <= 0 {
 		o.CheckTimeout = 2 * time.Second
 	}
+	if o.HashQueue <= 0 {
+		o.HashQueue = DefaultHashQueue
+	}
+	if o.ReadyCacheTTL <= 0 {
+		o.ReadyCacheTTL = time.Second
+	}
 	if o.Draining == nil {
 		o.Draining = new(atomic.Bool)
 	}
 	s := &server{
-		opts:    o,
-		log:     o.Telemetry.Logger,
-		tel:     o.Telemetry,
-		mux:     http.NewServeMux(),
-		started: o.Now(),
-		cors:    map[string]bool{},
+		opts:     o,
+		log:      o.Telemetry.Logger,
+		tel:      o.Telemetry,
+		mux:      http.NewServeMux(),
+		started:  o.Now(),
+		cors:     map[string]bool{},
+		hashGate: newHashGate(o.HashQueue),
 	}
+	s.ready = &readiness{ttl: o.ReadyCacheTTL, now: o.Now, run: s.runChecks}
 	s.systemStats = o.Telemetry.SystemStats
 	for _, origin := range o.CORSOrigins {
 		if origin == "*" {

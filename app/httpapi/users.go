@@ -44,7 +44,7 @@ type tokenResponse struct {
 	ExpiresIn   int64  `json:"expires_in"` // seconds
 }
 
-func handleSignup(log *slog.Logger, store app.Store, hasher *auth.Hasher, tel *telemetry.Telemetry) http.Handler {
+func handleSignup(log *slog.Logger, store app.Store, hasher *auth.Hasher, tel *telemetry.Telemetry, gate *hashGate) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		req, err := decode[signupRequest](r)
 		if err != nil {
@@ -56,8 +56,14 @@ func handleSignup(log *slog.Logger, store app.Store, hasher *auth.Hasher, tel *t
 			respondErr(log, w, r, err)
 			return
 		}
+		ip := clientIP(r)
+		if !gate.enter(ip) {
+			hashBusy(w, r)
+			return
+		}
 		ctx, span := tel.Span(r.Context(), "password.hash")
 		hash, err := hasher.Hash(ctx, req.Password)
+		gate.leave(ip)
 		span.End()
 		if err != nil {
 			respondErr(log, w, r, err)
@@ -75,10 +81,15 @@ func handleSignup(log *slog.Logger, store app.Store, hasher *auth.Hasher, tel *t
 
 // handleLogin answers unknown users and wrong passwords with the same 401,
 // after the same amount of hashing work, so neither the body nor the timing
-// tells which usernames exist.
+// tells which usernames exist. Before any hashing, the client's attempts
+// over all usernames are limited (LoginIP), then its attempts at this
+// username (Login); past the hash gate, attempts get a fast 503.
 func handleLogin(s *server, store app.Store) http.Handler {
 	log, hasher, tokens, tel := s.log, s.opts.Hasher, s.opts.Tokens, s.tel
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.allow(w, r, "login_ip", "login_ip:"+clientIP(r), s.opts.Limits.LoginIP) {
+			return
+		}
 		req, err := decode[loginRequest](r)
 		if err != nil {
 			respondErr(log, w, r, err)
@@ -96,9 +107,15 @@ func handleLogin(s *server, store app.Store) http.Handler {
 			respondErr(log, w, r, err)
 			return
 		}
+		ip := clientIP(r)
+		if !s.hashGate.enter(ip) {
+			hashBusy(w, r)
+			return
+		}
 		ctx, span := tel.Span(r.Context(), "password.verify")
 		ok, err := hasher.Verify(ctx, req.Password, u.PasswordHash) // "" for unknown users: dummy work, false
 		span.End()
+		s.hashGate.leave(ip)
 		if err != nil {
 			respondErr(log, w, r, err)
 			return

@@ -48,6 +48,17 @@ type config struct {
 	MaxBodyBytes      int64
 	MaxHeaderBytes    int
 	ConcurrencyLimit  int
+	// ConcurrencyLimitPerIP is the in-flight bound per client IP; 0 means
+	// none.
+	ConcurrencyLimitPerIP int
+	MinBodyRate           int64
+	MinBodyRateGrace      time.Duration
+	PasswordHashQueue     int
+	ReadyCacheTTL         time.Duration
+	HealthDetailedSystem  bool
+	// AdminHosts are the Host names, besides loopback addresses and
+	// localhost, that the admin listener answers.
+	AdminHosts        []string
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
 	WriteTimeout      time.Duration
@@ -71,6 +82,7 @@ type setting struct {
 var settings = []setting{
 	{"addr", "ADDR", ":8080", "public listen address"},
 	{"admin-addr", "ADMIN_ADDR", "127.0.0.1:8081", "admin listen address (/metrics, /debug/pprof/); keep it private"},
+	{"admin-hosts", "ADMIN_HOSTS", "", "comma-separated host names the admin listener answers besides IP addresses and localhost (e.g. the name Prometheus scrapes it by)"},
 	{"env", "APP_ENV", "development", "environment: development or production"},
 	{"log-level", "LOG_LEVEL", "info", "log level: debug, info, warn, error"},
 	{"log-format", "LOG_FORMAT", "auto", "log format: auto (colour on a terminal, JSON otherwise), json, text"},
@@ -100,9 +112,16 @@ var settings = []setting{
 	{"rate-limit-anonymous", "RATE_LIMIT_ANONYMOUS", "100/1s:200", "per client IP on anonymous routes: RATE/PERIOD[:BURST], or off"},
 	{"rate-limit-user", "RATE_LIMIT_USER", "100/1s:200", "per user on authenticated routes: RATE/PERIOD[:BURST], or off"},
 	{"rate-limit-login", "RATE_LIMIT_LOGIN", "5/1m:5", "per client IP and username on login: RATE/PERIOD[:BURST], or off"},
+	{"rate-limit-login-ip", "RATE_LIMIT_LOGIN_IP", "20/1m:20", "per client IP over all usernames on login, before any password is hashed: RATE/PERIOD[:BURST], or off"},
+	{"password-hash-queue", "PASSWORD_HASH_QUEUE", "16", "signups and logins hashing or waiting to hash at once, a quarter of it per client IP; beyond either a fast 503"},
 	{"max-body-bytes", "MAX_BODY_BYTES", "1048576", "largest request body (413 beyond)"},
 	{"max-header-bytes", "MAX_HEADER_BYTES", "65536", "largest request header section net/http accepts"},
 	{"concurrency-limit", "CONCURRENCY_LIMIT", "1024", "in-flight requests before fast 503s; 0 disables"},
+	{"concurrency-limit-per-ip", "CONCURRENCY_LIMIT_PER_IP", "", "in-flight requests of one client IP before 429s (empty: CONCURRENCY_LIMIT/8, at least 1; 0 disables; RATE_LIMIT_ENABLED=false disables)"},
+	{"min-body-rate", "MIN_BODY_RATE", "1024", "slowest request body, bytes/s on average after MIN_BODY_RATE_GRACE, before a 408; 0 disables"},
+	{"min-body-rate-grace", "MIN_BODY_RATE_GRACE", "2s", "time a request body may take before MIN_BODY_RATE applies"},
+	{"ready-cache-ttl", "READY_CACHE_TTL", "1s", "reuse a /health/ready result this long; the dependency checks run at most once at a time"},
+	{"health-detailed-system", "HEALTH_DETAILED_SYSTEM", "false", "show host and process resource use (CPU, memory, RSS, goroutines) on the public /health/detailed"},
 	{"read-header-timeout", "READ_HEADER_TIMEOUT", "5s", "time to read request headers"},
 	{"read-timeout", "READ_TIMEOUT", "15s", "time to read a whole request"},
 	{"write-timeout", "WRITE_TIMEOUT", "30s", "time to write a response"},
@@ -230,21 +249,41 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		JWTSecret:         telemetry.Secret(get("JWT_SECRET")),
 		JWTTTL:            dur("JWT_TTL", time.Minute),
 		RateLimitEnabled:  boolean("RATE_LIMIT_ENABLED"),
-		Limits:            httpapi.Limits{Anonymous: limit("RATE_LIMIT_ANONYMOUS"), User: limit("RATE_LIMIT_USER"), Login: limit("RATE_LIMIT_LOGIN")},
-		MaxBodyBytes:      integer("MAX_BODY_BYTES", 1024),
-		MaxHeaderBytes:    int(integer("MAX_HEADER_BYTES", 4096)),
-		ConcurrencyLimit:  int(integer("CONCURRENCY_LIMIT", 0)),
-		ReadHeaderTimeout: dur("READ_HEADER_TIMEOUT", time.Millisecond),
-		ReadTimeout:       dur("READ_TIMEOUT", time.Millisecond),
-		WriteTimeout:      dur("WRITE_TIMEOUT", time.Millisecond),
-		IdleTimeout:       dur("IDLE_TIMEOUT", time.Millisecond),
-		ShutdownTimeout:   dur("SHUTDOWN_TIMEOUT", 0),
-		DrainDelay:        dur("SHUTDOWN_DRAIN_DELAY", 0),
-		TLSCertFile:       get("TLS_CERT_FILE"),
-		TLSKeyFile:        get("TLS_KEY_FILE"),
+		Limits: httpapi.Limits{Anonymous: limit("RATE_LIMIT_ANONYMOUS"), User: limit("RATE_LIMIT_USER"),
+			Login: limit("RATE_LIMIT_LOGIN"), LoginIP: limit("RATE_LIMIT_LOGIN_IP")},
+		MaxBodyBytes:         integer("MAX_BODY_BYTES", 1024),
+		MaxHeaderBytes:       int(integer("MAX_HEADER_BYTES", 4096)),
+		ConcurrencyLimit:     int(integer("CONCURRENCY_LIMIT", 0)),
+		MinBodyRate:          integer("MIN_BODY_RATE", 0),
+		MinBodyRateGrace:     dur("MIN_BODY_RATE_GRACE", 0),
+		PasswordHashQueue:    int(integer("PASSWORD_HASH_QUEUE", 1)),
+		ReadyCacheTTL:        dur("READY_CACHE_TTL", time.Millisecond),
+		HealthDetailedSystem: boolean("HEALTH_DETAILED_SYSTEM"),
+		ReadHeaderTimeout:    dur("READ_HEADER_TIMEOUT", time.Millisecond),
+		ReadTimeout:          dur("READ_TIMEOUT", time.Millisecond),
+		WriteTimeout:         dur("WRITE_TIMEOUT", time.Millisecond),
+		IdleTimeout:          dur("IDLE_TIMEOUT", time.Millisecond),
+		ShutdownTimeout:      dur("SHUTDOWN_TIMEOUT", 0),
+		DrainDelay:           dur("SHUTDOWN_DRAIN_DELAY", 0),
+		TLSCertFile:          get("TLS_CERT_FILE"),
+		TLSKeyFile:           get("TLS_KEY_FILE"),
+	}
+	if v := get("CONCURRENCY_LIMIT_PER_IP"); v != "" {
+		c.ConcurrencyLimitPerIP = int(integer("CONCURRENCY_LIMIT_PER_IP", 0))
+	} else {
+		c.ConcurrencyLimitPerIP = max(c.ConcurrencyLimit/8, 1)
+		if c.ConcurrencyLimit == 0 {
+			c.ConcurrencyLimitPerIP = 0
+		}
+	}
+	for _, h := range strings.Split(get("ADMIN_HOSTS"), ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			c.AdminHosts = append(c.AdminHosts, strings.ToLower(h))
+		}
 	}
 	if !c.RateLimitEnabled {
 		c.Limits = httpapi.Limits{}
+		c.ConcurrencyLimitPerIP = 0
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(get("LOG_LEVEL"))); err != nil {
 		bad("LOG_LEVEL", "%q is not debug, info, warn or error", get("LOG_LEVEL"))
@@ -400,7 +439,8 @@ func (c config) LogValue() slog.Value {
 		slog.String("rate_limit_redis_failure", string(c.RedisFailure)),
 		slog.String("jwt_ttl", c.JWTTTL.String()), slog.String("cors_origins", strings.Join(c.CORSOrigins, ",")),
 		slog.Bool("rate_limit_enabled", c.RateLimitEnabled), slog.Int64("max_body_bytes", c.MaxBodyBytes),
-		slog.Int("concurrency_limit", c.ConcurrencyLimit), slog.String("shutdown_timeout", c.ShutdownTimeout.String()),
+		slog.Int("concurrency_limit", c.ConcurrencyLimit), slog.Int("concurrency_limit_per_ip", c.ConcurrencyLimitPerIP),
+		slog.Int64("min_body_rate", c.MinBodyRate), slog.String("shutdown_timeout", c.ShutdownTimeout.String()),
 		slog.Bool("tls", c.TLSCertFile != ""),
 	)
 }

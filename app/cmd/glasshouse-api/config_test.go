@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -175,5 +176,45 @@ func TestProductionDevelopmentKeyIsAConfigError(t *testing.T) {
 func TestUnknownFlag(t *testing.T) {
 	if err := run(t.Context(), []string{"api", "-no-such-flag"}, envOf(nil), nil, io.Discard, io.Discard); err == nil {
 		t.Error("unknown flag accepted")
+	}
+}
+
+// TestEdgeSettings: the per-client, body-rate, hash-queue, readiness and
+// admin settings, their defaults and derived values.
+func TestEdgeSettings(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"defaults", nil, "per_ip=128 rate=1024 grace=2s queue=16 ready=1s system=false hosts=[]"},
+		{"share follows CONCURRENCY_LIMIT", map[string]string{"CONCURRENCY_LIMIT": "80"}, "per_ip=10 rate=1024 grace=2s queue=16 ready=1s system=false hosts=[]"},
+		{"at least one", map[string]string{"CONCURRENCY_LIMIT": "3"}, "per_ip=1 rate=1024 grace=2s queue=16 ready=1s system=false hosts=[]"},
+		{"no concurrency limit, no share", map[string]string{"CONCURRENCY_LIMIT": "0"}, "per_ip=0 rate=1024 grace=2s queue=16 ready=1s system=false hosts=[]"},
+		{"rate limits off", map[string]string{"RATE_LIMIT_ENABLED": "false"}, "per_ip=0 rate=1024 grace=2s queue=16 ready=1s system=false hosts=[]"},
+		{"explicit", map[string]string{
+			"CONCURRENCY_LIMIT_PER_IP": "7", "MIN_BODY_RATE": "0", "MIN_BODY_RATE_GRACE": "5s", "PASSWORD_HASH_QUEUE": "3",
+			"READY_CACHE_TTL": "250ms", "HEALTH_DETAILED_SYSTEM": "true", "ADMIN_HOSTS": " API , metrics.internal,",
+		}, "per_ip=7 rate=0 grace=5s queue=3 ready=250ms system=true hosts=[api metrics.internal]"},
+	} {
+		c, err := parseConfig([]string{"api", "-env-file="}, envOf(tt.env), io.Discard)
+		if err != nil {
+			t.Errorf("%s: %v", tt.name, err)
+			continue
+		}
+		got := fmt.Sprintf("per_ip=%d rate=%d grace=%v queue=%d ready=%v system=%v hosts=%v", c.ConcurrencyLimitPerIP, c.MinBodyRate,
+			c.MinBodyRateGrace, c.PasswordHashQueue, c.ReadyCacheTTL, c.HealthDetailedSystem, c.AdminHosts)
+		if got != tt.want {
+			t.Errorf("%s: %s, want %s", tt.name, got, tt.want)
+		}
+	}
+	_, err := parseConfig([]string{"api", "-env-file="}, envOf(map[string]string{
+		"CONCURRENCY_LIMIT_PER_IP": "-1", "MIN_BODY_RATE": "fast", "PASSWORD_HASH_QUEUE": "0", "READY_CACHE_TTL": "0s",
+		"HEALTH_DETAILED_SYSTEM": "maybe", "RATE_LIMIT_LOGIN_IP": "lots", "MIN_BODY_RATE_GRACE": "-1s",
+	}), io.Discard)
+	for _, name := range []string{"CONCURRENCY_LIMIT_PER_IP", "MIN_BODY_RATE:", "PASSWORD_HASH_QUEUE", "READY_CACHE_TTL", "HEALTH_DETAILED_SYSTEM", "RATE_LIMIT_LOGIN_IP", "MIN_BODY_RATE_GRACE"} {
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("bad %s: error %v does not name it", name, err)
+		}
 	}
 }

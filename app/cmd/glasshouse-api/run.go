@@ -78,7 +78,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	// Fault injection (off until configured at /debug/fault on the admin
 	// listener): per-route latency and 5xx, and database and Redis outages
 	// (applied by openDeps at the dependencies).
-	inj := fault.New(fault.Options{Route: func(r *http.Request) string { return telemetry.Route(r.Context()) }, Logger: log})
+	inj := fault.New(fault.Options{Route: func(r *http.Request) string { return telemetry.Route(r.Context()) }, Logger: log,
+		// Liveness failing restarts the process: no fault may reach it.
+		Exempt: []string{"/health/live"}})
 	store, limiter, checks, closeDeps, err := openDeps(ctx, cfg, tel, inj)
 	if err != nil {
 		return err
@@ -105,20 +107,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 
 	draining := new(atomic.Bool)
 	handler := httpapi.NewServer(httpapi.Options{
-		Store:            store,
-		Limiter:          limiter,
-		Telemetry:        tel,
-		Hasher:           auth.NewHasher(auth.OWASP, 0),
-		Tokens:           tokens,
-		Checks:           checks,
-		Draining:         draining,
-		Version:          ver,
-		Limits:           cfg.Limits,
-		MaxBodyBytes:     cfg.MaxBodyBytes,
-		ConcurrencyLimit: cfg.ConcurrencyLimit,
-		CORSOrigins:      cfg.CORSOrigins,
-		TLS:              cfg.TLSCertFile != "",
-		Inject:           inj.Middleware,
+		Store:                 store,
+		Limiter:               limiter,
+		Telemetry:             tel,
+		Hasher:                auth.NewHasher(auth.OWASP, 0),
+		Tokens:                tokens,
+		Checks:                checks,
+		Draining:              draining,
+		Version:               ver,
+		Limits:                cfg.Limits,
+		MaxBodyBytes:          cfg.MaxBodyBytes,
+		ConcurrencyLimit:      cfg.ConcurrencyLimit,
+		ConcurrencyLimitPerIP: cfg.ConcurrencyLimitPerIP,
+		MinBodyRate:           cfg.MinBodyRate,
+		BodyRateGrace:         cfg.MinBodyRateGrace,
+		ReadTimeout:           cfg.ReadTimeout,
+		HashQueue:             cfg.PasswordHashQueue,
+		ReadyCacheTTL:         cfg.ReadyCacheTTL,
+		SystemDetails:         cfg.HealthDetailedSystem,
+		CORSOrigins:           cfg.CORSOrigins,
+		TLS:                   cfg.TLSCertFile != "",
+		Inject:                inj.Middleware,
 	})
 	errorLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	srv := &http.Server{
@@ -130,12 +139,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		ErrorLog:          errorLog,
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+		ConnContext:       httpapi.ConnContext,
 	}
 	if cfg.TLSCertFile != "" {
 		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	} else {
+		// Plain HTTP: watch for requests with two lengths (smuggling).
+		// Under TLS the raw bytes are ciphertext; net/http still takes
+		// Transfer-Encoding and drops Content-Length.
+		ln = httpapi.GuardListener(ln)
 	}
 	admin := &http.Server{
-		Handler:           adminRoutes(tel, inj),
+		Handler:           adminRoutes(tel, inj, cfg.AdminHosts),
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ErrorLog:          errorLog,
 	}
