@@ -209,7 +209,7 @@ func (t *Telemetry) serve(w http.ResponseWriter, r *http.Request, mux Router) {
 				status:     code,
 				durationMS: float64(elapsed.Microseconds()) / 1000,
 				bytes:      st.rw.bytes,
-				clientIP:   clientIP(r.RemoteAddr),
+				clientIP:   ClientIP(r),
 				userAgent:  firstValue(r.Header, "User-Agent"),
 				requestID:  info.id,
 			}
@@ -247,12 +247,13 @@ func hasTraceHeaders(h http.Header) bool {
 }
 
 // maxRequestAttrs bounds what requestAttrs appends.
-const maxRequestAttrs = 12
+const maxRequestAttrs = 13
 
 // requestAttrs appends the HTTP server span attributes (semantic
 // conventions v1.43) to attrs: all of them at once, when the response is
 // known, so that the span copies them in one allocation. client.address is
-// the TCP peer: X-Forwarded-For is not trusted here.
+// ClientIP(r): the TCP peer unless a proxy-aware resolver set another with
+// WithClientIP, in which case network.peer.address keeps the peer.
 func requestAttrs(attrs []attribute.KeyValue, r *http.Request, mi int, re *routeEntry, code int) []attribute.KeyValue {
 	if mi == methodOther {
 		attrs = append(attrs, semconv.HTTPRequestMethodOther, semconv.HTTPRequestMethodOriginal(r.Method))
@@ -274,8 +275,15 @@ func requestAttrs(attrs []attribute.KeyValue, r *http.Request, mi int, re *route
 			attrs = append(attrs, semconv.ServerPort(port))
 		}
 	}
-	// client.address is the peer; network.peer.* would repeat it.
-	if peer, _ := splitHostPort(r.RemoteAddr); peer != "" {
+	// client.address is the peer unless a resolver found the client
+	// behind a proxy; network.peer.address would otherwise repeat it.
+	peer, _ := splitHostPort(r.RemoteAddr)
+	if client, ok := r.Context().Value(clientIPKey{}).(string); ok && client != peer {
+		attrs = append(attrs, semconv.ClientAddress(client))
+		if peer != "" {
+			attrs = append(attrs, semconv.NetworkPeerAddress(peer))
+		}
+	} else if peer != "" {
 		attrs = append(attrs, semconv.ClientAddress(peer))
 	}
 	if ua := firstValue(r.Header, "User-Agent"); ua != "" {
@@ -595,13 +603,27 @@ func appendRequestID(b []byte) []byte {
 	return strconv.AppendUint(b, rand.Uint64()|1<<63, 16) // fixed width: top bit set
 }
 
-// clientIP is the peer address without the port. Proxy headers such as
-// X-Forwarded-For are not trusted here; a deployment behind a proxy should
-// rewrite RemoteAddr in an outer middleware it controls.
-func clientIP(remoteAddr string) string {
-	host, _, err := net.SplitHostPort(remoteAddr)
+// clientIPKey is the context key of WithClientIP.
+type clientIPKey struct{}
+
+// WithClientIP returns ctx carrying ip as the request's client address.
+// A middleware outside Middleware that knows which proxies to trust sets
+// it, so the access log's client_ip, the span's client.address and the
+// application's own uses of ClientIP agree on one resolution; telemetry
+// itself never reads proxy headers.
+func WithClientIP(ctx context.Context, ip string) context.Context {
+	return context.WithValue(ctx, clientIPKey{}, ip)
+}
+
+// ClientIP returns r's client address: the one set with WithClientIP,
+// else the TCP peer's host without the port.
+func ClientIP(r *http.Request) string {
+	if ip, ok := r.Context().Value(clientIPKey{}).(string); ok {
+		return ip
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return remoteAddr
+		return r.RemoteAddr
 	}
 	return host
 }

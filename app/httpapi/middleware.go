@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"net"
 	"net/http"
 	"path"
 	"runtime/debug"
@@ -23,9 +22,11 @@ import (
 //
 //	processTime       X-Process-Time on every response, measured around everything
 //	recoverPanic      last resort, in case telemetry itself panics
+//	resolveClient     client IP behind TRUSTED_PROXIES (X-Forwarded-For, X-Real-IP) (clientip.go)
 //	telemetry         span, request ID, RED metrics, access log (sees every status below)
 //	recoverPanic      handler panics -> 500 problem, logged once with the stack and route
 //	securityHeaders   nosniff, frame DENY, referrer and permissions policy, CSP, HSTS on TLS
+//	allowHost         400 invalid_host for a Host outside ALLOWED_HOSTS, health probes included (hosts.go)
 //	cors              allow-list; answers preflights
 //	refuseAmbiguousFraming  400 and close for Content-Length with Transfer-Encoding (framing.go)
 //	limitBody         414, 431, and 413 past MaxBodyBytes
@@ -48,12 +49,14 @@ func (s *server) chain(mux *http.ServeMux) http.Handler {
 	h = s.limitBody(h)
 	h = s.refuseAmbiguousFraming(h)
 	h = s.corsMiddleware(h)
+	h = s.allowHost(h)
 	h = s.securityHeaders(h)
 	h = s.recoverPanic(h)
 	if s.opts.Inject != nil {
 		h = s.opts.Inject(h)
 	}
 	h = s.tel.Middleware(routed{next: h, mux: mux})
+	h = s.resolveClient(h)
 	h = s.recoverPanic(h)
 	return processTime(s.opts.Now, h)
 }
@@ -477,14 +480,4 @@ func routeOf(pattern string) string {
 		return telemetry.Unmatched
 	}
 	return pattern
-}
-
-// clientIP is the peer's address. X-Forwarded-For is not trusted: behind a
-// proxy, rewrite RemoteAddr in a middleware that knows the proxy.
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }

@@ -36,6 +36,12 @@ func openAPI() map[string]any {
 		codes["414"] = problem("Request URI longer than 8 KiB.")
 		codes["431"] = problem("Request headers larger than 16 KiB.")
 		codes["500"] = problem("Internal error (a recovered panic or an unexpected failure); the body is safe to show.")
+		const badHost = "The Host header is not in ALLOWED_HOSTS (code `invalid_host`)."
+		if c, ok := codes["400"].(m); ok {
+			c["description"] = c["description"].(string) + " Or: " + badHost
+		} else {
+			codes["400"] = problem(badHost)
+		}
 		return codes
 	}
 	// Every non-health route can also answer these.
@@ -230,7 +236,7 @@ func openAPI() map[string]any {
 					"invalid_idempotency_key", "idempotency_key_reused",
 					"validation_failed", "unauthorized", "invalid_token", "invalid_credentials", "not_found", "method_not_allowed",
 					"conflict", "rate_limited", "cors_origin_not_allowed", "client_closed_request", "internal", "unavailable",
-					"overloaded", "not_ready", "shutting_down"}},
+					"overloaded", "not_ready", "shutting_down", "invalid_host"}},
 				"request_id": str("The X-Request-Id of this request; quote it in bug reports."),
 				"errors":     m{"type": "array", "items": obj(m{"field": m{"type": "string"}, "message": m{"type": "string"}}, "field", "message")},
 				"checks":     m{"type": "object", "additionalProperties": m{"type": "string"}},

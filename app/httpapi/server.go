@@ -12,6 +12,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -87,9 +88,15 @@ type Options struct {
 	// goroutines) to /health/detailed. Off by default: the public port
 	// should not describe the host; the admin listener's /metrics has it.
 	SystemDetails bool
-	CORSOrigins   []string      // allowed origins; "*" allows any; empty allows none
-	TLS           bool          // sets Strict-Transport-Security
-	CheckTimeout  time.Duration // per readiness run; default 2s
+	CORSOrigins   []string // allowed origins; "*" allows any; empty allows none
+	// TrustedProxies are the peers whose X-Forwarded-For and X-Real-IP
+	// name the client (rate limits, access log, spans); empty trusts none.
+	TrustedProxies []netip.Prefix
+	// AllowedHosts are the Host names (ParseAllowedHosts) answered;
+	// any other gets 400 invalid_host. Empty answers any host.
+	AllowedHosts []string
+	TLS          bool          // sets Strict-Transport-Security
+	CheckTimeout time.Duration // per readiness run; default 2s
 	// Inject, when set, wraps the chain just inside the telemetry
 	// middleware, so the latency and 5xx it injects (app/fault) are
 	// measured like real ones.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -43,11 +44,17 @@ type config struct {
 	JWTSecret         telemetry.Secret
 	JWTTTL            time.Duration
 	CORSOrigins       []string
-	RateLimitEnabled  bool
-	Limits            httpapi.Limits
-	MaxBodyBytes      int64
-	MaxHeaderBytes    int
-	ConcurrencyLimit  int
+	// TrustedProxies are the peers whose X-Forwarded-For / X-Real-IP name
+	// the client.
+	TrustedProxies []netip.Prefix
+	// AllowedHosts are the Host names the public listener answers; empty
+	// means any.
+	AllowedHosts     []string
+	RateLimitEnabled bool
+	Limits           httpapi.Limits
+	MaxBodyBytes     int64
+	MaxHeaderBytes   int
+	ConcurrencyLimit int
 	// ConcurrencyLimitPerIP is the in-flight bound per client IP; 0 means
 	// none.
 	ConcurrencyLimitPerIP int
@@ -108,6 +115,8 @@ var settings = []setting{
 	{"jwt-secret", "JWT_SECRET", "", "HS256 key, at least 32 bytes; required in production"},
 	{"jwt-ttl", "JWT_TTL", "30m", "access token lifetime"},
 	{"cors-origins", "CORS_ORIGINS", "", "comma-separated allowed origins (* for any); none by default"},
+	{"trusted-proxies", "TRUSTED_PROXIES", "", "comma-separated CIDRs of proxies whose X-Forwarded-For (right-most untrusted entry), then X-Real-IP, name the client; none by default"},
+	{"allowed-hosts", "ALLOWED_HOSTS", "", "comma-separated Host names answered (*.example.com for subdomains; list the pod IP for probes); any by default"},
 	{"rate-limit-enabled", "RATE_LIMIT_ENABLED", "true", "false disables every rate limit (load tests)"},
 	{"rate-limit-anonymous", "RATE_LIMIT_ANONYMOUS", "100/1s:200", "per client IP on anonymous routes: RATE/PERIOD[:BURST], or off"},
 	{"rate-limit-user", "RATE_LIMIT_USER", "100/1s:200", "per user on authenticated routes: RATE/PERIOD[:BURST], or off"},
@@ -332,6 +341,12 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		}
 		c.CORSOrigins = append(c.CORSOrigins, strings.TrimSuffix(o, "/"))
 	}
+	if c.TrustedProxies, err = httpapi.ParseTrustedProxies(get("TRUSTED_PROXIES")); err != nil {
+		bad("TRUSTED_PROXIES", "%v", err)
+	}
+	if c.AllowedHosts, err = httpapi.ParseAllowedHosts(get("ALLOWED_HOSTS")); err != nil {
+		bad("ALLOWED_HOSTS", "%v", err)
+	}
 	// OTEL_* are telemetry's; checked here so that they are reported with
 	// the rest.
 	c.Getenv = func(k string) string {
@@ -441,6 +456,7 @@ func (c config) LogValue() slog.Value {
 		slog.Bool("rate_limit_enabled", c.RateLimitEnabled), slog.Int64("max_body_bytes", c.MaxBodyBytes),
 		slog.Int("concurrency_limit", c.ConcurrencyLimit), slog.Int("concurrency_limit_per_ip", c.ConcurrencyLimitPerIP),
 		slog.Int64("min_body_rate", c.MinBodyRate), slog.String("shutdown_timeout", c.ShutdownTimeout.String()),
-		slog.Bool("tls", c.TLSCertFile != ""),
+		slog.Bool("tls", c.TLSCertFile != ""), slog.Int("trusted_proxies", len(c.TrustedProxies)),
+		slog.String("allowed_hosts", strings.Join(c.AllowedHosts, ",")),
 	)
 }

@@ -126,6 +126,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		ReadyCacheTTL:         cfg.ReadyCacheTTL,
 		SystemDetails:         cfg.HealthDetailedSystem,
 		CORSOrigins:           cfg.CORSOrigins,
+		TrustedProxies:        cfg.TrustedProxies,
+		AllowedHosts:          cfg.AllowedHosts,
 		TLS:                   cfg.TLSCertFile != "",
 		Inject:                inj.Middleware,
 	})
