@@ -22,6 +22,7 @@ import (
 //
 //	processTime       X-Process-Time on every response, measured around everything
 //	recoverPanic      last resort, in case telemetry itself panics
+//	compress          gzip for bodies >= 1 KiB when the client accepts it; Vary: Accept-Encoding (compress.go)
 //	resolveClient     client IP behind TRUSTED_PROXIES (X-Forwarded-For, X-Real-IP) (clientip.go)
 //	telemetry         span, request ID, RED metrics, access log (sees every status below)
 //	recoverPanic      handler panics -> 500 problem, logged once with the stack and route
@@ -57,6 +58,7 @@ func (s *server) chain(mux *http.ServeMux) http.Handler {
 	}
 	h = s.tel.Middleware(routed{next: h, mux: mux})
 	h = s.resolveClient(h)
+	h = compress(h)
 	h = s.recoverPanic(h)
 	return processTime(s.opts.Now, h)
 }
