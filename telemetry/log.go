@@ -190,8 +190,8 @@ func (h contextHandler) WithGroup(name string) slog.Handler {
 }
 
 // newLogger builds the logger described by cfg and, when it writes a log
-// file, a func that closes it.
-func newLogger(cfg Config) (*slog.Logger, func(context.Context) error, error) {
+// file, a func that closes it and one that reopens it.
+func newLogger(cfg Config) (*slog.Logger, func(context.Context) error, func() error, error) {
 	w := cfg.LogWriter
 	if w == nil {
 		w = os.Stdout
@@ -234,13 +234,13 @@ func newLogger(cfg Config) (*slog.Logger, func(context.Context) error, error) {
 	case "text", "tint":
 		base = NewTextHandler(w, level, terminal)
 	default:
-		return nil, nil, fmt.Errorf("log format %q: want auto, json or text", cfg.LogFormat)
+		return nil, nil, nil, fmt.Errorf("log format %q: want auto, json or text", cfg.LogFormat)
 	}
 	if cfg.LogFile == "" {
 		if len(closers) == 0 {
-			return slog.New(base), nil, nil
+			return slog.New(base), nil, nil, nil
 		}
-		return slog.New(base), closeAll, nil
+		return slog.New(base), closeAll, nil, nil
 	}
 	size, backups := cfg.LogFileMaxSizeMB, cfg.LogFileMaxBackups
 	if size <= 0 {
@@ -252,12 +252,15 @@ func newLogger(cfg Config) (*slog.Logger, func(context.Context) error, error) {
 	lj := &lumberjack.Logger{Filename: cfg.LogFile, MaxSize: size, MaxBackups: backups}
 	// Fail at start-up, not on the first record, when the file is unwritable.
 	if _, err := lj.Write(nil); err != nil {
-		return nil, nil, fmt.Errorf("log file %q: %w", cfg.LogFile, err)
+		return nil, nil, nil, fmt.Errorf("log file %q: %w", cfg.LogFile, err)
 	}
 	file := NewJSONHandler(buffered(lj), level)
 	closers = append(closers, lj.Close) // after the buffer's flush
+	// Closing lumberjack's file makes its next write open LOG_FILE again:
+	// after logrotate has renamed it, a new file at the same path.
+	reopen := lj.Close
 	if !cfg.LogFileTee {
-		return slog.New(file), closeAll, nil
+		return slog.New(file), closeAll, reopen, nil
 	}
-	return slog.New(newTeeHandler(base, file)), closeAll, nil
+	return slog.New(newTeeHandler(base, file)), closeAll, reopen, nil
 }

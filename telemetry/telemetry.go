@@ -98,8 +98,22 @@ type Telemetry struct {
 	routes     *routeSet
 	system     *systemSampler
 
+	reopenLog func() error // nil without LogFile
+
 	mu          sync.Mutex // guards shutdownFns
 	shutdownFns []func(context.Context) error
+}
+
+// ReopenLogFile closes Config.LogFile so that the next record opens the
+// path again: call it on SIGHUP after logrotate has moved the file away
+// (the usual "create" mode, no copytruncate). Records buffered by
+// LogBufferBytes reach whichever file is open when they are flushed.
+// Without a LogFile it does nothing. Safe for concurrent use.
+func (t *Telemetry) ReopenLogFile() error {
+	if t.reopenLog == nil {
+		return nil
+	}
+	return t.reopenLog()
 }
 
 // New builds the telemetry stack from cfg and the OTEL_* variables read
@@ -128,7 +142,7 @@ func New(ctx context.Context, cfg Config) (*Telemetry, error) {
 	}
 
 	var errs []error
-	logger, closeLog, err := newLogger(cfg)
+	logger, closeLog, reopenLog, err := newLogger(cfg)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -144,6 +158,7 @@ func New(ctx context.Context, cfg Config) (*Telemetry, error) {
 		return nil, fmt.Errorf("telemetry config: %w", errors.Join(errs...))
 	}
 	t.Logger = logger
+	t.reopenLog = reopenLog
 	t.distrust = tcfg.distrust
 	if cfg.MaxRoutes <= 0 {
 		cfg.MaxRoutes = 1000

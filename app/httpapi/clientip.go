@@ -10,40 +10,66 @@ import (
 	"github.com/glasshouse-dev/glasshouse/telemetry"
 )
 
-// ParseTrustedProxies reads a comma-separated list of CIDRs or single
-// addresses (e.g. "10.0.0.0/8, 192.168.1.7, fd00::/8"); empty means none.
-func ParseTrustedProxies(s string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
+// Proxies are the peers trusted to name the client in X-Forwarded-For and
+// X-Real-IP. The zero value trusts none.
+type Proxies struct {
+	Prefixes []netip.Prefix
+	// Unix trusts every peer connected over a Unix socket: the socket
+	// file's mode decides who may connect (a local proxy).
+	Unix bool
+}
+
+// Empty reports whether no peer is trusted.
+func (ps Proxies) Empty() bool { return len(ps.Prefixes) == 0 && !ps.Unix }
+
+// ParseTrustedProxies reads a comma-separated list of CIDRs, single
+// addresses and the word "unix" (peers on a Unix socket), e.g.
+// "10.0.0.0/8, 192.168.1.7, fd00::/8, unix"; empty means none.
+func ParseTrustedProxies(s string) (Proxies, error) {
+	var out Proxies
 	for _, f := range strings.Split(s, ",") {
 		if f = strings.TrimSpace(f); f == "" {
 			continue
 		}
+		if f == "unix" {
+			out.Unix = true
+			continue
+		}
 		if p, err := netip.ParsePrefix(f); err == nil {
-			out = append(out, p.Masked())
+			out.Prefixes = append(out.Prefixes, p.Masked())
 			continue
 		}
 		a, err := netip.ParseAddr(f)
 		if err != nil {
-			return nil, fmt.Errorf("%q is not a CIDR (like 10.0.0.0/8) or an IP address", f)
+			return Proxies{}, fmt.Errorf("%q is not a CIDR (like 10.0.0.0/8), an IP address or unix", f)
 		}
 		a = a.Unmap()
-		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+		out.Prefixes = append(out.Prefixes, netip.PrefixFrom(a, a.BitLen()))
 	}
 	return out, nil
 }
 
-// proxies resolves the client address of requests that arrive through
-// trusted proxies.
-type proxies []netip.Prefix
-
-func (ps proxies) trusted(a netip.Addr) bool {
+func (ps Proxies) trusted(a netip.Addr) bool {
 	a = a.Unmap()
-	for _, p := range ps {
+	for _, p := range ps.Prefixes {
 		if p.Contains(a) {
 			return true
 		}
 	}
 	return false
+}
+
+// trustedPeer reports whether r's TCP (or Unix socket) peer is trusted.
+func (ps Proxies) trustedPeer(r *http.Request) bool {
+	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok && la.Network() == "unix" {
+		return ps.Unix
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	peer, err := netip.ParseAddr(host)
+	return err == nil && ps.trusted(peer)
 }
 
 // parseHop reads one X-Forwarded-For entry: an address, optionally with a
@@ -70,13 +96,8 @@ func parseHop(s string) (netip.Addr, bool) {
 // without a usable X-Forwarded-For, X-Real-IP. An entry that is not an
 // address stops the walk: what lies left of it cannot be trusted, so the
 // client is the last proxy that wrote a valid one.
-func (ps proxies) clientOf(r *http.Request) (string, bool) {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	peer, err := netip.ParseAddr(host)
-	if err != nil || !ps.trusted(peer) {
+func (ps Proxies) clientOf(r *http.Request) (string, bool) {
+	if !ps.trustedPeer(r) {
 		return "", false
 	}
 	var client netip.Addr
@@ -114,8 +135,8 @@ walk:
 // log and the span read it. Without trusted proxies it is not in the
 // chain: the TCP peer is the client.
 func (s *server) resolveClient(next http.Handler) http.Handler {
-	ps := proxies(s.opts.TrustedProxies)
-	if len(ps) == 0 {
+	ps := s.opts.TrustedProxies
+	if ps.Empty() {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -18,7 +18,7 @@ func TestClientOf(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ps := proxies(trusted)
+	ps := trusted
 	for _, tc := range []struct {
 		name, remote string
 		xff          []string
@@ -64,10 +64,14 @@ func TestClientOf(t *testing.T) {
 }
 
 func TestParseTrustedProxies(t *testing.T) {
-	got, err := ParseTrustedProxies(" 10.0.0.0/8,127.0.0.1,, ::1 , 172.16.5.4/12")
+	ps, err := ParseTrustedProxies(" 10.0.0.0/8,127.0.0.1,, ::1 , 172.16.5.4/12, unix")
 	if err != nil {
 		t.Fatal(err)
 	}
+	if !ps.Unix {
+		t.Error("unix not parsed")
+	}
+	got := ps.Prefixes
 	want := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("127.0.0.1/32"),
 		netip.MustParsePrefix("::1/128"), netip.MustParsePrefix("172.16.0.0/12")}
 	if len(got) != len(want) {

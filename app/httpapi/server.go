@@ -12,7 +12,6 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -91,7 +90,7 @@ type Options struct {
 	CORSOrigins   []string // allowed origins; "*" allows any; empty allows none
 	// TrustedProxies are the peers whose X-Forwarded-For and X-Real-IP
 	// name the client (rate limits, access log, spans); empty trusts none.
-	TrustedProxies []netip.Prefix
+	TrustedProxies Proxies
 	// AllowedHosts are the Host names (ParseAllowedHosts) answered;
 	// any other gets 400 invalid_host. Empty answers any host.
 	AllowedHosts []string

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -23,7 +22,10 @@ import (
 // config is every setting of the API server. parseConfig is the only place
 // that reads flags, the environment and the .env file.
 type config struct {
-	Addr, AdminAddr   string
+	Addr, AdminAddr string
+	// SocketMode is the permission of the Unix socket ADDR=unix:PATH
+	// creates.
+	SocketMode        os.FileMode
 	AppEnv            string
 	LogLevel          slog.Level
 	LogFormat         string
@@ -46,7 +48,7 @@ type config struct {
 	CORSOrigins       []string
 	// TrustedProxies are the peers whose X-Forwarded-For / X-Real-IP name
 	// the client.
-	TrustedProxies []netip.Prefix
+	TrustedProxies httpapi.Proxies
 	// AllowedHosts are the Host names the public listener answers; empty
 	// means any.
 	AllowedHosts     []string
@@ -87,7 +89,8 @@ type setting struct {
 }
 
 var settings = []setting{
-	{"addr", "ADDR", ":8080", "public listen address"},
+	{"addr", "ADDR", ":8080", "public listen address: host:port, or unix:/path/to/api.sock for a Unix socket"},
+	{"unix-socket-mode", "UNIX_SOCKET_MODE", "0660", "permission (octal) of the Unix socket ADDR=unix:PATH creates: who may connect"},
 	{"admin-addr", "ADMIN_ADDR", "127.0.0.1:8081", "admin listen address (/metrics, /debug/pprof/); keep it private"},
 	{"admin-hosts", "ADMIN_HOSTS", "", "comma-separated host names the admin listener answers besides IP addresses and localhost (e.g. the name Prometheus scrapes it by)"},
 	{"env", "APP_ENV", "development", "environment: development or production"},
@@ -115,7 +118,7 @@ var settings = []setting{
 	{"jwt-secret", "JWT_SECRET", "", "HS256 key, at least 32 bytes; required in production"},
 	{"jwt-ttl", "JWT_TTL", "30m", "access token lifetime"},
 	{"cors-origins", "CORS_ORIGINS", "", "comma-separated allowed origins (* for any); none by default"},
-	{"trusted-proxies", "TRUSTED_PROXIES", "", "comma-separated CIDRs of proxies whose X-Forwarded-For (right-most untrusted entry), then X-Real-IP, name the client; none by default"},
+	{"trusted-proxies", "TRUSTED_PROXIES", "", "comma-separated CIDRs (and unix, for peers on a Unix socket) of proxies whose X-Forwarded-For (right-most untrusted entry), then X-Real-IP, name the client; none by default"},
 	{"allowed-hosts", "ALLOWED_HOSTS", "", "comma-separated Host names answered (*.example.com for subdomains; list the pod IP for probes); any by default"},
 	{"rate-limit-enabled", "RATE_LIMIT_ENABLED", "true", "false disables every rate limit (load tests)"},
 	{"rate-limit-anonymous", "RATE_LIMIT_ANONYMOUS", "100/1s:200", "per client IP on anonymous routes: RATE/PERIOD[:BURST], or off"},
@@ -310,6 +313,14 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if c.Addr == "" {
 		bad("ADDR", "must not be empty")
 	}
+	if p, ok := strings.CutPrefix(c.Addr, "unix:"); ok && p == "" {
+		bad("ADDR", "unix: needs a socket path, like unix:/run/glasshouse/api.sock")
+	}
+	if m, err := strconv.ParseUint(get("UNIX_SOCKET_MODE"), 8, 32); err != nil || m > 0o777 {
+		bad("UNIX_SOCKET_MODE", "%q is not an octal permission like 0660", get("UNIX_SOCKET_MODE"))
+	} else {
+		c.SocketMode = os.FileMode(m)
+	}
 	if c.AdminAddr != "" && c.AdminAddr == c.Addr {
 		bad("ADMIN_ADDR", "must differ from ADDR: /metrics and /debug/pprof/ never share the public port")
 	}
@@ -456,7 +467,8 @@ func (c config) LogValue() slog.Value {
 		slog.Bool("rate_limit_enabled", c.RateLimitEnabled), slog.Int64("max_body_bytes", c.MaxBodyBytes),
 		slog.Int("concurrency_limit", c.ConcurrencyLimit), slog.Int("concurrency_limit_per_ip", c.ConcurrencyLimitPerIP),
 		slog.Int64("min_body_rate", c.MinBodyRate), slog.String("shutdown_timeout", c.ShutdownTimeout.String()),
-		slog.Bool("tls", c.TLSCertFile != ""), slog.Int("trusted_proxies", len(c.TrustedProxies)),
+		slog.Bool("tls", c.TLSCertFile != ""), slog.Int("trusted_proxies", len(c.TrustedProxies.Prefixes)),
+		slog.Bool("trusted_proxies_unix", c.TrustedProxies.Unix),
 		slog.String("allowed_hosts", strings.Join(c.AllowedHosts, ",")),
 	)
 }

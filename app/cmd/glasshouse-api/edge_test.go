@@ -10,11 +10,11 @@ import (
 
 func TestProxyAndHostSettings(t *testing.T) {
 	c, err := parseConfig([]string{"api", "-env-file="}, envOf(map[string]string{
-		"TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.1", "ALLOWED_HOSTS": "api.example.com,*.example.org"}), io.Discard)
+		"TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.1, unix", "ALLOWED_HOSTS": "api.example.com,*.example.org"}), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := len(c.TrustedProxies); got != 2 {
+	if got := len(c.TrustedProxies.Prefixes); got != 2 || !c.TrustedProxies.Unix {
 		t.Errorf("TrustedProxies = %v, want 2 prefixes", c.TrustedProxies)
 	}
 	if got := strings.Join(c.AllowedHosts, ","); got != "api.example.com,*.example.org" {

@@ -10,9 +10,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"runtime/debug"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/glasshouse-dev/glasshouse/app/auth"
@@ -61,6 +64,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	}()
 	log := tel.Logger
 
+	// SIGHUP reopens LOG_FILE (logrotate's postrotate) instead of ending
+	// the process, which is what it would do by default.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	hupDone := make(chan struct{})
+	defer func() { signal.Stop(hup); close(hupDone) }()
+	go func() {
+		for {
+			select {
+			case <-hup:
+				if err := tel.ReopenLogFile(); err != nil {
+					log.Error("SIGHUP: reopen log file", slog.String("err", err.Error()))
+				} else {
+					log.Info("SIGHUP: log file reopened", slog.String("log_file", cfg.LogFile))
+				}
+			case <-hupDone:
+				return
+			}
+		}
+	}()
+
 	key := []byte(cfg.JWTSecret.Reveal())
 	if len(key) == 0 {
 		key = []byte(auth.DevelopmentKey)
@@ -93,7 +117,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 
 	// Listen before serving so that address problems are reported at once
 	// and tests can use port 0.
-	ln, err := net.Listen("tcp", cfg.Addr)
+	ln, err := listen(cfg.Addr, cfg.SocketMode)
 	if err != nil {
 		return fmt.Errorf("ADDR: %w", err)
 	}
@@ -211,13 +235,50 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	return runErr
 }
 
+// listen opens the public listener: TCP, or for "unix:PATH" a Unix socket
+// whose file gets mode (who may connect; put it in a directory only the
+// service and its proxy can reach, since the mode is applied just after
+// the socket is created). A socket file left by a process that died is
+// replaced; a live socket or any other file at PATH is an error. Closing
+// the listener removes the file.
+func listen(addr string, mode os.FileMode) (net.Listener, error) {
+	path, ok := strings.CutPrefix(addr, "unix:")
+	if !ok {
+		return net.Listen("tcp", addr)
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("%s exists and is not a socket", path)
+		}
+		if c, err := net.Dial("unix", path); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("%s: another process is listening on it", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("remove stale socket: %w", err)
+		}
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("chmod %s: %w", path, err)
+	}
+	return ln, nil
+}
+
 // runHealth GETs /health/live and returns an error unless it answers 200:
 // a HEALTHCHECK for images without a shell or curl.
 func runHealth(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("health", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	def := "http://127.0.0.1:8080/health/live"
-	if addr := getenv("ADDR"); addr != "" {
+	socket, onSocket := strings.CutPrefix(getenv("ADDR"), "unix:")
+	if onSocket {
+		def = "http://localhost/health/live"
+	} else if addr := getenv("ADDR"); addr != "" {
 		host, port, err := net.SplitHostPort(addr)
 		if err == nil {
 			if host == "" || host == "0.0.0.0" || host == "::" {
@@ -241,10 +302,16 @@ func runHealth(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return fmt.Errorf("health: %w", err)
 	}
-	client := &http.Client{Transport: &http.Transport{
+	tr := &http.Transport{
 		// A local self-signed certificate must not fail the probe.
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: strings.HasPrefix(*url, "https://127.0.0.1")},
-	}}
+	}
+	if onSocket && *url == def {
+		tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", socket)
+		}
+	}
+	client := &http.Client{Transport: tr}
 	resp, err := client.Do(req)
 	if err != nil {
 		return fmt.Errorf("health: %w", err)
