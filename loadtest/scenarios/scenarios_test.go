@@ -206,12 +206,22 @@ func startAPI(t *testing.T) string {
 }
 
 // TestSmokeAgainstTheAPI starts the real API and runs the smoke scenario
-// for a few seconds: every check and both SLO thresholds must pass.
+// for a few seconds. It asserts correctness only: the run exits 0, every
+// check passes, no request fails and the summary shows the workload. The
+// latency SLO is not asserted here: on a shared CI machine one request
+// slowed by a parallel compile would fail it (a few dozen requests cannot
+// judge a 99% objective); `make slo-gate` judges it alone, over 1,000+
+// requests.
 func TestSmokeAgainstTheAPI(t *testing.T) {
 	target := startAPI(t)
 	test, err := Build("smoke", Config{Target: target, SLO: spec(t), Duration: 3 * time.Second, VUs: 2, Users: 2})
 	if err != nil {
 		t.Fatal(err)
+	}
+	for sel := range test.Thresholds {
+		if strings.HasPrefix(sel, "slo_") { // the latency SLIs
+			delete(test.Thresholds, sel)
+		}
 	}
 	var log bytes.Buffer
 	res, err := loadtest.Run(t.Context(), test, loadtest.RunOptions{Log: &log})
@@ -219,17 +229,25 @@ func TestSmokeAgainstTheAPI(t *testing.T) {
 	if res != nil {
 		res.WriteSummary(&summary)
 	}
-	if err != nil {
-		t.Fatalf("smoke failed: %v\n%s\n%s", err, log.String(), summary.String())
+	if code := loadtest.ExitCode(err); code != 0 {
+		t.Fatalf("smoke exit code %d: %v\n%s\n%s", code, err, log.String(), summary.String())
 	}
 	reqs, _ := res.Value("http_reqs{scenario:smoke}", "count")
 	checks, _ := res.Aggregate("checks")
 	if reqs < 10 || checks.Count < 10 || checks.Passes != checks.Count {
 		t.Errorf("smoke sent %v requests with %d/%d checks passing; want a real workload, all passing\n%s", reqs, checks.Passes, checks.Count, summary.String())
 	}
+	if failed, _ := res.Aggregate("http_req_failed"); failed.Count == 0 || failed.Passes != 0 {
+		t.Errorf("http_req_failed = %d of %d, want 0 of at least one\n%s", failed.Passes, failed.Count, summary.String())
+	}
 	for _, name := range []string{"/api/v1/items", "/api/v1/items/{id}"} {
 		if n, _ := res.Value(fmt.Sprintf("http_reqs{name:%s}", name), "count"); n == 0 {
 			t.Errorf("no requests named %s\n%s", name, summary.String())
+		}
+	}
+	for _, want := range []string{"█ TOTAL RESULTS", "checks_succeeded", "http_req_failed", "smoke (constant-vus"} {
+		if !strings.Contains(summary.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, summary.String())
 		}
 	}
 	t.Logf("smoke summary:\n%s", summary.String())
