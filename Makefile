@@ -56,6 +56,10 @@ gameday: ## Inject faults into a live API under real Prometheus + Alertmanager a
 load: ## Run the smoke/average load scenario against a running API (TARGET, default http://127.0.0.1:8080).
 	$(GO) build -o $(BIN)/glasshouse-load ./loadtest/cmd/glasshouse-load && $(BIN)/glasshouse-load -target $${TARGET:-http://127.0.0.1:8080} -scenario $${SCENARIO:-average} $${LOAD_FLAGS:-}
 
+.PHONY: slo-gate
+slo-gate: ## Judge the SLOs: the API alone under the average scenario (1,000+ requests), thresholds from alerts/slo.yaml, client vs server metrics; exit 99 on a miss.
+	./loadtest/slo-gate.sh
+
 .PHONY: bench-loadgen
 bench-loadgen: ## Compare the load engine with wrk and hey on loopback (prints a ratio table).
 	./loadtest/bench/run.sh

@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/glasshouse-dev/glasshouse/alerts"
 	"github.com/glasshouse-dev/glasshouse/alerts/slo"
 	"github.com/glasshouse-dev/glasshouse/loadtest"
 	"github.com/glasshouse-dev/glasshouse/loadtest/promexport"
@@ -39,6 +40,9 @@ type config struct {
 	noPhases                     bool
 	trendStats                   string
 	cpuProfile                   string
+	serverMetrics                string
+	minRequests                  int
+	report                       string
 }
 
 type tagFlag map[string]string
@@ -65,7 +69,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	}
 	fs.StringVar(&c.target, "target", env("TARGET", "http://127.0.0.1:8080"), "API base URL (env TARGET)")
 	fs.StringVar(&c.scenario, "scenario", env("SCENARIO", "smoke"), "API scenario: "+strings.Join(scenarios.Names(), ", ")+" (env SCENARIO)")
-	fs.StringVar(&c.sloPath, "slo", env("SLO_FILE", "alerts/slo.yaml"), "SLO spec the thresholds are derived from (env SLO_FILE)")
+	fs.StringVar(&c.sloPath, "slo", env("SLO_FILE", ""), "SLO spec the thresholds are derived from (env SLO_FILE; default the alerts/slo.yaml built into the binary)")
 	fs.IntVar(&c.users, "users", 0, "users signed up and logged in during setup (default per scenario)")
 	fs.IntVar(&c.rate, "rate", 0, "iterations per second: steady rate of arrival-rate scenarios, peak of spike/breakpoint; with -url, 0 runs a closed loop")
 	fs.IntVar(&c.vus, "vus", 0, "VUs of the smoke scenario; with -url, pre-allocated VUs (default 50)")
@@ -83,6 +87,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.BoolVar(&c.noProgress, "no-progress", false, "no live progress line (it is also off when stderr is not a terminal or CI is set)")
 	fs.StringVar(&c.trendStats, "summary-trend-stats", "", "trend columns of the summary, e.g. avg,min,med,max,p(90),p(95),p(99)")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write the generator's CPU profile to this file (go tool pprof)")
+	fs.StringVar(&c.serverMetrics, "server-metrics", "", "the target's Prometheus endpoint (e.g. http://127.0.0.1:8081/metrics): scraped before and after the run, its request count, 5xx ratio and p99 are printed next to the client's and must agree")
+	fs.IntVar(&c.minRequests, "min-requests", 0, "fail when fewer requests completed (too few to judge an SLO)")
 	fs.BoolVar(&c.noPhases, "no-http-phases", false, "skip per-request tracing (no blocked/connecting/sending/waiting/receiving trends)")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -102,8 +108,13 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 			errs = append(errs, fmt.Errorf("-url %q: want http(s)://host[:port]/path", c.url))
 		}
 	}
-	if c.users < 0 || c.rate < 0 || c.vus < 0 || c.maxVUs < 0 || c.duration < 0 {
-		errs = append(errs, errors.New("-users, -rate, -vus, -max-vus and -duration must not be negative"))
+	if c.users < 0 || c.rate < 0 || c.vus < 0 || c.maxVUs < 0 || c.duration < 0 || c.minRequests < 0 {
+		errs = append(errs, errors.New("-users, -rate, -vus, -max-vus, -duration and -min-requests must not be negative"))
+	}
+	if c.serverMetrics != "" {
+		if u, err := url.Parse(c.serverMetrics); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("-server-metrics %q: want http(s)://host:port/metrics", c.serverMetrics))
+		}
 	}
 	if c.out != "" && !strings.HasPrefix(c.out, "json=") {
 		errs = append(errs, fmt.Errorf("-out %q: want json=FILE", c.out))
@@ -192,10 +203,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		}
 		defer pprof.StopCPUProfile()
 	}
+	scrape := &http.Client{Timeout: 10 * time.Second}
+	var before serverView
+	if c.serverMetrics != "" {
+		if before, err = scrapeServer(ctx, scrape, c.serverMetrics); err != nil {
+			return fmt.Errorf("-server-metrics before the run: %w", err)
+		}
+	}
 	res, runErr := rn.Run(ctx)
 	if res != nil {
 		if !c.quiet && !c.noSummary {
 			res.WriteSummary(stdout)
+		}
+		if err := checkRequests(ctx, c, scrape, before, rn, res, stdout); err != nil && runErr == nil {
+			runErr = err
 		}
 		if c.summaryExport != "" {
 			if err := writeSummary(c.summaryExport, res); err != nil && runErr == nil {
@@ -213,6 +234,28 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return fmt.Errorf("thresholds on metrics '%s' have been crossed: %w", strings.Join(metrics, ", "), loadtest.ErrThresholdsFailed)
 	}
 	return runErr
+}
+
+// checkRequests applies -min-requests and -server-metrics to a finished
+// run.
+func checkRequests(ctx context.Context, c config, scrape *http.Client, before serverView, rn *loadtest.Runner, res *loadtest.Result, stdout io.Writer) error {
+	if c.minRequests == 0 && c.serverMetrics == "" {
+		return nil
+	}
+	cv := newClientView(rn, res)
+	if c.serverMetrics != "" {
+		after, err := serverAfter(context.WithoutCancel(ctx), scrape, c.serverMetrics, before, cv.completed, 5*time.Second)
+		if err != nil {
+			return fmt.Errorf("-server-metrics after the run: %w", err)
+		}
+		if err := compareViews(stdout, cv, after); err != nil {
+			return err
+		}
+	}
+	if cv.completed < uint64(c.minRequests) {
+		return fmt.Errorf("%d requests completed, fewer than -min-requests %d: too few to judge the objectives", cv.completed, c.minRequests)
+	}
+	return nil
 }
 
 func writeSummary(path string, res *loadtest.Result) error {
@@ -263,7 +306,13 @@ func buildTest(c config) (loadtest.Test, error) {
 			Options: loadtest.Options{DiscardResponseBodies: true},
 		}, nil
 	}
-	spec, err := slo.Load(c.sloPath)
+	var spec slo.Spec
+	var err error
+	if c.sloPath == "" {
+		spec, err = slo.Parse(alerts.SLOSpec())
+	} else {
+		spec, err = slo.Load(c.sloPath)
+	}
 	if err != nil {
 		return loadtest.Test{}, fmt.Errorf("-slo: %w", err)
 	}

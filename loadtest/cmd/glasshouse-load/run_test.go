@@ -28,6 +28,8 @@ func TestBadFlagsExit104(t *testing.T) {
 		{"-prometheus", "-prometheus-addr", "nope"},
 		{"extra"},
 		{"-slo", "/does/not/exist.yaml"},
+		{"-server-metrics", "localhost:8081/metrics"},
+		{"-min-requests", "-1"},
 		// A URL the client can never request is a config error before the
 		// run, not a run of instant request errors that exits 0.
 		{"-url", "ftp://example.com/", "-duration", "1s", "-vus", "1"},

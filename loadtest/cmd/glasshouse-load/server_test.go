@@ -1,0 +1,118 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/glasshouse-dev/glasshouse/loadtest"
+)
+
+// instrumentedServer starts a loopback server that records every request
+// it serves in a real client_golang histogram named as the API's, with the
+// API's buckets, and serves it on a separate metrics listener. skip says
+// which requests the server leaves unrecorded (a server whose metrics
+// under-count).
+func instrumentedServer(t *testing.T, status int, skip func(n int64) bool) (target, metrics string) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    serverMetric,
+		Buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10},
+	}, []string{"method", "route", "code"})
+	reg.MustRegister(h)
+	var n atomic.Int64
+	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(status)
+		io.WriteString(w, "ok")
+		if !skip(n.Add(1)) {
+			h.WithLabelValues(r.Method, "/", strconv.Itoa(status)).Observe(0.001)
+		}
+	})
+	serve := func(h http.Handler) string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &http.Server{Handler: h}
+		go srv.Serve(ln)
+		t.Cleanup(func() { srv.Close() })
+		return "http://" + ln.Addr().String()
+	}
+	return serve(app), serve(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})) + "/metrics"
+}
+
+func TestServerMetricsAgreeWithTheClient(t *testing.T) {
+	tests := []struct {
+		name     string
+		status   int
+		skip     func(int64) bool
+		wantErr  error
+		wantCode int
+		want     []string
+	}{
+		{"agree", 200, func(int64) bool { return false }, nil, 0,
+			[]string{"completed requests   40 ", "5xx responses        0 (0.00%)", "in (0, 5ms]", "✓ client and server agree"}},
+		{"5xx counted on both sides", 503, func(int64) bool { return false }, nil, 0,
+			[]string{"5xx responses        40 (100.00%)                 40 (100.00%)", "✓ client and server agree"}},
+		{"server misses requests", 200, func(n int64) bool { return n%10 == 0 }, errServerDisagrees, 1,
+			[]string{"completed requests   40                           36 "}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			target, metrics := instrumentedServer(t, tt.status, tt.skip)
+			var stdout, stderr bytes.Buffer
+			err := run(t.Context(), []string{"glasshouse-load", "-url", target, "-rate", "40", "-vus", "2", "-duration", "1s",
+				"-server-metrics", metrics}, env(map[string]string{"CI": "1"}), nil, &stdout, &stderr)
+			if !errors.Is(err, tt.wantErr) || loadtest.ExitCode(err) != tt.wantCode {
+				t.Fatalf("err = %v (exit %d), want %v (exit %d)\n%s", err, loadtest.ExitCode(err), tt.wantErr, tt.wantCode, stdout.String())
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(stdout.String(), w) {
+					t.Errorf("output lacks %q:\n%s", w, stdout.String())
+				}
+			}
+		})
+	}
+}
+
+func TestMinRequests(t *testing.T) {
+	target, _ := instrumentedServer(t, 200, func(int64) bool { return false })
+	err := run(t.Context(), []string{"glasshouse-load", "-url", target, "-rate", "20", "-vus", "1", "-duration", "1s",
+		"-min-requests", "1000", "-quiet"}, env(nil), nil, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "20 requests completed, fewer than -min-requests 1000") || loadtest.ExitCode(err) != 1 {
+		t.Errorf("err = %v (exit %d), want a -min-requests failure", err, loadtest.ExitCode(err))
+	}
+}
+
+func TestServerViewQuantileBucket(t *testing.T) {
+	v := serverView{requests: 100, bounds: []float64{0.005, 0.01, 0.025, 0.05, 0.1}, counts: []uint64{90, 98, 99, 100, 100}}
+	tests := []struct {
+		q    float64
+		want int
+	}{{0.5, 0}, {0.9, 0}, {0.95, 1}, {0.99, 2}, {1, 3}}
+	for _, tt := range tests {
+		if got := v.quantileBucket(tt.q); got != tt.want {
+			t.Errorf("quantileBucket(%v) = %d, want %d", tt.q, got, tt.want)
+		}
+	}
+	for s, want := range map[float64]int{0.001: 0, 0.005: 0, 0.0051: 1, 0.02: 2, 1: 5} {
+		if got := v.bucketOf(s); got != want {
+			t.Errorf("bucketOf(%v) = %d, want %d", s, got, want)
+		}
+	}
+	var buf bytes.Buffer
+	err := compareViews(&buf, clientView{completed: 100, p99: 0.2}, v)
+	if !errors.Is(err, errServerDisagrees) || !strings.Contains(err.Error(), "more than one bucket apart") {
+		t.Errorf("p99 three buckets apart: err = %v", err)
+	}
+}
