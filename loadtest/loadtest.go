@@ -87,7 +87,8 @@ type Options struct {
 	// tags. It saves about a microsecond per request.
 	NoHTTPPhases bool
 	// SummaryTrendStats are the trend columns of the summary; default avg,
-	// min, med, max, p(90), p(95).
+	// min, med, max, p(90), p(95), p(99) (k6's plus p(99), the tail SLOs
+	// are written against).
 	SummaryTrendStats []string
 	// SetupTimeout and TeardownTimeout default to 60s (as k6).
 	SetupTimeout, TeardownTimeout time.Duration

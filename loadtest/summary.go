@@ -53,7 +53,7 @@ func (r *runner) result() *Result {
 	res := &Result{Duration: r.elapsed(), Thresholds: r.thresholdResults(), reg: r.reg, ConnectionsOpened: r.connsOpened.Load()}
 	res.TrendStats = r.test.Options.SummaryTrendStats
 	if len(res.TrendStats) == 0 {
-		res.TrendStats = []string{"avg", "min", "med", "max", "p(90)", "p(95)"}
+		res.TrendStats = []string{"avg", "min", "med", "max", "p(90)", "p(95)", "p(99)"}
 	}
 	for _, s := range r.scenarios {
 		res.Scenarios = append(res.Scenarios, s.result())

@@ -85,7 +85,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.BoolVar(&c.quiet, "quiet", false, "no progress line and no summary")
 	fs.BoolVar(&c.noSummary, "no-summary", false, "do not print the end-of-test summary")
 	fs.BoolVar(&c.noProgress, "no-progress", false, "no live progress line (it is also off when stderr is not a terminal or CI is set)")
-	fs.StringVar(&c.trendStats, "summary-trend-stats", "", "trend columns of the summary, e.g. avg,min,med,max,p(90),p(95),p(99)")
+	fs.StringVar(&c.trendStats, "summary-trend-stats", "", "trend columns of the summary (default avg,min,med,max,p(90),p(95),p(99)), e.g. med,p(99),p(99.9)")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write the generator's CPU profile to this file (go tool pprof)")
 	fs.StringVar(&c.serverMetrics, "server-metrics", "", "the target's Prometheus endpoint (e.g. http://127.0.0.1:8081/metrics): scraped before and after the run, its request count, 5xx ratio and p99 are printed next to the client's and must agree")
 	fs.IntVar(&c.minRequests, "min-requests", 0, "fail when fewer requests completed (too few to judge an SLO)")
