@@ -217,4 +217,8 @@ type RunOptions struct {
 	Progress io.Writer
 	// JSON receives every sample as k6's JSON lines (--out json).
 	JSON io.Writer
+	// Timeline records Result.Timeline: request rate, VUs, latency
+	// quantiles, failures, drops and schedule lag once a second (for the
+	// HTML report).
+	Timeline bool
 }

@@ -299,11 +299,18 @@ func (rn *Runner) Run(ctx context.Context) (*Result, error) {
 	if r.opts.Progress != nil {
 		prog = &progress{r: r, w: r.opts.Progress}
 	}
+	var tl *timeline
+	if r.opts.Timeline {
+		tl = newTimeline(r)
+	}
 	for n := 1; ; n++ {
 		select {
 		case <-done:
 		case <-tick.C:
 			r.sampleVUs(false)
+			if tl != nil {
+				tl.sample(false)
+			}
 			if prog != nil {
 				prog.print(false)
 			}
@@ -317,6 +324,9 @@ func (rn *Runner) Run(ctx context.Context) (*Result, error) {
 	r.ended.Store(r.nanos())
 	r.hasEnded.Store(true)
 	r.sampleVUs(true)
+	if tl != nil {
+		tl.sample(true)
+	}
 	if prog != nil {
 		prog.print(true)
 	}
@@ -346,6 +356,9 @@ func (rn *Runner) Run(ctx context.Context) (*Result, error) {
 
 	r.evaluateThresholds(true)
 	res := r.result()
+	if tl != nil {
+		res.Timeline = tl.points
+	}
 	if runErr == nil && !res.ThresholdsPassed() {
 		runErr = fmt.Errorf("%w: %s", ErrThresholdsFailed, strings.Join(res.FailedThresholds(), ", "))
 	}

@@ -63,7 +63,9 @@ fi
 echo "== slo-gate: average scenario at $RATE it/s for $DURATION (at least $MIN_REQUESTS requests)"
 rc=0
 CI=${CI:-1} bin/glasshouse-load -target "http://$GATE_ADDR" -scenario average -rate "$RATE" -duration "$DURATION" \
-  -server-metrics "http://$GATE_ADMIN_ADDR/metrics" -min-requests "$MIN_REQUESTS" || rc=$?
+  -server-metrics "http://$GATE_ADMIN_ADDR/metrics" -min-requests "$MIN_REQUESTS" \
+  -report "$REPORT" || rc=$?
+[ -s "$REPORT" ] && echo "== slo-gate: HTML report: $REPORT"
 case $rc in
   0) echo "== slo-gate: PASS" ;;
   99) echo "== slo-gate: FAIL: an SLO threshold was crossed (exit 99)" >&2 ;;

@@ -31,7 +31,9 @@ type Result struct {
 	// ConnectionsOpened counts TCP connections dialled (keep-alive reuses
 	// the rest; an open-model test facing a stall opens one per extra VU).
 	ConnectionsOpened int64
-	reg               *registry
+	// Timeline holds one point per second when RunOptions.Timeline is set.
+	Timeline []TimelinePoint
+	reg      *registry
 }
 
 // MetricSummary is one metric's (or sub-metric's) aggregate over the run.

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -22,6 +23,7 @@ import (
 	"github.com/glasshouse-dev/glasshouse/alerts/slo"
 	"github.com/glasshouse-dev/glasshouse/loadtest"
 	"github.com/glasshouse-dev/glasshouse/loadtest/promexport"
+	"github.com/glasshouse-dev/glasshouse/loadtest/report"
 	"github.com/glasshouse-dev/glasshouse/loadtest/scenarios"
 )
 
@@ -88,6 +90,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&c.trendStats, "summary-trend-stats", "", "trend columns of the summary (default avg,min,med,max,p(90),p(95),p(99)), e.g. med,p(99),p(99.9)")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write the generator's CPU profile to this file (go tool pprof)")
 	fs.StringVar(&c.serverMetrics, "server-metrics", "", "the target's Prometheus endpoint (e.g. http://127.0.0.1:8081/metrics): scraped before and after the run, its request count, 5xx ratio and p99 are printed next to the client's and must agree")
+	fs.StringVar(&c.report, "report", "", "write a self-contained HTML report (charts over time, thresholds, checks, options) to this file")
 	fs.IntVar(&c.minRequests, "min-requests", 0, "fail when fewer requests completed (too few to judge an SLO)")
 	fs.BoolVar(&c.noPhases, "no-http-phases", false, "skip per-request tracing (no blocked/connecting/sending/waiting/receiving trends)")
 	if err := fs.Parse(args[1:]); err != nil {
@@ -153,7 +156,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		test.Options.Tags[k] = v
 	}
 
-	ro := loadtest.RunOptions{Log: stderr}
+	ro := loadtest.RunOptions{Log: stderr, Timeline: c.report != ""}
 	if !c.quiet && !c.noProgress && getenv("CI") == "" && isTerminal(stderr) {
 		ro.Progress = stderr
 	}
@@ -210,7 +213,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 			return fmt.Errorf("-server-metrics before the run: %w", err)
 		}
 	}
+	started := time.Now()
 	res, runErr := rn.Run(ctx)
+	if res != nil && c.report != "" {
+		if err := writeReport(c, started, res); err != nil && runErr == nil {
+			runErr = err
+		} else if err == nil {
+			fmt.Fprintf(stderr, "HTML report written to %s\n", c.report)
+		}
+	}
 	if res != nil {
 		if !c.quiet && !c.noSummary {
 			res.WriteSummary(stdout)
@@ -256,6 +267,57 @@ func checkRequests(ctx context.Context, c config, scrape *http.Client, before se
 		return fmt.Errorf("%d requests completed, fewer than -min-requests %d: too few to judge the objectives", cv.completed, c.minRequests)
 	}
 	return nil
+}
+
+// writeReport writes the -report HTML file.
+func writeReport(c config, started time.Time, res *loadtest.Result) error {
+	f, err := os.Create(c.report)
+	if err != nil {
+		return fmt.Errorf("-report: %w", err)
+	}
+	title := "glasshouse-load: " + c.scenario + " scenario"
+	if c.url != "" {
+		title = "glasshouse-load: " + c.url
+	}
+	if err := report.Write(f, res, report.Info{Title: title, Started: started, Options: reportOptions(c)}); err != nil {
+		f.Close()
+		return fmt.Errorf("-report: %w", err)
+	}
+	return f.Close()
+}
+
+// reportOptions lists the run's settings for the report.
+func reportOptions(c config) [][2]string {
+	orDefault := func(n int) string {
+		if n == 0 {
+			return "scenario default"
+		}
+		return strconv.Itoa(n)
+	}
+	var o [][2]string
+	if c.url != "" {
+		o = append(o, [2]string{"url", c.url})
+	} else {
+		slo := c.sloPath
+		if slo == "" {
+			slo = "alerts/slo.yaml (built in)"
+		}
+		o = append(o, [][2]string{{"target", c.target}, {"scenario", c.scenario}, {"SLO spec", slo}, {"users", orDefault(c.users)}}...)
+	}
+	d := "scenario default"
+	if c.duration > 0 {
+		d = c.duration.String()
+	}
+	o = append(o, [][2]string{{"rate (it/s)", orDefault(c.rate)}, {"vus", orDefault(c.vus)}, {"duration", d}}...)
+	if c.maxVUs > 0 {
+		o = append(o, [2]string{"max vus", strconv.Itoa(c.maxVUs)})
+	}
+	o = append(o, [2]string{"http phases", strconv.FormatBool(!c.noPhases)})
+	keys := slices.Sorted(maps.Keys(c.tags))
+	for _, k := range keys {
+		o = append(o, [2]string{"tag " + k, c.tags[k]})
+	}
+	return o
 }
 
 func writeSummary(path string, res *loadtest.Result) error {

@@ -54,7 +54,7 @@ func TestURLModeWritesSummaryAndJSON(t *testing.T) {
 	sum, out := filepath.Join(dir, "summary.json"), filepath.Join(dir, "out.jsonl")
 	var stdout, stderr bytes.Buffer
 	err := run(t.Context(), []string{"glasshouse-load", "-url", srv.URL, "-rate", "50", "-vus", "2", "-duration", "1s",
-		"-summary-export", sum, "-out", "json=" + out, "-tag", "testid=t1"}, env(map[string]string{"CI": "true"}), nil, &stdout, &stderr)
+		"-summary-export", sum, "-out", "json=" + out, "-tag", "testid=t1", "-report", filepath.Join(dir, "report.html")}, env(map[string]string{"CI": "true"}), nil, &stdout, &stderr)
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, stderr.String())
 	}
@@ -75,6 +75,10 @@ func TestURLModeWritesSummaryAndJSON(t *testing.T) {
 	}
 	if err := json.Unmarshal(b, &s); err != nil || s.Metrics["http_reqs"].Values["count"] != 50 {
 		t.Errorf("summary export: %v, http_reqs %v", err, s.Metrics["http_reqs"].Values)
+	}
+	page, err := os.ReadFile(filepath.Join(dir, "report.html"))
+	if err != nil || !bytes.HasPrefix(page, []byte("<!DOCTYPE html>")) || !bytes.Contains(page, []byte("testid")) {
+		t.Errorf("-report: %v, %d bytes without the run's options", err, len(page))
 	}
 	lines, _ := os.ReadFile(out)
 	if !bytes.Contains(lines, []byte(`"testid":"t1"`)) || bytes.Count(lines, []byte(`"metric":"http_reqs"}`)) < 50 {

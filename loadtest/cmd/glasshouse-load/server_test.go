@@ -18,16 +18,19 @@ import (
 )
 
 // instrumentedServer starts a loopback server that records every request
-// it serves in a real client_golang histogram named as the API's, with the
-// API's buckets, and serves it on a separate metrics listener. skip says
+// it serves in a real client_golang histogram named as the API's, and
+// serves it on a separate metrics listener. skip says
 // which requests the server leaves unrecorded (a server whose metrics
 // under-count).
 func instrumentedServer(t *testing.T, status int, skip func(n int64) bool) (target, metrics string) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    serverMetric,
-		Buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10},
+		Name: serverMetric,
+		// One 10 s bucket: the client's p99 on a busy machine must not
+		// decide this test (no timing assertion in go test); the
+		// one-bucket tolerance is tested on fixed values below.
+		Buckets: []float64{10},
 	}, []string{"method", "route", "code"})
 	reg.MustRegister(h)
 	var n atomic.Int64
@@ -61,7 +64,7 @@ func TestServerMetricsAgreeWithTheClient(t *testing.T) {
 		want     []string
 	}{
 		{"agree", 200, func(int64) bool { return false }, nil, 0,
-			[]string{"completed requests   40 ", "5xx responses        0 (0.00%)", "in (0, 5ms]", "✓ client and server agree"}},
+			[]string{"completed requests   40 ", "5xx responses        0 (0.00%)", "in (0, 10000ms]", "✓ client and server agree"}},
 		{"5xx counted on both sides", 503, func(int64) bool { return false }, nil, 0,
 			[]string{"5xx responses        40 (100.00%)                 40 (100.00%)", "✓ client and server agree"}},
 		{"server misses requests", 200, func(n int64) bool { return n%10 == 0 }, errServerDisagrees, 1,
