@@ -46,8 +46,8 @@ func (s *scenarioRun) runArrivalRate(a *arrivals, pre, maxVUs int) {
 		}
 	}()
 	base := s.startedAt.Load()
-	t := time.NewTimer(time.Hour)
-	defer t.Stop()
+	w := newWaiter(r)
+	defer w.close()
 	for i := int64(0); ; i++ {
 		off, ok := a.at(i)
 		if !ok {
@@ -55,12 +55,7 @@ func (s *scenarioRun) runArrivalRate(a *arrivals, pre, maxVUs int) {
 		}
 		intended := base + int64(off)
 		if d := intended - r.nanos(); d > 0 {
-			t.Reset(time.Duration(d))
-			select {
-			case <-t.C:
-			case <-s.stopCh:
-				return
-			case <-s.ctx.Done():
+			if !w.until(intended, s.stopCh, s.ctx.Done()) {
 				return
 			}
 		} else if s.stopping() {
