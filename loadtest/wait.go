@@ -23,7 +23,11 @@ type kernelTimer interface {
 func newWaiter(r *runner) *waiter {
 	t := time.NewTimer(time.Hour)
 	t.Stop()
-	return &waiter{r: r, timer: t, wake: newKernelTimer(r)}
+	var wake kernelTimer = noKernelTimer{}
+	if !r.test.Options.CoarseSchedule {
+		wake = newKernelTimer(r)
+	}
+	return &waiter{r: r, timer: t, wake: wake}
 }
 
 // until waits until runner time at and reports true, or false as soon as

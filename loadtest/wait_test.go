@@ -33,3 +33,12 @@ func TestWaiterWaitsUntilItsTime(t *testing.T) {
 	t.Run("real clock", func(t *testing.T) { check(t, false) })
 	t.Run("synctest", func(t *testing.T) { synctest.Test(t, func(t *testing.T) { check(t, true) }) })
 }
+
+func TestCoarseScheduleArmsNoKernelTimer(t *testing.T) {
+	r := &runner{t0: time.Now(), test: Test{Options: Options{CoarseSchedule: true}}}
+	w := newWaiter(r)
+	defer w.close()
+	if _, ok := w.wake.(noKernelTimer); !ok {
+		t.Errorf("CoarseSchedule: waiter wakes with %T, want Go's timers alone", w.wake)
+	}
+}
