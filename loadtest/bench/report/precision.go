@@ -56,7 +56,8 @@ func precisionReport(dir string) error {
 				v[i] = f(s)
 			}
 			slices.Sort(v)
-			return fmt.Sprintf("%.1f [%.1f..%.1f]", v[len(v)/2], v[0], v[len(v)-1])
+			n := len(v)
+			return fmt.Sprintf("%.1f [%.1f..%.1f]", (v[(n-1)/2]+v[n/2])/2, v[0], v[n-1])
 		}
 		fmt.Printf("%-10s %-24s %-24s %-30s %s\n", strconv.Itoa(r)+"/s",
 			p(func(s precisionSample) float64 { return s.lagP50 }), p(func(s precisionSample) float64 { return s.lagP99 }),
