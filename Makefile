@@ -64,7 +64,7 @@ gameday: ## Inject faults into a live API under real Prometheus + Alertmanager a
 
 .PHONY: load
 load: ## Run the smoke/average load scenario against a running API (TARGET, default http://127.0.0.1:8080).
-	$(GO) build -o $(BIN)/glasshouse-load ./loadtest/cmd/glasshouse-load && $(BIN)/glasshouse-load -target $${TARGET:-http://127.0.0.1:8080} -scenario $${SCENARIO:-average} $${LOAD_FLAGS:-}
+	$(GO) build -o $(BIN)/glasshouse-load ./loadtest/cmd/glasshouse-load && $(GO) build -o $(BIN)/nativestack ./compose/cmd/nativestack && $(BIN)/nativestack load -- $(BIN)/glasshouse-load -target $${TARGET:-http://127.0.0.1:8080} -scenario $${SCENARIO:-average} $${LOAD_FLAGS:-}
 
 .PHONY: bench-http
 bench-http: ## Req/s, p50/p99 and RSS over loopback: defaults vs tracing off vs tracing and access log off (wrk, pinned cores).

@@ -9,9 +9,12 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"sort"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -210,7 +213,47 @@ func Up(ctx context.Context, c Config, out, log io.Writer) error {
 	for _, m := range missing {
 		fmt.Fprintf(out, "Not started: %s\n", m)
 	}
+	if promBin != "" {
+		fmt.Fprintf(out, "Load generator: `make load` is scraped (job %s) only while it runs.\n", LoadJob)
+		if hosts := dashboardHosts(c.RepoDir); len(hosts) > 0 {
+			fmt.Fprintf(out, "Alert links: the alerts' dashboard_url points at Grafana (%s), which the native stack does not run: those links open nothing here; see firing alerts at %s.\n",
+				strings.Join(hosts, ", "), c.url(c.PrometheusPort, "/alerts"))
+		}
+	}
 	return nil
+}
+
+// dashboardHosts returns the distinct scheme://host of every dashboard_url
+// annotation in the rule files Prometheus loads, so the output names the
+// address the alerts really link to.
+func dashboardHosts(repoDir string) []string {
+	var files []string
+	for _, g := range []string{"alerts/generated/*.yaml", "alerts/symptoms*.yaml"} {
+		m, _ := filepath.Glob(filepath.Join(repoDir, g))
+		files = append(files, m...)
+	}
+	re := regexp.MustCompile(`(?m)^\s*dashboard_url:\s*["']?([^"'\s]+)`)
+	seen := map[string]bool{}
+	var hosts []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, m := range re.FindAllSubmatch(b, -1) {
+			u, err := url.Parse(string(m[1]))
+			if err != nil || u.Host == "" {
+				continue
+			}
+			h := u.Scheme + "://" + u.Host
+			if !seen[h] {
+				seen[h] = true
+				hosts = append(hosts, h)
+			}
+		}
+	}
+	sort.Strings(hosts)
+	return hosts
 }
 
 // Down stops the processes recorded by Up, verifying each PID still belongs
@@ -310,6 +353,14 @@ func prometheus(c Config, bin string) (component, error) {
 	}
 	dir := filepath.Join(c.RunDir, "prometheus")
 	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o755); err != nil {
+		return component{}, err
+	}
+	// Targets left by a load that was killed before it could remove them
+	// would show as down: start with none.
+	if err := os.RemoveAll(c.targetsDir()); err != nil {
+		return component{}, err
+	}
+	if err := os.MkdirAll(filepath.Join(c.targetsDir(), LoadJob), 0o755); err != nil {
 		return component{}, err
 	}
 	cfg := filepath.Join(dir, "prometheus.yml")
