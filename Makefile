@@ -27,6 +27,10 @@ test: ## Run the whole test suite (race detector, then brief fuzzing).
 	$(GO) test -race -count=1 ./...
 	$(MAKE) --no-print-directory fuzz
 
+.PHONY: test-short
+test-short: ## Run the unit tests only (-short: no PostgreSQL, Redis, Prometheus, nginx or browser), for a fast inner loop.
+	env -u TEST_DATABASE_URL -u TEST_REDIS_URL -u GLASSHOUSE_REQUIRE_SERVICES $(GO) test -short ./...
+
 .PHONY: cover
 cover: ## Coverage profile (cover.out) and a per-package summary.
 	set -o pipefail; $(GO) test -count=1 -coverprofile=cover.out ./... | tee cover.txt

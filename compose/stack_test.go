@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/glasshouse-dev/glasshouse/compose/internal/stack"
+	"github.com/glasshouse-dev/glasshouse/internal/integration"
 )
 
 // TestNativeStackUpDown runs `make stack-up` in native mode (forced with
@@ -25,9 +26,7 @@ import (
 // up) and loaded the alert rules, then runs `make stack-down` and checks no
 // process it started is left.
 func TestNativeStackUpDown(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts real processes; skipped with -short")
-	}
+	integration.Short(t, "real processes (the API, Prometheus, Alertmanager)")
 	if _, err := exec.LookPath("make"); err != nil {
 		t.Skip("make not found")
 	}
@@ -319,9 +318,7 @@ func fileExists(p string) bool {
 // Prometheus that dies at once: stack-up must fail with Prometheus's last log
 // lines, stop what it had already started and record nothing.
 func TestNativeStackFailureStopsEverything(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts real processes; skipped with -short")
-	}
+	integration.Short(t, "real processes (the API, Prometheus, Alertmanager)")
 	dir := t.TempDir()
 	fake := filepath.Join(dir, "prometheus")
 	if err := os.WriteFile(fake, []byte("#!/bin/sh\necho 'fake prometheus: refusing to start' >&2\nexit 3\n"), 0o755); err != nil {
@@ -374,9 +371,7 @@ func TestNativeStackFailureStopsEverything(t *testing.T) {
 // Alertmanager are not installed: the API and the Slack sink still start,
 // and the output says what to install.
 func TestNativeStackWithoutPrometheus(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts real processes; skipped with -short")
-	}
+	integration.Short(t, "real processes (the API, Prometheus, Alertmanager)")
 	dir := t.TempDir()
 	vals := map[string]string{
 		"STACK_RUN_DIR":    filepath.Join(dir, "run"),
