@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 The SDK deprecates dashboard.Dashboard in favour of dashboardv2, the v2 resource format; the committed dashboards are classic dashboard JSON, which file provisioning loads and which only dashboard.Dashboard describes.
+
 package dashboards_test
 
 import (
