@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -36,7 +37,8 @@ func (e *ExitError) Error() string { return fmt.Sprintf("exit status %d", e.Code
 // and shows none, rather than a down one, in between. Without a running
 // native stack it runs args unchanged. Notes go to stderr. A command that
 // exits non-zero is reported as *ExitError. When ctx is cancelled (Ctrl-C),
-// the command is sent SIGINT and waited for, so it can print its summary.
+// the command is sent SIGINT and waited for, so it can print its summary;
+// every further interrupt is passed on too.
 func RunLoad(ctx context.Context, c Config, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		return errors.New("load: no command to run")
@@ -68,6 +70,10 @@ func RunLoad(ctx context.Context, c Config, args []string, stdout, stderr io.Wri
 
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stdout, cmd.Stderr = stdout, stderr
+	// In its own process group the command does not get the terminal's
+	// Ctrl-C as well as the one passed on below: glasshouse-load stops
+	// gracefully on the first interrupt and at once on a second.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("load: %w", err)
 	}
@@ -76,10 +82,19 @@ func RunLoad(ctx context.Context, c Config, args []string, stdout, stderr io.Wri
 	select {
 	case err = <-done:
 	case <-ctx.Done():
-		// On a terminal the command got the same SIGINT; a signal sent to
-		// this process alone is passed on.
-		_ = cmd.Process.Signal(syscall.SIGINT)
-		err = <-done
+		more := make(chan os.Signal, 1)
+		signal.Notify(more, os.Interrupt, syscall.SIGTERM)
+		defer signal.Stop(more)
+		_ = cmd.Process.Signal(os.Interrupt)
+	wait:
+		for {
+			select {
+			case err = <-done:
+				break wait
+			case sig := <-more:
+				_ = cmd.Process.Signal(sig)
+			}
+		}
 	}
 	if exit := (*exec.ExitError)(nil); errors.As(err, &exit) {
 		code := exit.ExitCode()

@@ -2,6 +2,7 @@ package stack
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -167,5 +168,58 @@ func TestDashboardHostsOfTheRepositoryAlerts(t *testing.T) {
 	got := dashboardHosts("../../..")
 	if want := []string{"http://localhost:3000"}; !slices.Equal(got, want) {
 		t.Errorf("dashboardHosts = %q, want %q (where the alerts' dashboard_url points)", got, want)
+	}
+}
+
+// TestRunLoadPassesTheInterruptOn cancels RunLoad's context (what Ctrl-C
+// does through the command's signal handling) while the load runs: the
+// load must get exactly one SIGINT, be waited for, and its target removed.
+func TestRunLoadPassesTheInterruptOn(t *testing.T) {
+	c := loadConfig(t)
+	recordPrometheus(t, c)
+	dir := t.TempDir()
+	ready := filepath.Join(dir, "ready")
+	load := filepath.Join(dir, "load")
+	script := "#!/bin/sh\nn=0\ntrap 'n=$((n+1)); echo \"interrupt $n\"' INT\ntouch \"$READY\"\n" +
+		"while [ \"$n\" = 0 ]; do sleep 0.05; done\nsleep 0.3\nexit 7\n"
+	if err := os.WriteFile(load, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("READY", ready)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var out bytes.Buffer // read only after RunLoad returned
+	errc := make(chan error, 1)
+	go func() { errc <- RunLoad(ctx, c, []string{load}, &out, &out) }()
+	guard := time.After(30 * time.Second)
+	for {
+		if _, err := os.Stat(ready); err == nil {
+			break
+		}
+		select {
+		case <-guard:
+			t.Fatal("the load never started")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if files := targetFiles(t, c); len(files) != 1 {
+		t.Errorf("target files while the load runs = %v, want one", files)
+	}
+	cancel()
+	var err error
+	select {
+	case err = <-errc:
+	case <-guard:
+		t.Fatal("RunLoad did not return after the interrupt")
+	}
+	var exit *ExitError
+	if !errors.As(err, &exit) || exit.Code != 7 {
+		t.Errorf("RunLoad = %v, want the load's own exit status 7 (it was waited for)", err)
+	}
+	if got := strings.Count(out.String(), "interrupt "); got != 1 {
+		t.Errorf("the load got %d interrupts, want 1:\n%s", got, out.String())
+	}
+	if files := targetFiles(t, c); len(files) != 0 {
+		t.Errorf("target files left after the interrupted load: %v", files)
 	}
 }
