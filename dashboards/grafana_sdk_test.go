@@ -301,6 +301,20 @@ func TestGrafanaStrictDecodeRejects(t *testing.T) {
 		{"unknown panel option", func(d map[string]any) {
 			firstPanel(d)["options"].(map[string]any)["sparkline"] = true
 		}, "sparkline"},
+		{"wrong type of nested panel option", func(d map[string]any) {
+			o := firstPanel(d)["options"].(map[string]any)
+			o["reduceOptions"].(map[string]any)["calcs"] = "lastNotNull"
+		}, "reduceOptions"},
+		{"unknown custom field config of the panel type", func(d map[string]any) {
+			for _, p := range d["panels"].([]any) {
+				if m := p.(map[string]any); m["type"] == "timeseries" {
+					fc := m["fieldConfig"].(map[string]any)["defaults"].(map[string]any)
+					fc["custom"].(map[string]any)["lineWidthPx"] = 2
+					return
+				}
+			}
+			t.Fatal("no time series panel")
+		}, "lineWidthPx"},
 		{"unknown field config default", func(d map[string]any) {
 			fc := firstPanel(d)["fieldConfig"].(map[string]any)
 			fc["defaults"].(map[string]any)["units"] = "s"
