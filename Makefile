@@ -28,7 +28,7 @@ test: ## Run the whole test suite (race detector, then brief fuzzing).
 	$(MAKE) --no-print-directory fuzz
 
 .PHONY: test-short
-test-short: ## Run the unit tests only (-short: no PostgreSQL, Redis, Prometheus, nginx or browser), for a fast inner loop.
+test-short: ## Run the unit tests only (-short: no PostgreSQL, Redis, Prometheus or Alertmanager), for a fast inner loop.
 	env -u TEST_DATABASE_URL -u TEST_REDIS_URL -u GLASSHOUSE_REQUIRE_SERVICES $(GO) test -short ./...
 
 .PHONY: cover

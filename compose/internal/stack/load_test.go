@@ -165,9 +165,29 @@ func TestRunLoadReportsACommandThatCannotStart(t *testing.T) {
 }
 
 func TestDashboardHostsOfTheRepositoryAlerts(t *testing.T) {
-	got := dashboardHosts("../../..")
+	src, err := os.ReadFile("../../prometheus/prometheus.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := testConfig(t)
+	c.RepoDir, err = filepath.Abs("../../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rendered, err := RenderPrometheus(src, c.Mapping())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(t.TempDir(), "prometheus.yml")
+	if err := os.WriteFile(cfg, rendered, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got := dashboardHosts(cfg)
 	if want := []string{"http://localhost:3000"}; !slices.Equal(got, want) {
 		t.Errorf("dashboardHosts = %q, want %q (where the alerts' dashboard_url points)", got, want)
+	}
+	if got := dashboardHosts(filepath.Join(t.TempDir(), "missing.yml")); got != nil {
+		t.Errorf("dashboardHosts of a missing config = %q, want none", got)
 	}
 }
 

@@ -13,12 +13,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"sort"
+	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 // NeedsDocker lists what the native stack cannot run, printed on every Up.
@@ -215,7 +216,7 @@ func Up(ctx context.Context, c Config, out, log io.Writer) error {
 	}
 	if promBin != "" {
 		fmt.Fprintf(out, "Load generator: `make load` is scraped (job %s) only while it runs.\n", LoadJob)
-		if hosts := dashboardHosts(c.RepoDir); len(hosts) > 0 {
+		if hosts := dashboardHosts(filepath.Join(c.RunDir, "prometheus", "prometheus.yml")); len(hosts) > 0 {
 			fmt.Fprintf(out, "Alert links: the alerts' dashboard_url points at Grafana (%s), which the native stack does not run: those links open nothing here; see firing alerts at %s.\n",
 				strings.Join(hosts, ", "), c.url(c.PrometheusPort, "/alerts"))
 		}
@@ -224,36 +225,42 @@ func Up(ctx context.Context, c Config, out, log io.Writer) error {
 }
 
 // dashboardHosts returns the distinct scheme://host of every dashboard_url
-// annotation in the rule files Prometheus loads, so the output names the
-// address the alerts really link to.
-func dashboardHosts(repoDir string) []string {
-	var files []string
-	for _, g := range []string{"alerts/generated/*.yaml", "alerts/symptoms*.yaml"} {
-		m, _ := filepath.Glob(filepath.Join(repoDir, g))
-		files = append(files, m...)
+// annotation in the rule files that the rendered Prometheus config at
+// promConfig loads, so the output names the address the alerts really link
+// to. Unreadable files are skipped: Prometheus reports those itself.
+func dashboardHosts(promConfig string) []string {
+	var cfg struct {
+		RuleFiles []string `yaml:"rule_files"`
 	}
-	re := regexp.MustCompile(`(?m)^\s*dashboard_url:\s*["']?([^"'\s]+)`)
-	seen := map[string]bool{}
+	if b, err := os.ReadFile(promConfig); err != nil || yaml.Unmarshal(b, &cfg) != nil {
+		return nil
+	}
 	var hosts []string
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		for _, m := range re.FindAllSubmatch(b, -1) {
-			u, err := url.Parse(string(m[1]))
-			if err != nil || u.Host == "" {
+	for _, g := range cfg.RuleFiles {
+		files, _ := filepath.Glob(g)
+		for _, f := range files {
+			var rules struct {
+				Groups []struct {
+					Rules []struct {
+						Annotations map[string]string `yaml:"annotations"`
+					} `yaml:"rules"`
+				} `yaml:"groups"`
+			}
+			b, err := os.ReadFile(f)
+			if err != nil || yaml.Unmarshal(b, &rules) != nil {
 				continue
 			}
-			h := u.Scheme + "://" + u.Host
-			if !seen[h] {
-				seen[h] = true
-				hosts = append(hosts, h)
+			for _, g := range rules.Groups {
+				for _, r := range g.Rules {
+					if u, err := url.Parse(r.Annotations["dashboard_url"]); err == nil && u.Host != "" {
+						hosts = append(hosts, u.Scheme+"://"+u.Host)
+					}
+				}
 			}
 		}
 	}
-	sort.Strings(hosts)
-	return hosts
+	slices.Sort(hosts)
+	return slices.Compact(hosts)
 }
 
 // Down stops the processes recorded by Up, verifying each PID still belongs
