@@ -27,6 +27,10 @@ test: ## Run the whole test suite (race detector, then brief fuzzing).
 	$(GO) test -race -count=1 ./...
 	$(MAKE) --no-print-directory fuzz
 
+.PHONY: test-short
+test-short: ## Run the unit tests only (-short: no PostgreSQL, Redis, Prometheus or Alertmanager), for a fast inner loop.
+	env -u TEST_DATABASE_URL -u TEST_REDIS_URL -u GLASSHOUSE_REQUIRE_SERVICES $(GO) test -short ./...
+
 .PHONY: cover
 cover: ## Coverage profile (cover.out) and a per-package summary.
 	set -o pipefail; $(GO) test -count=1 -coverprofile=cover.out ./... | tee cover.txt
@@ -76,7 +80,7 @@ gameday: ## Inject faults into a live API under real Prometheus + Alertmanager a
 
 .PHONY: load
 load: ## Run the smoke/average load scenario against a running API (TARGET, default http://127.0.0.1:8080).
-	$(GO) build -o $(BIN)/glasshouse-load ./loadtest/cmd/glasshouse-load && $(BIN)/glasshouse-load -target $${TARGET:-http://127.0.0.1:8080} -scenario $${SCENARIO:-average} $${LOAD_FLAGS:-}
+	$(GO) build -o $(BIN)/glasshouse-load ./loadtest/cmd/glasshouse-load && $(GO) build -o $(BIN)/nativestack ./compose/cmd/nativestack && $(BIN)/nativestack load -- $(BIN)/glasshouse-load -target $${TARGET:-http://127.0.0.1:8080} -scenario $${SCENARIO:-average} $${LOAD_FLAGS:-}
 
 .PHONY: bench-http
 bench-http: ## Req/s, p50/p99 and RSS over loopback: defaults vs tracing off vs tracing and access log off (wrk, pinned cores).
