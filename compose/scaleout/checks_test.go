@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -293,13 +292,4 @@ func TestTopLevelSum(t *testing.T) {
 			t.Errorf("topLevelSum(%q) = %v, want %v", tc.expr, got, tc.want)
 		}
 	}
-}
-
-func sortedKeys(m map[string]int) []string {
-	k := make([]string, 0, len(m))
-	for s := range m {
-		k = append(k, s)
-	}
-	sort.Strings(k)
-	return k
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"slices"
@@ -223,7 +224,7 @@ func (r *report) print(t *testing.T) {
 		causes := "none"
 		if len(p.fails) > 0 {
 			var cs []string
-			for _, k := range sortedKeys(p.fails) {
+			for _, k := range slices.Sorted(maps.Keys(p.fails)) {
 				cs = append(cs, fmt.Sprintf("%d× %s", p.fails[k], k))
 			}
 			causes = strings.Join(cs, "; ")
@@ -233,7 +234,7 @@ func (r *report) print(t *testing.T) {
 	fmt.Fprintf(&b, "writes acknowledged %d, found in PostgreSQL %d\n", r.acked, r.found)
 	fmt.Fprintf(&b, "killed replica: nginx stopped using it after %d failed attempts (max_fails %d), %s and %d requests after the kill; then %d trial requests, %d of them sooner than fail_timeout (want 0)\n",
 		r.downAttempt, r.maxFails, r.downAfter.Round(time.Millisecond), r.downAfterReqs, r.killAttempts-max(r.downAttempt, 0), r.trialsTooSoon)
-	fmt.Fprintf(&b, "TargetDown firing %s after the kill (rule: for 1m)\n", r.alertAfter.Round(time.Second))
+	fmt.Fprintf(&b, "TargetDown firing for the killed replica %s after the kill\n", r.alertAfter.Round(time.Second))
 	fmt.Fprintf(&b, "login limit %s: first 429 at attempt %d spread over 3 replicas, %d on one\n", loginLimit, r.login3, r.login1)
 	fmt.Fprintf(&b, "user limit %s: %d requests, %d allowed / %d limited over 3 replicas in %s; %d / %d on one in %s\n",
 		userLimit, userSent, r.user3ok, r.user3lim, r.user3took.Round(time.Millisecond), r.user1ok, r.user1lim, r.user1took.Round(time.Millisecond))
