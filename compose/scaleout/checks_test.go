@@ -3,12 +3,14 @@ package scaleout
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"math"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -89,6 +91,8 @@ func checkLimits(t *testing.T, replicas []*replica, c *http.Client, rep *report)
 // replica, read through the others (which have just read and cached it).
 func checkCache(t *testing.T, replicas []*replica, c *http.Client, rep *report) {
 	t.Helper()
+	hitsBefore := cacheHits(t, c, replicas)
+	defer func() { rep.cacheHits = cacheHits(t, c, replicas) - hitsBefore }()
 	tok := signup(t, c, "http://"+replicas[0].addr, "cache_"+randomHex(t, 4))
 	at := func(r *replica, p string) string { return "http://" + r.addr + "/api/v1/items" + p }
 	type item struct {
@@ -136,6 +140,33 @@ func checkCache(t *testing.T, replicas []*replica, c *http.Client, rep *report) 
 		}
 		rep.cacheRounds++
 	}
+}
+
+// cacheHits sums app_cache_requests_total{result="hit"} over the replicas'
+// /metrics: the stale-read check means something only if reads were served
+// from the shared cache.
+func cacheHits(t *testing.T, c *http.Client, replicas []*replica) float64 {
+	t.Helper()
+	var sum float64
+	for _, r := range replicas {
+		resp, err := c.Get("http://" + r.admin + "/metrics")
+		if err != nil {
+			t.Fatalf("api-%d /metrics: %v", r.i, err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatalf("api-%d /metrics: %v", r.i, err)
+		}
+		for l := range strings.Lines(string(b)) {
+			if strings.HasPrefix(l, "app_cache_requests_total{") && strings.Contains(l, `result="hit"`) {
+				f := strings.Fields(l)
+				v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+				sum += v
+			}
+		}
+	}
+	return sum
 }
 
 // checkDashboards evaluates the RED and runtime dashboards' queries, as

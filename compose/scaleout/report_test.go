@@ -50,6 +50,7 @@ type report struct {
 	user3took, user1took    time.Duration
 	cacheRounds, cacheReads int
 	stale                   int
+	cacheHits               float64 // shared-cache hits during the cache check
 	acked, found            int
 	maxFails                int
 	killAttempts            int           // requests nginx sent the killed replica until it was back
@@ -238,7 +239,7 @@ func (r *report) print(t *testing.T) {
 	fmt.Fprintf(&b, "login limit %s: first 429 at attempt %d spread over 3 replicas, %d on one\n", loginLimit, r.login3, r.login1)
 	fmt.Fprintf(&b, "user limit %s: %d requests, %d allowed / %d limited over 3 replicas in %s; %d / %d on one in %s\n",
 		userLimit, userSent, r.user3ok, r.user3lim, r.user3took.Round(time.Millisecond), r.user1ok, r.user1lim, r.user1took.Round(time.Millisecond))
-	fmt.Fprintf(&b, "shared cache: %d rounds, %d reads after an update or delete through another replica, %d stale\n", r.cacheRounds, r.cacheReads, r.stale)
+	fmt.Fprintf(&b, "shared cache: %d rounds, %d reads after an update or delete through another replica, %d stale; %.0f cache hits\n", r.cacheRounds, r.cacheReads, r.stale, r.cacheHits)
 	fmt.Fprintf(&b, "dashboards: %d queries with $instance, %d sums equal to their per-replica parts, %d split by instance over all three\n", r.dashQueries, r.dashSums, r.dashSplit)
 	t.Log(b.String())
 }
@@ -281,6 +282,9 @@ func (r *report) assert(t *testing.T, pol upstreamPolicy) {
 	}
 	if r.cacheReads == 0 || r.stale > 0 {
 		t.Errorf("shared cache: %d stale of %d reads, want 0 of some", r.stale, r.cacheReads)
+	}
+	if r.cacheHits == 0 {
+		t.Error("shared cache: no cache hits during the check, so it proved nothing about staleness; want reads served from Redis")
 	}
 	if r.dashSums == 0 || r.dashSplit == 0 {
 		t.Errorf("dashboards: %d sums and %d instance splits checked, want some of each", r.dashSums, r.dashSplit)
