@@ -38,12 +38,8 @@ const (
 
 // Breaks, chosen with SCALEOUT_BREAK, run the check against a deliberately
 // broken setup to show that it fails.
-// (SHUTDOWN_DRAIN_DELAY=0s is not one: nginx retries a refused connection
-// on another replica and Shutdown lets in-flight requests finish, so no
-// request fails here without the drain delay. It matters where the load
-// balancer learns late that a replica is going away and does not retry:
-// Kubernetes endpoints.)
 var breaks = map[string]string{
+	"drain-delay-0":    "SHUTDOWN_DRAIN_DELAY=0s instead of the manifests' preStop sleep",
 	"no-next-upstream": "nginx with proxy_next_upstream off",
 	"no-redis":         "replicas without REDIS_URL: in-process limits and no shared cache",
 }
@@ -75,6 +71,9 @@ func TestScaleOut(t *testing.T) {
 	db := freshDatabase(t, dbURL)
 	prefix := redisPrefix(t, redisURL)
 	drain, shutdownTimeout := deployment(t)
+	if brk == "drain-delay-0" {
+		drain = 0
+	}
 	rate := loadRate
 	if v := os.Getenv("SCALEOUT_RATE"); v != "" {
 		n, err := strconv.Atoi(v)
