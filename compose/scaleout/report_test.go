@@ -274,8 +274,10 @@ func (r *report) assert(t *testing.T, pol upstreamPolicy) {
 		ok, lim int
 		took    time.Duration
 	}{{"3 replicas", r.user3ok, r.user3lim, r.user3took}, {"one replica", r.user1ok, r.user1lim, r.user1took}} {
-		// GCRA: at most the burst plus what refilled while the requests ran.
-		most := userBurst + int(math.Ceil(userRate*u.took.Seconds())) + 1
+		// GCRA: at most the burst plus what refilled while the requests ran,
+		// give or take a few for Redis's clock against this process's. A
+		// limit counted per replica would allow all 400.
+		most := userBurst + int(math.Ceil(userRate*u.took.Seconds())) + 10
 		if u.lim == 0 || u.ok < userBurst || u.ok > most {
 			t.Errorf("user limit over %s: %d allowed, %d limited in %s; want at least the burst %d and at most %d", u.where, u.ok, u.lim, u.took, userBurst, most)
 		}
