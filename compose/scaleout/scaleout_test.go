@@ -36,20 +36,19 @@ const (
 	restartGap = time.Second
 )
 
-// Breaks, chosen with SCALEOUT_BREAK, run the check against a deliberately
-// broken setup to show that it fails.
-var breaks = map[string]string{
-	"drain-delay-0":    "SHUTDOWN_DRAIN_DELAY=0s instead of the manifests' preStop sleep",
-	"no-next-upstream": "nginx with proxy_next_upstream off",
-	"no-redis":         "replicas without REDIS_URL: in-process limits and no shared cache",
-}
-
 // TestScaleOut proves that three replicas behind nginx behave as one
 // service. See the package documentation and compose/README.md ("Scaling
 // out") for what it proves and what it does not.
 func TestScaleOut(t *testing.T) {
 	if os.Getenv("GLASSHOUSE_SCALEOUT") != "1" {
 		t.Skip("set GLASSHOUSE_SCALEOUT=1 (make scaleout-check) to run the two-minute scale-out check")
+	}
+	// Breaks, chosen with SCALEOUT_BREAK, run the check against a
+	// deliberately broken setup to show that it fails.
+	breaks := map[string]string{
+		"drain-delay-0":    "SHUTDOWN_DRAIN_DELAY=0s instead of the manifests' preStop sleep",
+		"no-next-upstream": "nginx with proxy_next_upstream off",
+		"no-redis":         "replicas without REDIS_URL: in-process limits and no shared cache",
 	}
 	brk := os.Getenv("SCALEOUT_BREAK")
 	if _, ok := breaks[brk]; brk != "" && !ok {
