@@ -106,6 +106,10 @@ dashboards: ## Regenerate the committed dashboard JSON.
 dashboards-check: ## Prove every dashboard panel returns data from a live Prometheus scraping the API.
 	$(GO) test -count=1 -run 'TestLive' -v ./dashboards/
 
+.PHONY: scaleout-check
+scaleout-check: ## Three API replicas behind nginx on PostgreSQL and Redis: rolling restart, killed replica, global limits (~2 min; TEST_DATABASE_URL, TEST_REDIS_URL).
+	GLASSHOUSE_SCALEOUT=1 $(GO) test -count=1 -run '^TestScaleOut$$' -v -timeout 6m ./compose/scaleout/
+
 .PHONY: stack-up
 stack-up: ## Start the whole stack (docker compose, or a native fallback without Docker).
 	./compose/stack.sh up
