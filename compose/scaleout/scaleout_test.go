@@ -301,7 +301,7 @@ func apiCall(c *http.Client, method, u, token string, body any) (int, []byte, er
 // signup creates a user through base and returns a token for it.
 func signup(t *testing.T, c *http.Client, base, name string) string {
 	t.Helper()
-	pw := "Scale-Out-" + name + "!9a"
+	pw := "Scale-Out-secret!9a" // a password may not contain the username
 	if st, b, err := apiCall(c, "POST", base+"/api/v1/users", "", map[string]string{"username": name, "email": name + "@example.com", "password": pw}); st != http.StatusCreated {
 		t.Fatalf("sign up %s: %d %v %s", name, st, err, b)
 	}
