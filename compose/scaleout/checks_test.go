@@ -191,7 +191,7 @@ func checkDashboards(t *testing.T, prom *promAPI, replicas []*replica, rep *repo
 	exprs = slices.Compact(exprs)
 	ts := time.Now().Add(-2 * time.Second)
 	vars := func(instance string) map[string]string {
-		return map[string]string{"job": "glasshouse-api", "instance": instance, "__rate_interval": "20s", "__interval": "5s", "__range": "5m"}
+		return map[string]string{"job": "glasshouse-api", "instance": instance, "route": ".*", "__rate_interval": "20s", "__interval": "5s", "__range": "5m"}
 	}
 	instances := map[string]bool{}
 	for _, r := range replicas {
