@@ -138,8 +138,11 @@ func openDeps(ctx context.Context, cfg config, tel *telemetry.Telemetry, inj *fa
 			return rdb.Ping(ctx).Err()
 		}})
 	}
-	if once, ok := db.(app.IdempotentStore); ok {
-		store = idempotentStore{Store: store, once: once, down: func() error { return inj.Err("database") }}
+	down := func() error { return inj.Err("database") }
+	once, okOnce := db.(app.IdempotentStore)
+	bulk, okBulk := db.(app.BulkStore)
+	if okOnce && okBulk {
+		store = databaseStore{Store: store, once: once, bulk: bulk, down: down}
 	}
 	checks = health.wrap(checks)
 	stop := health.probe(checks, dependencyProbeInterval)
@@ -147,21 +150,30 @@ func openDeps(ctx context.Context, cfg config, tel *telemetry.Telemetry, inj *fa
 	return store, limiter, checks, closeAll, nil
 }
 
-// idempotentStore gives the composed store (the cache and the fault
-// injector around the database) the database's CreateItemOnce, which the
-// decorators do not forward, failing like every other call while a
-// database outage is injected.
-type idempotentStore struct {
+// databaseStore gives the composed store (the cache and the fault
+// injector around the database) the database's optional methods,
+// CreateItemOnce and CreateItems, which the decorators do not forward,
+// failing like every other call while a database outage is injected. New
+// items have no cache entries, so going around the cache loses nothing.
+type databaseStore struct {
 	app.Store
 	once app.IdempotentStore
+	bulk app.BulkStore
 	down func() error
 }
 
-func (s idempotentStore) CreateItemOnce(ctx context.Context, it *app.Item, key app.IdempotencyKey) (bool, error) {
+func (s databaseStore) CreateItemOnce(ctx context.Context, it *app.Item, key app.IdempotencyKey) (bool, error) {
 	if err := s.down(); err != nil {
 		return false, err
 	}
 	return s.once.CreateItemOnce(ctx, it, key)
+}
+
+func (s databaseStore) CreateItems(ctx context.Context, items []*app.Item) error {
+	if err := s.down(); err != nil {
+		return err
+	}
+	return s.bulk.CreateItems(ctx, items)
 }
 
 func openSQLite(ctx context.Context, cfg config, tel *telemetry.Telemetry) (*sqlite.Store, error) {
