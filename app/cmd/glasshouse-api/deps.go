@@ -180,8 +180,7 @@ func openSQLite(ctx context.Context, cfg config, tel *telemetry.Telemetry) (*sql
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("DATA_DIR: %w", err)
 	}
-	path := filepath.Join(cfg.DataDir, "glasshouse.db")
-	store, err := sqlite.Open(ctx, path, sqlite.WithTracer(tel.Tracer))
+	store, err := sqlite.Open(ctx, sqlitePath(cfg), sqlite.WithTracer(tel.Tracer))
 	if err != nil {
 		return nil, err
 	}
@@ -199,10 +198,13 @@ func openSQLite(ctx context.Context, cfg config, tel *telemetry.Telemetry) (*sql
 	return store, nil
 }
 
-// openPostgres opens the pool and applies the migrations, waiting up to the
-// postgres package's start timeout for a database that is still starting.
-func openPostgres(ctx context.Context, cfg config, tel *telemetry.Telemetry) (*postgres.Store, error) {
-	store, err := postgres.Open(ctx, postgres.Config{
+// sqlitePath is the SQLite database file in DATA_DIR.
+func sqlitePath(cfg config) string { return filepath.Join(cfg.DataDir, "glasshouse.db") }
+
+// postgresConfig is the pool configuration of DATABASE_URL and the DB_*
+// settings.
+func postgresConfig(cfg config) postgres.Config {
+	return postgres.Config{
 		URL:             cfg.DatabaseURL.Reveal(),
 		MinConns:        cfg.DB.MinConns,
 		MaxConns:        cfg.DB.MaxConns,
@@ -210,8 +212,15 @@ func openPostgres(ctx context.Context, cfg config, tel *telemetry.Telemetry) (*p
 		MaxConnIdleTime: cfg.DB.MaxConnIdleTime,
 		ConnectTimeout:  cfg.DB.ConnectTimeout,
 		QueryTimeout:    cfg.DB.QueryTimeout,
-		TracerProvider:  tel.TracerProvider(),
-	})
+	}
+}
+
+// openPostgres opens the pool and applies the migrations, waiting up to the
+// postgres package's start timeout for a database that is still starting.
+func openPostgres(ctx context.Context, cfg config, tel *telemetry.Telemetry) (*postgres.Store, error) {
+	pc := postgresConfig(cfg)
+	pc.TracerProvider = tel.TracerProvider()
+	store, err := postgres.Open(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("DATABASE_URL: %w", err)
 	}
