@@ -728,3 +728,47 @@ func testBulkCreateConcurrent(t *testing.T, s app.Store) {
 		t.Errorf("ListItems total = %d, %v; want %d", total, err, writers*per)
 	}
 }
+
+// BenchmarkCreateItems measures creating 100 items for one user: one
+// CreateItem per item, and app.CreateItems in chunks of 10, 25 and 100
+// (one transaction per chunk). It reports ns/item and items/s. s must
+// hold no user named "bench".
+func BenchmarkCreateItems(b *testing.B, s app.Store) {
+	u := app.User{Username: "bench", Email: "bench@example.com", PasswordHash: "h"}
+	if err := s.CreateUser(b.Context(), &u); err != nil {
+		b.Fatal(err)
+	}
+	const n = 100
+	for _, chunk := range []int{0, 10, 25, 100} {
+		name := "one-by-one"
+		if chunk > 0 {
+			name = fmt.Sprintf("chunk=%d", chunk)
+		}
+		b.Run(name, func(b *testing.B) {
+			ctx := b.Context()
+			items := make([]*app.Item, n)
+			for b.Loop() {
+				for i := range items {
+					items[i] = &app.Item{OwnerID: u.ID, Name: "imported", Description: "from a file"}
+				}
+				if chunk == 0 {
+					for _, it := range items {
+						if err := s.CreateItem(ctx, it); err != nil {
+							b.Fatal(err)
+						}
+					}
+					continue
+				}
+				for start := 0; start < n; start += chunk {
+					if err := app.CreateItems(ctx, s, items[start:min(start+chunk, n)]); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			perItem := float64(b.Elapsed().Nanoseconds()) / float64(b.N*n)
+			b.ReportMetric(perItem, "ns/item")
+			b.ReportMetric(1e9/perItem, "items/s")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}

@@ -103,7 +103,7 @@ func runImport(ctx context.Context, args []string, getenv func(string) string, s
 	start := time.Now()
 	res, err := importItems(ctx, store, owner.ID, in, name, *chunk, *concurrency, stderr)
 	fmt.Fprintf(stdout, "imported %d items for %s in %d chunks in %v; %d invalid lines skipped, %d valid lines not stored\n",
-		res.created, owner.Username, res.chunks, time.Since(start).Round(time.Millisecond), res.invalid, res.failed)
+		res.created, owner.Username, res.chunks, time.Since(start).Round(100*time.Microsecond), res.invalid, res.failed)
 	switch {
 	case err != nil:
 		return fmt.Errorf("import: %w", err)
