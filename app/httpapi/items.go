@@ -298,28 +298,21 @@ func handleItemBulkCreate(log *slog.Logger, store app.Store, tel *telemetry.Tele
 			respondErr(log, w, r, err)
 			return
 		}
-		var elems []json.RawMessage
-		if raw := bytes.TrimSpace(req.Items); len(raw) == 0 || raw[0] != '[' || json.Unmarshal(raw, &elems) != nil ||
-			len(elems) == 0 || len(elems) > app.MaxBulkItems {
-			respondErr(log, w, r, invalidEnvelope())
+		ins, errs, err := bulkInputs(req)
+		if err != nil {
+			respondErr(log, w, r, err)
 			return
 		}
-
 		owner := userID(r.Context())
-		resp := bulkResponse{Results: make([]bulkResult, len(elems))}
+		resp := bulkResponse{Results: make([]bulkResult, len(ins))}
 		var (
 			valid []*app.Item
 			index []int // index[i] is valid[i]'s position in the request
 		)
-		for i, raw := range elems {
+		for i, in := range ins {
 			resp.Results[i].Index = i
-			var in itemRequest
-			err := decodeBytes(raw, &in)
-			if err == nil {
-				err = app.ItemInput{Name: in.Name, Description: in.Description}.Validate()
-			}
-			if err != nil {
-				p := itemProblem(r, err)
+			if errs[i] != nil {
+				p := itemProblem(r, errs[i])
 				resp.Results[i].Status, resp.Results[i].Problem = p.Status, &p
 				continue
 			}
@@ -363,6 +356,29 @@ func handleItemBulkCreate(log *slog.Logger, store app.Store, tel *telemetry.Tele
 		}
 		encode(w, http.StatusMultiStatus, resp)
 	})
+}
+
+// bulkInputs checks the envelope of a decoded bulk request (an invalid one
+// is a *app.ValidationError naming "items") and decodes and validates each
+// element on its own: ins[i] is element i, or errs[i] says why it is not an
+// item (a *requestError) or not a valid one (a *app.ValidationError).
+func bulkInputs(req bulkRequest) (ins []app.ItemInput, errs []error, err error) {
+	var elems []json.RawMessage
+	if raw := bytes.TrimSpace(req.Items); len(raw) == 0 || raw[0] != '[' || json.Unmarshal(raw, &elems) != nil ||
+		len(elems) == 0 || len(elems) > app.MaxBulkItems {
+		return nil, nil, invalidEnvelope()
+	}
+	ins, errs = make([]app.ItemInput, len(elems)), make([]error, len(elems))
+	for i, raw := range elems {
+		var in itemRequest
+		err := decodeBytes(raw, &in)
+		if err == nil {
+			ins[i] = app.ItemInput{Name: in.Name, Description: in.Description}
+			err = ins[i].Validate()
+		}
+		errs[i] = err
+	}
+	return ins, errs, nil
 }
 
 // itemProblem is the problem of one item of a bulk request: a decoding or

@@ -2,8 +2,8 @@
 // runs (like testing/fstest): one Run call covers every method, uniqueness
 // conflicts, ownership, pagination, concurrent writers, updated_at under
 // concurrent updates, and app.IdempotentStore and app.BulkStore when the
-// store implements them (those cases skip when it does not, as for the
-// cache decorator and idempotency).
+// store implements them (those cases skip when it does not, as the cache
+// decorator does not implement app.IdempotentStore).
 //
 // It imports app and the standard library (plus go-cmp) only; it never
 // imports an implementation.
