@@ -427,7 +427,7 @@ func (s *Store) CreateItems(ctx context.Context, items []*app.Item) (err error) 
 	if len(items) == 0 {
 		return nil
 	}
-	ctx, sp := s.span(ctx, "INSERT", "items")
+	ctx, sp := s.span(ctx, "BATCH INSERT", "items") // one span for the chunk's transaction
 	sp.SetAttributes(attribute.Int("db.operation.batch.size", len(items)))
 	defer func() { end(sp, err) }()
 	what := fmt.Sprintf("create %d items", len(items))
