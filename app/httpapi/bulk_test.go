@@ -172,6 +172,11 @@ func (s *bulkSpy) sizes() []int {
 	return append([]int(nil), s.calls...)
 }
 
+// noIDs is a broken app.BulkStore that reports success without creating.
+type noIDs struct{ app.Store }
+
+func (noIDs) CreateItems(context.Context, []*app.Item) error { return nil }
+
 // oneByOne hides the store's app.BulkStore, and fails the CreateItem calls
 // whose number (from 1) is in fail.
 type oneByOne struct {
@@ -232,6 +237,17 @@ func TestItemsBulkStorageErrors(t *testing.T) {
 		w := f.do(t, req{method: "POST", path: "/api/v1/items/bulk", token: token, body: bulkBody(append(validItems(30), `{"name":""}`)...)})
 		if w.Code != http.StatusServiceUnavailable || problemOf(t, w).Code != "unavailable" {
 			t.Errorf("%d %s, want 503 unavailable", w.Code, w.Body)
+		}
+		if logs := f.logs.String(); strings.Count(logs, `"msg":"dependency unavailable"`) != 1 || strings.Contains(logs, "chunk failed") {
+			t.Errorf("want the failure logged once, by the request:\n%s", logs)
+		}
+	})
+	t.Run("store returns no IDs", func(t *testing.T) {
+		f := newFixture(t, func(o *Options) { o.Store = noIDs{o.Store} })
+		_, token := f.signup(t, "noids")
+		w := f.do(t, req{method: "POST", path: "/api/v1/items/bulk", token: token, body: bulkBody(validItems(2)...)})
+		if w.Code != http.StatusInternalServerError || problemOf(t, w).Code != "internal" {
+			t.Errorf("%d %s, want 500 internal", w.Code, w.Body)
 		}
 	})
 	t.Run("owner deleted", func(t *testing.T) {

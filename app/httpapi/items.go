@@ -320,26 +320,26 @@ func handleItemBulkCreate(log *slog.Logger, store app.Store, tel *telemetry.Tele
 			index = append(index, i)
 		}
 
-		var storeErr error
+		var failed []chunkErr
 		for start := 0; start < len(valid); start += bulkChunk {
 			chunk := valid[start:min(start+bulkChunk, len(valid))]
 			err := app.CreateItems(r.Context(), store, chunk)
-			if err != nil && storeErr == nil {
-				storeErr = err
-			}
-			var p *Problem
 			if err != nil {
-				logStoreErr(log, r, err, len(chunk))
-				pr := itemProblem(r, err)
-				p = &pr
+				failed = append(failed, chunkErr{err, len(chunk)})
 			}
 			for j, it := range chunk {
 				res := &resp.Results[index[start+j]]
-				if it.ID != 0 { // created (a store without app.BulkStore can stop mid-chunk)
+				switch {
+				case it.ID != 0: // created (a store without app.BulkStore can stop mid-chunk)
 					res.Status, res.Item = http.StatusCreated, it
-					continue
+				case err == nil:
+					err = fmt.Errorf("create items: the store returned no ID for item %d", index[start+j])
+					failed = append(failed, chunkErr{err, 1})
+					fallthrough
+				default:
+					p := itemProblem(r, err)
+					res.Status, res.Problem = p.Status, &p
 				}
-				res.Status, res.Problem = p.Status, p
 			}
 		}
 		for _, res := range resp.Results {
@@ -350,9 +350,12 @@ func handleItemBulkCreate(log *slog.Logger, store app.Store, tel *telemetry.Tele
 				resp.Failed++
 			}
 		}
-		if resp.Created == 0 && storeErr != nil {
-			respondErr(log, w, r, storeErr)
+		if resp.Created == 0 && len(failed) > 0 {
+			respondErr(log, w, r, failed[0].err) // logged there, once
 			return
+		}
+		for _, f := range failed {
+			logChunkErr(log, r, f)
 		}
 		encode(w, http.StatusMultiStatus, resp)
 	})
@@ -411,16 +414,23 @@ func itemProblem(r *http.Request, err error) Problem {
 	return p
 }
 
-// logStoreErr logs a failed chunk once, as respondErr logs a failed
-// request, and records it on the request's span.
-func logStoreErr(log *slog.Logger, r *http.Request, err error, n int) {
-	level, msg := slog.LevelError, "bulk create: chunk failed"
+// chunkErr is a chunk of n items that failed to store with err.
+type chunkErr struct {
+	err error
+	n   int
+}
+
+// logChunkErr logs a failed chunk of a request that otherwise succeeded,
+// once, at the level respondErr would log its error, and records it on the
+// request's span.
+func logChunkErr(log *slog.Logger, r *http.Request, f chunkErr) {
+	level := slog.LevelError
 	switch {
-	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+	case errors.Is(f.err, context.Canceled) && r.Context().Err() != nil:
 		level = slog.LevelInfo
-	case errors.Is(err, app.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(f.err, app.ErrUnavailable), errors.Is(f.err, context.DeadlineExceeded):
 		level = slog.LevelWarn
 	}
-	log.LogAttrs(r.Context(), level, msg, slog.Int("items", n), slog.String("err", err.Error()))
-	trace.SpanFromContext(r.Context()).RecordError(err)
+	log.LogAttrs(r.Context(), level, "bulk create: chunk failed", slog.Int("items", f.n), slog.String("err", f.err.Error()))
+	trace.SpanFromContext(r.Context()).RecordError(f.err)
 }
