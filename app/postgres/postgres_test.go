@@ -293,7 +293,7 @@ func TestBatchSpan(t *testing.T) {
 		}
 		attrs := map[string]string{}
 		for _, kv := range sp.Attributes() {
-			attrs[string(kv.Key)] = kv.Value.Emit()
+			attrs[string(kv.Key)] = kv.Value.String()
 		}
 		for k, want := range map[string]string{
 			"db.operation.name": "BATCH INSERT", "db.collection.name": "items", "db.operation.batch.size": "3",
