@@ -50,8 +50,10 @@ func runImport(ctx context.Context, args []string, getenv func(string) string, s
 	chunk := fs.Int("chunk", app.MaxBulkItems, "items per transaction")
 	concurrency := fs.Int("concurrency", 4, "chunks written at once")
 	envFile := fs.String("env-file", ".env", "optional KEY=VALUE file read before the environment (for DATABASE_URL, DATA_DIR)")
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
+	if err := fs.Parse(args[1:]); errors.Is(err, flag.ErrHelp) {
+		return nil // -h printed the flags: asking for help is not a failure
+	} else if err != nil {
+		return fmt.Errorf("import: %w", err)
 	}
 	var errs []error
 	if *file == "" {

@@ -109,6 +109,11 @@ func TestImportCommand(t *testing.T) {
 func TestImportCommandErrors(t *testing.T) {
 	env := map[string]string{"DATA_DIR": t.TempDir()}
 	file := importFile(t, 1)
+	var help bytes.Buffer
+	if err := run(t.Context(), []string{"glasshouse-api", "import", "-h"}, envOf(env), strings.NewReader(""), &help, &help); err != nil ||
+		!strings.Contains(help.String(), "-concurrency") {
+		t.Errorf("import -h = %v, printing %q; want the flags and no error", err, help.String())
+	}
 	for _, tc := range []struct {
 		args []string
 		want []string
@@ -118,6 +123,7 @@ func TestImportCommandErrors(t *testing.T) {
 		{[]string{"-file", file, "-user", "nobody"}, []string{`user "nobody" does not exist`}},
 		{[]string{"-file", filepath.Join(t.TempDir(), "missing.jsonl"), "-user", "x"}, []string{"no such file"}},
 		{[]string{"-file", file, "-user", "x", "extra"}, []string{`unexpected arguments ["extra"]`}},
+		{[]string{"-bogus"}, []string{"flag provided but not defined: -bogus"}},
 	} {
 		var out bytes.Buffer
 		args := append([]string{"glasshouse-api", "import", "-env-file="}, tc.args...)
