@@ -152,7 +152,8 @@ func openAPI() map[string]any {
 				"after other chunks were stored, 503 `unavailable` or 500 `internal`: retry those items). The whole request fails only when " +
 				"the envelope is invalid (422: `items` is not an array of 1 to " + strconv.Itoa(app.MaxBulkItems) + " elements), the body is " +
 				"unreadable (400, 413 beyond MAX_BODY_BYTES, 415), or a storage error left nothing created (503, so retrying the whole " +
-				"request is safe). Idempotency-Key is not supported here (400 `invalid_idempotency_key`): retry only the failed items. " +
+				"request is safe). Idempotency-Key is not supported here (400 `invalid_idempotency_key`): retry only the failed items " +
+				"(as with a single create without the header, a chunk that committed just before its answer was lost can be created twice by a retry). " +
 				"The request counts once against the per-user rate limit.",
 			"requestBody": withRequired(jsonBody(obj(m{
 				"items": m{"type": "array", "minItems": 1, "maxItems": app.MaxBulkItems, "items": ref("ItemRequest")},
