@@ -61,6 +61,10 @@ bench: ## Benchmark the middleware chain against the bare handler and print the 
 	$(GO) test -run '^$$' -bench 'BenchmarkChain' -benchmem -count 5 ./app/httpapi/ | tee /tmp/glasshouse-bench.txt
 	$(GO) run ./app/httpapi/internal/benchratio < /tmp/glasshouse-bench.txt
 
+.PHONY: bench-bulk
+bench-bulk: ## Creating 100 items one by one against chunked bulk inserts (SQLite; PostgreSQL too when TEST_DATABASE_URL is set).
+	$(GO) test -run '^$$' -bench 'BenchmarkCreateItems' -benchtime 200x -count 3 ./app/sqlite/ ./app/postgres/
+
 .PHONY: rules
 rules: ## Regenerate everything derived from alerts/slo.yaml; SLO=path/slo.yaml OUT=dir renders another service's complete set into OUT.
 ifdef SLO
