@@ -362,6 +362,9 @@ func nginxConfig(t *testing.T, prefix, cert, key string, replicas []*replica, ht
 		{"listen 443 ssl http2;", fmt.Sprintf("listen 127.0.0.1:%d ssl http2;", httpsPort)},
 		{"listen [::]:80;", ""},
 		{"listen [::]:443 ssl http2;", ""},
+		// Every request of this check comes from 127.0.0.1: the edge's
+		// per-address limit would measure itself, not the replicas.
+		{"limit_req zone=glasshouse_per_ip burst=200 nodelay;", ""},
 	}
 	if breakRetry {
 		repl = append(repl, struct{ old, new string }{"proxy_next_upstream error timeout;", "proxy_next_upstream off;"})

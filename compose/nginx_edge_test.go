@@ -1,0 +1,224 @@
+package compose_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// lockedBuffer collects a process's output written from several goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestNginxEdgeInFrontOfAPI runs the real Debian nginx with
+// deploy/nginx/glasshouse.conf in its Unix socket variant, in front of the
+// real API binary listening on ADDR=unix:... with TRUSTED_PROXIES=unix.
+// The per-IP limit is scaled down (1 request a minute, burst 5) so the
+// count is exact: from one client address the 7th request is refused by
+// nginx itself with the JSON 429 (the API never sees it: no
+// X-Process-Time), while another client address is still served; and the
+// API's access log names the two addresses apart, ignoring a forged
+// X-Forwarded-For entry.
+func TestNginxEdgeInFrontOfAPI(t *testing.T) {
+	nginx := lookBin(t, "nginx", "nginx")
+	prefix := t.TempDir()
+	cert, key, pool := selfSignedCert(t, prefix)
+
+	sockDir, err := os.MkdirTemp("", "ghn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(sockDir) })
+	sock := filepath.Join(sockDir, "api.sock")
+
+	bin := filepath.Join(t.TempDir(), "glasshouse-api")
+	build := exec.Command("go", "build", "-o", bin, "./app/cmd/glasshouse-api")
+	build.Dir = ".."
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	apiOut := &lockedBuffer{}
+	api := exec.Command(bin, "-env-file=")
+	api.Env = append(os.Environ(), "ADDR=unix:"+sock, "UNIX_SOCKET_MODE=0666", "TRUSTED_PROXIES=unix",
+		"ADMIN_ADDR="+fmt.Sprintf("127.0.0.1:%d", freePort(t)), "DATA_DIR="+t.TempDir(), "LOG_FORMAT=json")
+	api.Stdout, api.Stderr = apiOut, apiOut
+	if err := api.Start(); err != nil {
+		t.Fatal(err)
+	}
+	apiDone := make(chan struct{})
+	go func() { api.Wait(); close(apiDone) }()
+	t.Cleanup(func() {
+		api.Process.Signal(os.Interrupt)
+		select {
+		case <-apiDone:
+		case <-time.After(30 * time.Second):
+			api.Process.Kill()
+			<-apiDone
+		}
+		if t.Failed() {
+			t.Logf("API output:\n%s", apiOut)
+		}
+	})
+	overSocket := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		}}}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(25 * time.Millisecond) {
+		if resp, err := overSocket.Get("http://localhost/health/ready"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		select {
+		case <-apiDone:
+			t.Fatalf("API exited before ready:\n%s", apiOut)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("API not ready after 30s:\n%s", apiOut)
+		}
+	}
+
+	httpPort, httpsPort := freePort(t), freePort(t)
+	mainConf := nginxSite(t, prefix, cert, key, "unix:"+sock, httpPort, httpsPort)
+	site := filepath.Join(prefix, "glasshouse.conf")
+	raw, err := os.ReadFile(site)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := string(raw)
+	for _, r := range []struct{ old, new string }{
+		// One replica: the socket.
+		{"    server 127.0.0.1:8090 max_fails=3 fail_timeout=10s;\n", ""},
+		{"    server 127.0.0.1:8092 max_fails=3 fail_timeout=10s;\n", ""},
+		// An exact count instead of a race against the refill.
+		{"rate=100r/s;", "rate=1r/m;"},
+		{"limit_req zone=glasshouse_per_ip burst=200 nodelay;", "limit_req zone=glasshouse_per_ip burst=5 nodelay;"},
+	} {
+		if !strings.Contains(conf, r.old) {
+			t.Fatalf("deploy/nginx/glasshouse.conf no longer contains %q; update the test's mapping", r.old)
+		}
+		conf = strings.Replace(conf, r.old, r.new, 1)
+	}
+	if err := os.WriteFile(site, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.CommandContext(t.Context(), nginx, "-t", "-p", prefix, "-e", prefix+"/logs/error.log", "-c", mainConf).CombinedOutput(); err != nil {
+		t.Fatalf("nginx -t: %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, nginx, "-p", prefix, "-e", prefix+"/logs/error.log", "-c", mainConf)
+	var nginxOut lockedBuffer
+	cmd.Stdout, cmd.Stderr = &nginxOut, &nginxOut
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+	}()
+	waitPort(t, httpsPort)
+
+	// from returns a client whose connections leave from ip (any
+	// 127.0.0.0/8 address is loopback on Linux).
+	from := func(ip string) *http.Client {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+		tr := &http.Transport{DialContext: d.DialContext, ForceAttemptHTTP2: true,
+			TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "glasshouse.example.com"}}
+		t.Cleanup(tr.CloseIdleConnections)
+		return &http.Client{Timeout: 10 * time.Second, Transport: tr}
+	}
+	base := fmt.Sprintf("https://127.0.0.1:%d", httpsPort)
+	type answer struct {
+		status      int
+		contentType string
+		processTime string
+		code        string
+	}
+	get := func(c *http.Client, xff string) answer {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/health", nil)
+		req.Host = "glasshouse.example.com"
+		if xff != "" {
+			req.Header.Set("X-Forwarded-For", xff)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("GET: %v\nnginx:\n%s", err, nginxOut.String())
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		var p struct{ Code string }
+		json.Unmarshal(body, &p)
+		return answer{resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get("X-Process-Time"), p.Code}
+	}
+
+	one, three := from("127.0.0.1"), from("127.0.0.3")
+	var statuses []int
+	for i := range 8 {
+		a := get(one, "")
+		statuses = append(statuses, a.status)
+		if i < 6 && (a.status != 200 || a.processTime == "") {
+			t.Errorf("request %d from 127.0.0.1: %+v, want 200 from the API", i+1, a)
+		}
+		if i >= 6 && (a.status != 429 || a.contentType != "application/problem+json" || a.code != "rate_limited" || a.processTime != "") {
+			t.Errorf("request %d from 127.0.0.1: %+v, want nginx's own 429 problem+json rate_limited", i+1, a)
+		}
+	}
+	t.Logf("127.0.0.1: %v", statuses)
+	// Another address has its own bucket at the edge, and a forged
+	// X-Forwarded-For does not change who it is to the API.
+	if a := get(three, "6.6.6.6"); a.status != 200 || a.processTime == "" {
+		t.Errorf("first request from 127.0.0.3 (after 127.0.0.1 was limited): %+v, want 200 from the API", a)
+	}
+
+	// The API's access log: 127.0.0.1 six times, 127.0.0.3 once, never the
+	// forged address. Records are written when each handler returns.
+	count := map[string]int{}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		clear(count)
+		for line := range strings.Lines(apiOut.String()) {
+			var rec struct {
+				Msg, Path string
+				ClientIP  string `json:"client_ip"`
+			}
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "http request" && rec.Path == "/health" {
+				count[rec.ClientIP]++
+			}
+		}
+		if count["127.0.0.1"] == 6 && count["127.0.0.3"] == 1 {
+			break
+		}
+	}
+	if count["127.0.0.1"] != 6 || count["127.0.0.3"] != 1 || len(count) != 2 {
+		t.Errorf("API access log client_ip counts %v, want 127.0.0.1:6 127.0.0.3:1", count)
+	}
+}
