@@ -213,6 +213,7 @@ func parseGoMemLimit(s string) (int64, bool) {
 var notGo = map[string]string{
 	"postgres": "PostgreSQL (C): shared_buffers sizes it",
 	"redis":    "Redis (C): --maxmemory sizes it",
+	"nginx":    "nginx (C): one worker and a 1 MB limit_req zone",
 }
 
 // TestComposeGoMemLimit: a Go process sizes its heap to the host unless

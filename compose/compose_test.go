@@ -23,7 +23,7 @@ import (
 // "logs" profile that stack-up enables when the engine's socket exists.
 var wantServices = []string{
 	"alertmanager", "alloy", "api", "grafana", "loadgen", "loki",
-	"postgres", "prometheus", "redis", "slacksink", "tempo",
+	"nginx", "postgres", "prometheus", "redis", "slacksink", "tempo",
 }
 
 func TestComposeLoadsWithEveryService(t *testing.T) {

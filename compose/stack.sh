@@ -147,18 +147,38 @@ host_checks() {
   export SELINUX_RELABEL=$relabel
 }
 
+# ensure_cert creates the nginx edge's self-signed certificate (valid for
+# localhost and 127.0.0.1, one year) in compose/nginx/certs unless one is
+# there. The key is readable by the container's nginx user: a throwaway
+# local certificate, git-ignored.
+ensure_cert() {
+  local dir=compose/nginx/certs
+  [ -s "$dir/tls.pem" ] && [ -s "$dir/tls-key.pem" ] && return 0
+  if ! command -v openssl >/dev/null 2>&1; then
+    echo "openssl not found: it generates the nginx edge's self-signed certificate ($dir)" >&2
+    exit 2
+  fi
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 365 \
+    -subj "/CN=localhost" -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+    -keyout "$dir/tls-key.pem" -out "$dir/tls.pem" 2>/dev/null
+  chmod 0644 "$dir/tls.pem" "$dir/tls-key.pem"
+  echo "created a self-signed certificate for the nginx edge in $dir"
+}
+
 docker_up() {
   ensure_env
+  ensure_cert
   host_checks
   echo "starting the compose stack (docker compose up --wait; the first run pulls images and builds the API)..."
   "${compose[@]}" up --build --wait --wait-timeout "${STACK_WAIT_TIMEOUT:-300}"
-  local grafana prom am sink api admin
+  local grafana prom am sink api admin edge
   grafana=$(env_value STACK_GRAFANA_PORT 3000)
   prom=$(env_value STACK_PROMETHEUS_PORT 9090)
   am=$(env_value STACK_ALERTMANAGER_PORT 9093)
   sink=$(env_value STACK_SLACKSINK_PORT 9095)
   api=$(env_value STACK_API_PORT 8080)
   admin=$(env_value STACK_API_ADMIN_PORT 8081)
+  edge=$(env_value STACK_EDGE_PORT 8443)
   cat <<URLS
 glasshouse stack is up (docker compose):
   Grafana       http://127.0.0.1:$grafana   (anonymous Viewer; admin password: GRAFANA_ADMIN_PASSWORD in $env_file)
@@ -167,6 +187,7 @@ glasshouse stack is up (docker compose):
   Alertmanager  http://127.0.0.1:$am
   Slack sink    http://127.0.0.1:$sink/messages
   API docs      http://127.0.0.1:$api/docs
+  API via nginx https://127.0.0.1:$edge/docs   (TLS, self-signed: curl -k)
   API metrics   http://127.0.0.1:$admin/metrics
 Load test: docker compose -f compose/compose.yaml --profile load up -d loadgen
 Stop with: make stack-down (VOLUMES=1 make stack-down also deletes the data volumes)
