@@ -222,3 +222,117 @@ func TestNginxEdgeInFrontOfAPI(t *testing.T) {
 		t.Errorf("API access log client_ip counts %v, want 127.0.0.1:6 127.0.0.3:1", count)
 	}
 }
+
+// TestComposeEdgeConfig runs the compose stack's nginx configuration
+// (nginx/nginx.conf and nginx/glasshouse.conf, as compose mounts them) with
+// the real Debian nginx, its container paths and the api:8080 upstream
+// mapped to a temporary prefix and a stand-in API: it passes `nginx -t`,
+// the healthcheck URL answers, and a request over TLS reaches the API with
+// the client's address in X-Forwarded-For and X-Real-IP.
+func TestComposeEdgeConfig(t *testing.T) {
+	nginx := lookBin(t, "nginx", "nginx")
+	prefix := t.TempDir()
+	cert, key, pool := selfSignedCert(t, prefix)
+	var (
+		mu   sync.Mutex
+		seen http.Header
+	)
+	api := httptestServer(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = r.Header.Clone()
+		mu.Unlock()
+		io.WriteString(w, "from the api")
+	})
+	tlsPort, healthPort := freePort(t), freePort(t)
+	read := func(path string) string {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	site := read("nginx/glasshouse.conf")
+	mainConf := read("nginx/nginx.conf")
+	for _, m := range []struct {
+		conf     *string
+		old, new string
+	}{
+		{&site, "server api:8080;", "server " + api + ";"},
+		{&site, "listen 8443 ssl http2;", fmt.Sprintf("listen 127.0.0.1:%d ssl http2;", tlsPort)},
+		{&site, "listen 8088;", fmt.Sprintf("listen 127.0.0.1:%d;", healthPort)},
+		{&site, "/etc/nginx/certs/tls.pem", cert},
+		{&site, "/etc/nginx/certs/tls-key.pem", key},
+		{&mainConf, "/tmp/", prefix + "/"}, // before the next: prefix itself may be under /tmp
+		{&mainConf, "/etc/nginx/conf.d/glasshouse.conf", filepath.Join(prefix, "glasshouse.conf")},
+	} {
+		if !strings.Contains(*m.conf, m.old) {
+			t.Fatalf("compose nginx config no longer contains %q; update the test's mapping", m.old)
+		}
+		*m.conf = strings.ReplaceAll(*m.conf, m.old, m.new)
+	}
+	if os.Geteuid() == 0 {
+		mainConf = "user root root;\n" + mainConf // workers must read the test's 0700 temp dirs
+	}
+	os.WriteFile(filepath.Join(prefix, "glasshouse.conf"), []byte(site), 0o644)
+	mainPath := filepath.Join(prefix, "nginx.conf")
+	os.WriteFile(mainPath, []byte(mainConf), 0o644)
+	if out, err := exec.CommandContext(t.Context(), nginx, "-t", "-p", prefix, "-c", mainPath).CombinedOutput(); err != nil {
+		t.Fatalf("nginx -t: %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, nginx, "-p", prefix, "-c", mainPath, "-g", "daemon off;")
+	var out lockedBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+	}()
+	waitPort(t, tlsPort)
+
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/nginx-health", healthPort))
+	if err != nil {
+		t.Fatalf("healthcheck URL: %v\n%s", err, out.String())
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("healthcheck URL: %d", resp.StatusCode)
+	}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "glasshouse.example.com"}, ForceAttemptHTTP2: true}}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("https://127.0.0.1:%d/health", tlsPort), nil)
+	req.Header.Set("X-Forwarded-For", "6.6.6.6")
+	resp, err = client.Do(req)
+	if err != nil {
+		t.Fatalf("GET over TLS: %v\n%s", err, out.String())
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "from the api" || resp.ProtoMajor != 2 {
+		t.Errorf("GET over TLS: %s %d %q", resp.Proto, resp.StatusCode, body)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if got := seen.Get("X-Forwarded-For"); got != "6.6.6.6, 127.0.0.1" {
+		t.Errorf("X-Forwarded-For at the API = %q, want the client's entry then the peer nginx saw", got)
+	}
+	if got := seen.Get("X-Real-Ip"); got != "127.0.0.1" {
+		t.Errorf("X-Real-IP at the API = %q, want 127.0.0.1", got)
+	}
+}
+
+// httptestServer starts a plain HTTP stand-in API and returns its address.
+func httptestServer(t *testing.T, h http.HandlerFunc) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
+}
