@@ -59,7 +59,9 @@ func openAPI() map[string]any {
 		codes["401"] = problem("Missing, malformed, expired or otherwise invalid bearer token.")
 		return codes
 	}
-	bearer := []m{{"bearer": []string{}}}
+	// Either scheme authenticates: both carry the same bearer token;
+	// oauth2 tells Swagger UI how to obtain one with a password.
+	bearer := []m{{"bearer": []string{}}, {"oauth2": []string{}}}
 	idParam := m{"name": "id", "in": "path", "required": true,
 		"description": "Item ID. Anything but a positive integer is a 404.",
 		"schema":      m{"type": "integer", "format": "int64", "minimum": 1}}
@@ -76,11 +78,17 @@ func openAPI() map[string]any {
 		"/api/v1/auth/login": m{"post": m{
 			"operationId": "login", "tags": []string{"auth"}, "summary": "Exchange username and password for an access token",
 			"description": "Limited by default to 20 attempts per minute per client over all usernames (RATE_LIMIT_LOGIN_IP) and 5 per minute per client and username (RATE_LIMIT_LOGIN). When too many password checks are queued (PASSWORD_HASH_QUEUE, a quarter of it per client), answers 503 `overloaded` at once.",
-			"requestBody": withRequired(jsonBody(ref("LoginRequest"))),
-			"responses": common(withBody(m{
+			"requestBody": withRequired(m{"content": m{
+				"application/json":                  m{"schema": ref("LoginRequest")},
+				"application/x-www-form-urlencoded": m{"schema": ref("LoginForm")},
+			}}),
+			"responses": override(common(withBody(m{
 				"200": ok("An access token.", ref("Token")),
 				"401": problem("Unknown user or wrong password (one answer for both)."),
-			})),
+			})), m{
+				"400": problem("Malformed JSON, wrong field type, unknown field, invalid UTF-8 or trailing data; for a form, a malformed, unknown or repeated field (code `invalid_form`) or a grant_type other than `password` (code `unsupported_grant_type`)."),
+				"415": problem("Content-Type is neither application/json nor application/x-www-form-urlencoded."),
+			}),
 		}},
 		"/api/v1/users/me": m{"get": m{
 			"operationId": "me", "tags": []string{"users"}, "summary": "The caller's account", "security": bearer,
@@ -198,6 +206,20 @@ func openAPI() map[string]any {
 			"username": m{"type": "string", "maxLength": app.UsernameMaxLen},
 			"password": m{"type": "string", "maxLength": app.PasswordMaxLen},
 		}, "username", "password"),
+		"LoginForm": m{
+			"type":        "object",
+			"description": "An OAuth2 password-grant token request (RFC 6749 section 4.3), as FastAPI's OAuth2PasswordRequestForm reads it. Each field at most once.",
+			"properties": m{
+				"grant_type":    m{"const": "password", "description": "Optional; when present it must be `password`."},
+				"username":      m{"type": "string", "maxLength": app.UsernameMaxLen},
+				"password":      m{"type": "string", "maxLength": app.PasswordMaxLen},
+				"scope":         m{"type": "string", "description": "Accepted and ignored."},
+				"client_id":     m{"type": "string", "description": "Accepted and ignored."},
+				"client_secret": m{"type": "string", "description": "Accepted and ignored."},
+			},
+			"required":             []string{"username", "password"},
+			"additionalProperties": false,
+		},
 		"Token": obj(m{
 			"access_token": str("HS256 JWT with sub, iat, exp, iss and type=access."),
 			"token_type":   m{"const": "bearer"},
@@ -226,7 +248,7 @@ func openAPI() map[string]any {
 				"type": m{"type": "string", "const": "about:blank"}, "title": m{"type": "string"},
 				"status": m{"type": "integer"}, "detail": m{"type": "string"},
 				"code": m{"type": "string", "enum": []string{
-					"invalid_json", "invalid_utf8", "unreadable_body", "body_too_large", "uri_too_long", "headers_too_large", "unsupported_media_type", "invalid_query",
+					"invalid_json", "invalid_form", "unsupported_grant_type", "invalid_utf8", "unreadable_body", "body_too_large", "uri_too_long", "headers_too_large", "unsupported_media_type", "invalid_query",
 					"invalid_idempotency_key", "idempotency_key_reused",
 					"validation_failed", "unauthorized", "invalid_token", "invalid_credentials", "not_found", "method_not_allowed",
 					"conflict", "rate_limited", "cors_origin_not_allowed", "client_closed_request", "internal", "unavailable",
@@ -263,8 +285,12 @@ func openAPI() map[string]any {
 		},
 		"paths": paths,
 		"components": m{
-			"schemas":         schemas,
-			"securitySchemes": m{"bearer": m{"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+			"schemas": schemas,
+			"securitySchemes": m{
+				"bearer": m{"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+				"oauth2": m{"type": "oauth2", "description": "The password flow: Swagger UI's Authorize posts the username and password as a form to the token URL and sends the token it gets as a bearer token.",
+					"flows": m{"password": m{"tokenUrl": "/api/v1/auth/login", "scopes": m{}}}},
+			},
 			"headers": m{
 				"RateLimit-Limit":     header("The quota's burst size."),
 				"RateLimit-Remaining": header("Requests left now."),

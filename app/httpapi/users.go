@@ -19,7 +19,8 @@ type signupRequest struct {
 	Password string `json:"password"`
 }
 
-// loginRequest is the body of POST /api/v1/auth/login.
+// loginRequest is the body of POST /api/v1/auth/login, as JSON or as an
+// OAuth2 password-grant form (decodeLogin).
 type loginRequest struct {
 	Username string `json:"username"`
 	Password string `json:"password"`
@@ -90,7 +91,7 @@ func handleLogin(s *server, store app.Store) http.Handler {
 		if !s.allow(w, r, "login_ip", "login_ip:"+clientIP(r), s.opts.Limits.LoginIP) {
 			return
 		}
-		req, err := decode[loginRequest](r)
+		req, err := decodeLogin(r)
 		if err != nil {
 			respondErr(log, w, r, err)
 			return
