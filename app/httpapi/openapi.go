@@ -159,7 +159,7 @@ func openAPI() map[string]any {
 		}},
 		"/health/live": m{"get": m{
 			"operationId": "live", "tags": []string{"health"}, "summary": "Liveness (no I/O)",
-			"responses": edge(m{"200": ok("Alive.", m{"type": "object", "properties": m{"status": m{"const": "ok"}}})}),
+			"responses": edge(m{"200": ok("Alive.", obj(m{"status": m{"const": "alive"}}, "status"))}),
 		}},
 		"/health/ready": m{"get": m{
 			"operationId": "ready", "tags": []string{"health"}, "summary": "Readiness: every required dependency check passes",
@@ -169,7 +169,7 @@ func openAPI() map[string]any {
 			}),
 		}},
 		"/health/detailed": m{"get": m{
-			"operationId": "healthDetailed", "tags": []string{"health"}, "summary": "Each check with its latency, plus CPU and memory use",
+			"operationId": "healthDetailed", "tags": []string{"health"}, "summary": "Each check's state and latency, plus memory and CPU use (HEALTH_DETAILED_SYSTEM)",
 			"responses": edge(m{"200": ok("Always 200; read `status`.", ref("HealthDetailed"))}),
 		}},
 		"/openapi.json": m{"get": m{
@@ -195,6 +195,9 @@ func openAPI() map[string]any {
 	}
 
 	ts := m{"type": "string", "format": "date-time"}
+	checkState := m{"type": "string", "pattern": "^(healthy|unhealthy: .+)$"}
+	checkStates := m{"type": "object", "description": "Each dependency check by name: `healthy` or `unhealthy: <reason>` (`timeout` or `unavailable`).",
+		"additionalProperties": checkState}
 	schemas := m{
 		"SignupRequest": obj(m{
 			"username": m{"type": "string", "minLength": app.UsernameMinLen, "maxLength": app.UsernameMaxLen, "pattern": "^[A-Za-z0-9_]+$"},
@@ -255,16 +258,22 @@ func openAPI() map[string]any {
 					"overloaded", "not_ready", "shutting_down"}},
 				"request_id": str("The X-Request-Id of this request; quote it in bug reports."),
 				"errors":     m{"type": "array", "items": obj(m{"field": m{"type": "string"}, "message": m{"type": "string"}}, "field", "message")},
-				"checks":     m{"type": "object", "additionalProperties": m{"type": "string"}},
+				"checks":     checkStates,
 			},
 		},
-		"Health": obj(m{"status": m{"const": "ok"}, "version": m{"type": "string"}, "timestamp": ts}, "status", "version", "timestamp"),
-		"Ready":  obj(m{"status": m{"const": "ready"}, "checks": m{"type": "object", "additionalProperties": m{"type": "string"}}}, "status", "checks"),
+		"Health": obj(m{"status": m{"const": "healthy"}, "version": m{"type": "string"}, "timestamp": ts}, "status", "version", "timestamp"),
+		"Ready":  obj(m{"status": m{"const": "ready"}, "checks": checkStates}, "status", "checks"),
 		"HealthDetailed": obj(m{
-			"status": m{"enum": []string{"ok", "degraded", "unavailable"}}, "version": m{"type": "string"}, "timestamp": ts,
+			"status": m{"enum": []string{"healthy", "degraded", "unhealthy"},
+				"description": "`unhealthy` when a required check fails, `degraded` when only optional ones do. Resource warnings do not change it."},
+			"version": m{"type": "string"}, "timestamp": ts,
 			"uptime_seconds": m{"type": "number"}, "draining": m{"type": "boolean"},
-			"checks": m{"type": "array", "items": obj(m{
-				"name": m{"type": "string"}, "status": m{"enum": []string{"ok", "failed", "degraded"}}, "optional": m{"type": "boolean"},
+			"checks": m{"type": "object",
+				"description":          "Each dependency check (`database`, `redis`) by name, `healthy` or `unhealthy: <reason>`; with HEALTH_DETAILED_SYSTEM also `memory` and `cpu`.",
+				"properties":           m{"memory": ref("ResourceCheck"), "cpu": ref("ResourceCheck")},
+				"additionalProperties": checkState},
+			"dependencies": m{"type": "array", "description": "Each dependency check with its latency.", "items": obj(m{
+				"name": m{"type": "string"}, "status": m{"enum": []string{"healthy", "unhealthy", "degraded"}}, "optional": m{"type": "boolean"},
 				"latency_ms": m{"type": "number"}, "error": m{"enum": []string{"timeout", "unavailable"}},
 			}, "name", "status", "latency_ms")},
 			"system": obj(m{
@@ -272,7 +281,11 @@ func openAPI() map[string]any {
 				"process_rss_bytes": m{"type": "integer"}, "goroutines": m{"type": "integer"},
 			}),
 			"system_partial": m{"type": "boolean", "description": "Some system readings failed; they are 0 in `system`."},
-		}, "status", "version", "timestamp", "checks"),
+		}, "status", "version", "timestamp", "checks", "dependencies"),
+		"ResourceCheck": obj(m{
+			"status":        m{"enum": []string{"healthy", "warning"}, "description": "`warning` at 90% memory or 80% CPU and above."},
+			"usage_percent": m{"type": "number", "minimum": 0, "maximum": 100},
+		}, "status", "usage_percent"),
 	}
 	header := func(desc string) m { return m{"description": desc, "schema": m{"type": "integer"}} }
 	return m{
