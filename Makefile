@@ -86,6 +86,10 @@ bench-http: ## Req/s, p50/p99 and RSS over loopback: defaults vs tracing off vs 
 bench-fastapi: ## The same API on FastAPI + uvicorn (bench/fastapi) against glasshouse, measured in one run.
 	./bench/run.sh fastapi
 
+.PHONY: slo-gate
+slo-gate: ## Judge the SLOs: the API alone under the average scenario (1,000+ requests), thresholds from alerts/slo.yaml, client vs server metrics; exit 99 on a miss.
+	./loadtest/slo-gate.sh
+
 .PHONY: bench-loadgen
 bench-loadgen: ## Compare the load engine with wrk and hey on loopback (prints a ratio table).
 	./loadtest/bench/run.sh

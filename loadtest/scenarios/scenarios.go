@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -53,7 +54,7 @@ type Config struct {
 // Build returns the named scenario as a loadtest.Test.
 func Build(name string, c Config) (loadtest.Test, error) {
 	var errs []error
-	if !strings.HasPrefix(c.Target, "http://") && !strings.HasPrefix(c.Target, "https://") {
+	if u, err := url.Parse(c.Target); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		errs = append(errs, fmt.Errorf("target %q: want http(s)://host:port", c.Target))
 	}
 	if len(c.SLO.SLOs) == 0 {
