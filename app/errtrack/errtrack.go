@@ -283,8 +283,9 @@ func Frames(stack []uintptr) []runtime.Frame {
 	}
 }
 
-// Callers returns the program counters of its caller's caller and up,
-// skipping skip more frames: the Stack of an Event.
+// Callers returns the program counters of the function calling it and its
+// callers, innermost first, leaving out the skip innermost: the Stack of an
+// Event. Callers(0) starts at the caller; Callers(1) at the caller's caller.
 func Callers(skip int) []uintptr {
 	pcs := make([]uintptr, 32)
 	return pcs[:runtime.Callers(skip+2, pcs)]

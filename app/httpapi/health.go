@@ -186,7 +186,7 @@ func handleReady(s *server) http.Handler {
 		}
 		results, err := s.ready.get(r.Context())
 		if err != nil {
-			respondErr(s.log, w, r, err)
+			respondErr(s.errs, w, r, err)
 			return
 		}
 		states := checkStates(results)
@@ -262,7 +262,7 @@ func handleDetailed(s *server) http.Handler {
 		}
 		wg.Wait()
 		if err != nil {
-			respondErr(s.log, w, r, err)
+			respondErr(s.errs, w, r, err)
 			return
 		}
 		now := s.opts.Now()

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -73,7 +72,7 @@ func decodeItem(r *http.Request) (app.ItemInput, error) {
 	return in, in.Validate()
 }
 
-func handleItemList(log *slog.Logger, store app.Store) http.Handler {
+func handleItemList(log *errorLog, store app.Store) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q, err := url.ParseQuery(r.URL.RawQuery)
 		if err != nil {
@@ -143,7 +142,7 @@ func fingerprint(in app.ItemInput) string {
 // by the same user within app.IdempotencyWindow gets the first answer
 // again (201 and the item as first created, with Idempotent-Replayed:
 // true) instead of a second item; the same key with another body is 422.
-func handleItemCreate(log *slog.Logger, store app.Store, tel *telemetry.Telemetry) http.Handler {
+func handleItemCreate(log *errorLog, store app.Store, tel *telemetry.Telemetry) http.Handler {
 	idem, _ := store.(app.IdempotentStore)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key, err := idempotencyKey(r.Header)
@@ -182,7 +181,7 @@ func handleItemCreate(log *slog.Logger, store app.Store, tel *telemetry.Telemetr
 	})
 }
 
-func handleItemGet(log *slog.Logger, store app.Store) http.Handler {
+func handleItemGet(log *errorLog, store app.Store) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, err := parseID(r.PathValue("id"))
 		if err != nil {
@@ -198,7 +197,7 @@ func handleItemGet(log *slog.Logger, store app.Store) http.Handler {
 	})
 }
 
-func handleItemUpdate(log *slog.Logger, store app.Store) http.Handler {
+func handleItemUpdate(log *errorLog, store app.Store) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, err := parseID(r.PathValue("id"))
 		if err != nil {
@@ -219,7 +218,7 @@ func handleItemUpdate(log *slog.Logger, store app.Store) http.Handler {
 	})
 }
 
-func handleItemDelete(log *slog.Logger, store app.Store) http.Handler {
+func handleItemDelete(log *errorLog, store app.Store) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, err := parseID(r.PathValue("id"))
 		if err != nil {
