@@ -91,3 +91,46 @@ func FuzzLoginForm(f *testing.F) {
 		}
 	})
 }
+
+// TestOpenAPIOAuth2PasswordFlow: the document declares the password flow
+// at the login route beside bearer, every authenticated operation accepts
+// either, and the login body may be a form.
+func TestOpenAPIOAuth2PasswordFlow(t *testing.T) {
+	doc := openAPI()
+	schemes := doc["components"].(map[string]any)["securitySchemes"].(map[string]any)
+	oauth, _ := schemes["oauth2"].(map[string]any)
+	flow, _ := oauth["flows"].(map[string]any)["password"].(map[string]any)
+	if oauth["type"] != "oauth2" || flow["tokenUrl"] != "/api/v1/auth/login" {
+		t.Errorf("oauth2 scheme = %v, want a password flow with tokenUrl /api/v1/auth/login", oauth)
+	}
+	if _, ok := schemes["bearer"]; !ok {
+		t.Error("the bearer scheme is gone")
+	}
+	authed := 0
+	for path, item := range doc["paths"].(map[string]any) {
+		for method, op := range item.(map[string]any) {
+			op, ok := op.(map[string]any)
+			if !ok || op["security"] == nil {
+				continue
+			}
+			authed++
+			got := map[string]bool{}
+			for _, req := range op["security"].([]map[string]any) {
+				for name := range req {
+					got[name] = true
+				}
+			}
+			if !got["bearer"] || !got["oauth2"] || len(got) != 2 {
+				t.Errorf("%s %s security = %v, want bearer or oauth2", method, path, op["security"])
+			}
+		}
+	}
+	if authed != 6 {
+		t.Errorf("%d authenticated operations, want 6", authed)
+	}
+	login := doc["paths"].(map[string]any)["/api/v1/auth/login"].(map[string]any)["post"].(map[string]any)
+	content := login["requestBody"].(map[string]any)["content"].(map[string]any)
+	if _, ok := content[formType]; !ok {
+		t.Errorf("login request body types %v lack %s", content, formType)
+	}
+}
