@@ -17,7 +17,7 @@
 #   DURATION [40s]       scenario length (10% ramp up, 80% plateau, 10% down)
 #   MIN_REQUESTS [1000]  fewer completed requests fail the gate
 #   REPORT [bin/slo-gate-report.html]  the HTML report
-#   GATE_ADDR [127.0.0.1:18480] GATE_ADMIN_ADDR [127.0.0.1:18481]  the API's listeners
+#   GATE_ADDR, GATE_ADMIN_ADDR [free loopback ports]  the API's listeners
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,8 +25,19 @@ RATE=${RATE:-40}
 DURATION=${DURATION:-40s}
 MIN_REQUESTS=${MIN_REQUESTS:-1000}
 REPORT=${REPORT:-bin/slo-gate-report.html}
-GATE_ADDR=${GATE_ADDR:-127.0.0.1:18480}
-GATE_ADMIN_ADDR=${GATE_ADMIN_ADDR:-127.0.0.1:18481}
+# freeport prints a loopback port nothing listens on. A fixed port could
+# find a stale server there and judge it instead of the API just built.
+freeport() {
+  local p
+  for _ in $(seq 100); do
+    p=$((20000 + RANDOM % 20000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
+  done
+  echo "slo-gate: no free loopback port found" >&2
+  return 1
+}
+GATE_ADDR=${GATE_ADDR:-127.0.0.1:$(freeport)}
+GATE_ADMIN_ADDR=${GATE_ADMIN_ADDR:-127.0.0.1:$(freeport)}
 
 work=$(mktemp -d /tmp/glasshouse-slo-gate.XXXXXX)
 api_pid=""
@@ -54,8 +65,8 @@ for _ in $(seq 300); do
   kill -0 "$api_pid" 2>/dev/null || break
   sleep 0.1
 done
-if [ -z "$ready" ]; then
-  echo "slo-gate: the API did not become ready; its log:" >&2
+if [ -z "$ready" ] || ! kill -0 "$api_pid" 2>/dev/null; then
+  echo "slo-gate: the API did not become ready (or another server answered on its port); its log:" >&2
   cat "$work/api.log" >&2
   exit 1
 fi

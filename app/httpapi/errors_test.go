@@ -143,3 +143,14 @@ func traceIDOf(t *testing.T, h string) string {
 	}
 	return parts[1]
 }
+
+// newTracker is an error tracker on o's registry that alerts nowhere.
+func newTracker(t *testing.T, o *Options) *errtrack.Tracker {
+	t.Helper()
+	tr, err := errtrack.New(errtrack.Options{Registry: o.Telemetry.Registry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close(context.Background()) })
+	return tr
+}

@@ -125,8 +125,8 @@ func TestOpenAPIOAuth2PasswordFlow(t *testing.T) {
 			}
 		}
 	}
-	if authed != 6 {
-		t.Errorf("%d authenticated operations, want 6", authed)
+	if authed != 7 {
+		t.Errorf("%d authenticated operations, want 7", authed)
 	}
 	login := doc["paths"].(map[string]any)["/api/v1/auth/login"].(map[string]any)["post"].(map[string]any)
 	content := login["requestBody"].(map[string]any)["content"].(map[string]any)

@@ -260,6 +260,26 @@ func TestSmokeAgainstTheAPI(t *testing.T) {
 		}
 	}
 	t.Logf("smoke summary:\n%s", summary.String())
+
+	// The mix sends a bulk create in 2% of iterations, too rarely for a
+	// short smoke to be sure to meet one: run it on its own here.
+	a := &api{target: target, runID: "bulk" + fmt.Sprint(time.Now().UnixNano()), users: 1}
+	res, err = loadtest.Run(t.Context(), loadtest.Test{
+		Setup: a.setup,
+		Scenarios: []loadtest.Scenario{{Name: "bulk", Executor: loadtest.PerVUIterations{VUs: 2, Iterations: 2},
+			Exec: func(ctx context.Context, vu *loadtest.VU) error {
+				return a.bulkCreate(ctx, vu, vu.Data().(*pool).users[0], &vuState{})
+			}}},
+	}, loadtest.RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := res.Aggregate("checks{check:bulk create: 207 with every item created}"); c.Count != 4 || c.Passes != 4 {
+		t.Errorf("bulk create checks: %d of %d passed, want 4 of 4", c.Passes, c.Count)
+	}
+	if n, _ := res.Value("http_reqs{name:/api/v1/items/bulk}", "count"); n != 4 {
+		t.Errorf("%v requests named /api/v1/items/bulk, want 4", n)
+	}
 }
 
 // TestExpiredTokenIsRefreshedOnce: when every request of a shared user gets
