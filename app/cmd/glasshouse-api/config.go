@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/getsentry/sentry-go"
 
 	"github.com/glasshouse-dev/glasshouse/app/auth"
 	"github.com/glasshouse-dev/glasshouse/app/httpapi"
@@ -56,6 +59,12 @@ type config struct {
 	PasswordHashQueue     int
 	ReadyCacheTTL         time.Duration
 	HealthDetailedSystem  bool
+	// ErrorWebhookURL is the Slack incoming webhook for error alerts
+	// (from ERROR_WEBHOOK_URL or the file ERROR_WEBHOOK_URL_FILE names);
+	// empty sends none.
+	ErrorWebhookURL    telemetry.Secret
+	ErrorAlertInterval time.Duration
+	SentryDSN          telemetry.Secret
 	// AdminHosts are the Host names, besides loopback addresses and
 	// localhost, that the admin listener answers.
 	AdminHosts        []string
@@ -122,6 +131,10 @@ var settings = []setting{
 	{"min-body-rate-grace", "MIN_BODY_RATE_GRACE", "2s", "time a request body may take before MIN_BODY_RATE applies"},
 	{"ready-cache-ttl", "READY_CACHE_TTL", "1s", "reuse a /health/ready result this long; the dependency checks run at most once at a time"},
 	{"health-detailed-system", "HEALTH_DETAILED_SYSTEM", "false", "show host and process resource use (CPU, memory, RSS, goroutines) on the public /health/detailed"},
+	{"error-webhook-url", "ERROR_WEBHOOK_URL", "", "Slack incoming-webhook URL that gets an alert for the first 5xx or panic of each kind (a secret; or use ERROR_WEBHOOK_URL_FILE)"},
+	{"error-webhook-url-file", "ERROR_WEBHOOK_URL_FILE", "", "file holding ERROR_WEBHOOK_URL (a mounted secret, as Alertmanager's slack_api_url_file)"},
+	{"error-alert-interval", "ERROR_ALERT_INTERVAL", "10m", "at most one error alert per kind (error type and top stack frames) per this interval"},
+	{"sentry-dsn", "SENTRY_DSN", "", "also send every 5xx and panic to Sentry (https://KEY@HOST/PROJECT), tagged with its trace_id"},
 	{"read-header-timeout", "READ_HEADER_TIMEOUT", "5s", "time to read request headers"},
 	{"read-timeout", "READ_TIMEOUT", "15s", "time to read a whole request"},
 	{"write-timeout", "WRITE_TIMEOUT", "30s", "time to write a response"},
@@ -259,6 +272,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		PasswordHashQueue:    int(integer("PASSWORD_HASH_QUEUE", 1)),
 		ReadyCacheTTL:        dur("READY_CACHE_TTL", time.Millisecond),
 		HealthDetailedSystem: boolean("HEALTH_DETAILED_SYSTEM"),
+		ErrorAlertInterval:   dur("ERROR_ALERT_INTERVAL", time.Second),
+		SentryDSN:            telemetry.Secret(get("SENTRY_DSN")),
 		ReadHeaderTimeout:    dur("READ_HEADER_TIMEOUT", time.Millisecond),
 		ReadTimeout:          dur("READ_TIMEOUT", time.Millisecond),
 		WriteTimeout:         dur("WRITE_TIMEOUT", time.Millisecond),
@@ -321,6 +336,28 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 			if _, err := os.Stat(f.path); err != nil {
 				bad(f.env, "%v", err)
 			}
+		}
+	}
+	c.ErrorWebhookURL = telemetry.Secret(get("ERROR_WEBHOOK_URL"))
+	if path := get("ERROR_WEBHOOK_URL_FILE"); path != "" {
+		if c.ErrorWebhookURL != "" {
+			bad("ERROR_WEBHOOK_URL_FILE", "and ERROR_WEBHOOK_URL are both set; set one")
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			bad("ERROR_WEBHOOK_URL_FILE", "%v", err)
+		}
+		c.ErrorWebhookURL = telemetry.Secret(strings.TrimSpace(string(b)))
+	}
+	if u := c.ErrorWebhookURL.Reveal(); u != "" {
+		// The URL is a secret: the message never repeats it.
+		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+			bad("ERROR_WEBHOOK_URL", "is not an http(s) URL like https://hooks.slack.com/services/...")
+		}
+	}
+	if d := c.SentryDSN.Reveal(); d != "" {
+		if _, err := sentry.NewDsn(d); err != nil {
+			bad("SENTRY_DSN", "is not a Sentry DSN like https://KEY@o0.ingest.sentry.io/PROJECT")
 		}
 	}
 	for _, o := range strings.Split(get("CORS_ORIGINS"), ",") {
@@ -429,8 +466,9 @@ func readDotEnv(path string) (map[string]string, error) {
 	return out, nil
 }
 
-// LogValue lists the settings without secrets: DATABASE_URL, REDIS_URL and
-// JWT_SECRET appear only as whether they are set.
+// LogValue lists the settings without secrets: DATABASE_URL, REDIS_URL,
+// JWT_SECRET, the error webhook and SENTRY_DSN appear only as whether they
+// are set.
 func (c config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("addr", c.Addr), slog.String("admin_addr", c.AdminAddr), slog.String("env", c.AppEnv),
@@ -441,6 +479,7 @@ func (c config) LogValue() slog.Value {
 		slog.Bool("rate_limit_enabled", c.RateLimitEnabled), slog.Int64("max_body_bytes", c.MaxBodyBytes),
 		slog.Int("concurrency_limit", c.ConcurrencyLimit), slog.Int("concurrency_limit_per_ip", c.ConcurrencyLimitPerIP),
 		slog.Int64("min_body_rate", c.MinBodyRate), slog.String("shutdown_timeout", c.ShutdownTimeout.String()),
-		slog.Bool("tls", c.TLSCertFile != ""),
+		slog.Bool("tls", c.TLSCertFile != ""), slog.Bool("error_webhook_set", c.ErrorWebhookURL != ""),
+		slog.String("error_alert_interval", c.ErrorAlertInterval.String()), slog.Bool("sentry_dsn_set", c.SentryDSN != ""),
 	)
 }
