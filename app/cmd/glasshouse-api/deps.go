@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -35,24 +34,6 @@ type dbConfig struct {
 	MaxConnIdleTime    time.Duration
 	ConnectTimeout     time.Duration
 	QueryTimeout       time.Duration
-}
-
-func (dbConfig) setConns(dst *int32, v string, min int32) error {
-	n, err := strconv.ParseInt(v, 10, 32)
-	if err != nil || int32(n) < min {
-		return fmt.Errorf("%q is not an integer >= %d", v, min)
-	}
-	*dst = int32(n)
-	return nil
-}
-
-func setDur(dst *time.Duration, v string) error {
-	d, err := time.ParseDuration(v)
-	if err != nil || d <= 0 {
-		return fmt.Errorf("%q is not a positive duration (like 5s or 30m)", v)
-	}
-	*dst = d
-	return nil
 }
 
 // dependencyProbeInterval is how often the dependency checks run in the

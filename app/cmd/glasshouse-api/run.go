@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -214,19 +215,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 func runHealth(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("health", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	def := "http://127.0.0.1:8080/health/live"
-	if addr := getenv("ADDR"); addr != "" {
-		host, port, err := net.SplitHostPort(addr)
-		if err == nil {
-			if host == "" || host == "0.0.0.0" || host == "::" {
-				host = "127.0.0.1"
-			}
-			scheme := "http"
-			if getenv("TLS_CERT_FILE") != "" {
-				scheme = "https"
-			}
-			def = scheme + "://" + net.JoinHostPort(host, port) + "/health/live"
+	def := "http://127.0.0.1" + defaultAddr + "/health/live"
+	if host, port, err := net.SplitHostPort(cmp.Or(getenv("ADDR"), defaultAddr)); err == nil {
+		if host == "" || host == "0.0.0.0" || host == "::" {
+			host = "127.0.0.1"
 		}
+		scheme := "http"
+		if getenv("TLS_CERT_FILE") != "" {
+			scheme = "https"
+		}
+		def = scheme + "://" + net.JoinHostPort(host, port) + "/health/live"
 	}
 	url := fs.String("url", def, "URL to check")
 	timeout := fs.Duration("timeout", 3*time.Second, "give up after this long")
