@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -152,9 +153,13 @@ func TestRateLimitOverride(t *testing.T) {
 func TestProductionRefusesTheDevelopmentKey(t *testing.T) {
 	addr := freeAddr(t)
 	for name, secret := range map[string]string{"unset": "", "development key": auth.DevelopmentKey} {
-		err := run(t.Context(), []string{"api", "-env-file="}, envOf(map[string]string{
+		// A hang guard only: a server that starts anyway serves until
+		// ctx ends, and its nil error fails the test.
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		err := run(ctx, []string{"api", "-env-file="}, envOf(map[string]string{
 			"APP_ENV": "production", "JWT_SECRET": secret, "ADDR": addr, "ADMIN_ADDR": "", "DATA_DIR": t.TempDir(), "LOG_FORMAT": "json",
-		}), nil, io.Discard, io.Discard)
+		}), io.Discard, io.Discard)
+		cancel()
 		if err == nil || !strings.Contains(err.Error(), "JWT_SECRET") {
 			t.Errorf("%s: run = %v, want a JWT_SECRET error", name, err)
 		}
@@ -180,7 +185,7 @@ func TestProductionDevelopmentKeyIsAConfigError(t *testing.T) {
 }
 
 func TestUnknownFlag(t *testing.T) {
-	if err := run(t.Context(), []string{"api", "-no-such-flag"}, envOf(nil), nil, io.Discard, io.Discard); err == nil {
+	if err := run(t.Context(), []string{"api", "-no-such-flag"}, envOf(nil), io.Discard, io.Discard); err == nil {
 		t.Error("unknown flag accepted")
 	}
 }

@@ -75,8 +75,7 @@ func startDepAPI(t *testing.T, env map[string]string) *depAPI {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"glasshouse-api", "-env-file="}, func(k string) string { return e[k] },
-			strings.NewReader(""), a.logs, a.logs)
+		done <- run(ctx, []string{"glasshouse-api", "-env-file="}, func(k string) string { return e[k] }, a.logs, a.logs)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -720,7 +719,7 @@ func TestBadDependencyURLsFailStartClearly(t *testing.T) {
 		}
 		var logs depLog
 		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-		err := run(ctx, []string{"glasshouse-api", "-env-file="}, func(k string) string { return e[k] }, strings.NewReader(""), &logs, &logs)
+		err := run(ctx, []string{"glasshouse-api", "-env-file="}, func(k string) string { return e[k] }, &logs, &logs)
 		cancel()
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: got %v, want an error containing %q", tc.env, err, tc.want)
@@ -749,12 +748,13 @@ func TestDepsSpansAndPoolMetrics(t *testing.T) {
 		RedisKeyPrefix: redistest.Prefix(t), CacheTTL: time.Minute, RedisTimeout: time.Second,
 		RedisFailure: redislimit.FailOpen, DB: dbConfig{MinConns: 1, MaxConns: 4},
 	}
-	store, limiter, checks, closeDeps, err := openDeps(t.Context(), cfg, tel, fault.New(fault.Options{}))
+	d, err := openDeps(t.Context(), cfg, tel, fault.New(fault.Options{}))
 	if err != nil {
 		t.Fatal(err)
 	}
+	store, limiter, checks := d.Store, d.Limiter, d.Checks
 	defer func() {
-		if err := closeDeps(); err != nil {
+		if err := d.Close(); err != nil {
 			t.Errorf("close: %v", err)
 		}
 	}()

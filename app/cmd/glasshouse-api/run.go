@@ -24,7 +24,7 @@ import (
 
 // run is the whole program: main only wires the process to it. It returns
 // when ctx is canceled (after a graceful shutdown) or on a fatal error.
-func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) > 1 && args[1] == "health" {
 		return runHealth(ctx, args[1:], getenv, stdout, stderr)
 	}
@@ -62,14 +62,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	}()
 	log := tel.Logger
 
+	// parseConfig refuses an unset or development key in production, so
+	// only development falls back to the development key.
 	key := []byte(cfg.JWTSecret.Reveal())
 	if len(key) == 0 {
 		key = []byte(auth.DevelopmentKey)
 		log.Warn("INSECURE: JWT_SECRET is not set; signing tokens with the public development key. " +
 			"Anyone can forge tokens for this server. Set JWT_SECRET (32+ random bytes); APP_ENV=production refuses to start without it.")
-	}
-	if cfg.production() && string(key) == auth.DevelopmentKey {
-		return errors.New("JWT_SECRET: the development key is refused when APP_ENV=production")
 	}
 	tokens, err := auth.NewTokens(key, cfg.JWTTTL, nil)
 	if err != nil {
@@ -82,12 +81,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	inj := fault.New(fault.Options{Route: func(r *http.Request) string { return telemetry.Route(r.Context()) }, Logger: log,
 		// Liveness failing restarts the process: no fault may reach it.
 		Exempt: []string{"/health/live"}})
-	store, limiter, checks, closeDeps, err := openDeps(ctx, cfg, tel, inj)
+	deps, err := openDeps(ctx, cfg, tel, inj)
 	if err != nil {
 		return err
 	}
 	defer func() {
-		if err := closeDeps(); err != nil {
+		if err := deps.Close(); err != nil {
 			log.Error("close dependencies", slog.String("err", err.Error()))
 		}
 	}()
@@ -108,12 +107,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 
 	draining := new(atomic.Bool)
 	handler := httpapi.NewServer(httpapi.Options{
-		Store:                 store,
-		Limiter:               limiter,
+		Store:                 deps.Store,
+		Limiter:               deps.Limiter,
 		Telemetry:             tel,
 		Hasher:                auth.NewHasher(auth.OWASP, 0),
 		Tokens:                tokens,
-		Checks:                checks,
+		Checks:                deps.Checks,
 		Draining:              draining,
 		Version:               ver,
 		Limits:                cfg.Limits,
