@@ -158,7 +158,7 @@ func TestProductionRefusesTheDevelopmentKey(t *testing.T) {
 		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 		err := run(ctx, []string{"api", "-env-file="}, envOf(map[string]string{
 			"APP_ENV": "production", "JWT_SECRET": secret, "ADDR": addr, "ADMIN_ADDR": "", "DATA_DIR": t.TempDir(), "LOG_FORMAT": "json",
-		}), io.Discard, io.Discard)
+		}), nil, io.Discard, io.Discard)
 		cancel()
 		if err == nil || !strings.Contains(err.Error(), "JWT_SECRET") {
 			t.Errorf("%s: run = %v, want a JWT_SECRET error", name, err)
@@ -185,7 +185,7 @@ func TestProductionDevelopmentKeyIsAConfigError(t *testing.T) {
 }
 
 func TestUnknownFlag(t *testing.T) {
-	if err := run(t.Context(), []string{"api", "-no-such-flag"}, envOf(nil), io.Discard, io.Discard); err == nil {
+	if err := run(t.Context(), []string{"api", "-no-such-flag"}, envOf(nil), nil, io.Discard, io.Discard); err == nil {
 		t.Error("unknown flag accepted")
 	}
 }

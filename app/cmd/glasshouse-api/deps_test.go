@@ -79,7 +79,8 @@ func startDepAPI(t *testing.T, env map[string]string) *depAPI {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"glasshouse-api", "-env-file="}, func(k string) string { return e[k] }, a.logs, a.logs)
+		done <- run(ctx, []string{"glasshouse-api", "-env-file="}, func(k string) string { return e[k] },
+			strings.NewReader(""), a.logs, a.logs)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -726,7 +727,7 @@ func TestBadDependencyURLsFailStartClearly(t *testing.T) {
 		}
 		var logs depLog
 		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-		err := run(ctx, []string{"glasshouse-api", "-env-file="}, func(k string) string { return e[k] }, &logs, &logs)
+		err := run(ctx, []string{"glasshouse-api", "-env-file="}, func(k string) string { return e[k] }, strings.NewReader(""), &logs, &logs)
 		cancel()
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: got %v, want an error containing %q", tc.env, err, tc.want)

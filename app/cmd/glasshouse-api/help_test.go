@@ -13,7 +13,7 @@ func TestHelpExitsZero(t *testing.T) {
 		t.Run(arg, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
 			getenv := func(string) string { return "" }
-			if err := run(t.Context(), []string{"glasshouse-api", arg}, getenv, &stdout, &stderr); err != nil {
+			if err := run(t.Context(), []string{"glasshouse-api", arg}, getenv, strings.NewReader(""), &stdout, &stderr); err != nil {
 				t.Fatalf("run %s: %v, want nil", arg, err)
 			}
 			for _, want := range []string{"CONCURRENCY_LIMIT", "JWT_SECRET", "-addr"} {

@@ -24,7 +24,7 @@ import (
 
 // run is the whole program: main only wires the process to it. It returns
 // when ctx is canceled (after a graceful shutdown) or on a fatal error.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) > 1 && args[1] == "health" {
 		return runHealth(ctx, args[1:], getenv, stdout, stderr)
 	}

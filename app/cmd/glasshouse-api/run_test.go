@@ -66,7 +66,7 @@ func start(t *testing.T, env map[string]string) *instance {
 	ctx, cancel := context.WithCancel(t.Context())
 	in := &instance{base: "http://" + e["ADDR"], admin: "http://" + e["ADMIN_ADDR"], dataDir: e["DATA_DIR"], cancel: cancel, done: make(chan error, 1), logs: &syncBuffer{}}
 	go func() {
-		in.done <- run(ctx, []string{"glasshouse-api", "-env-file="}, func(k string) string { return e[k] }, in.logs, in.logs)
+		in.done <- run(ctx, []string{"glasshouse-api", "-env-file="}, func(k string) string { return e[k] }, strings.NewReader(""), in.logs, in.logs)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -322,20 +322,20 @@ func TestHealthSubcommand(t *testing.T) {
 	in := start(t, nil)
 	var out bytes.Buffer
 	env := func(string) string { return "" }
-	if err := run(t.Context(), []string{"glasshouse-api", "health", "-url", in.base + "/health/live"}, env, &out, &out); err != nil {
+	if err := run(t.Context(), []string{"glasshouse-api", "health", "-url", in.base + "/health/live"}, env, nil, &out, &out); err != nil {
 		t.Errorf("health against a live server: %v", err)
 	}
 	addr := strings.TrimPrefix(in.base, "http://")
 	if err := run(t.Context(), []string{"glasshouse-api", "health"}, func(k string) string {
 		return map[string]string{"ADDR": addr}[k]
-	}, &out, &out); err != nil {
+	}, nil, &out, &out); err != nil {
 		t.Errorf("health with the URL derived from ADDR: %v", err)
 	}
 	dead := "http://" + freeAddr(t) + "/health/live"
-	if err := run(t.Context(), []string{"glasshouse-api", "health", "-url", dead}, env, &out, &out); err == nil {
+	if err := run(t.Context(), []string{"glasshouse-api", "health", "-url", dead}, env, nil, &out, &out); err == nil {
 		t.Error("health against a closed port succeeded")
 	}
-	if err := run(t.Context(), []string{"glasshouse-api", "health", "-url", in.base + "/nope"}, env, &out, &out); err == nil {
+	if err := run(t.Context(), []string{"glasshouse-api", "health", "-url", in.base + "/nope"}, env, nil, &out, &out); err == nil {
 		t.Error("health against a 404 succeeded")
 	}
 }

@@ -59,7 +59,7 @@ func TestTLSServesHTTP2WithHSTS(t *testing.T) {
 	logs := &syncBuffer{}
 	done := make(chan error, 1)
 	ctx, cancel := context.WithCancel(t.Context())
-	go func() { done <- run(ctx, []string{"api", "-env-file="}, envOf(env), logs, logs) }()
+	go func() { done <- run(ctx, []string{"api", "-env-file="}, envOf(env), nil, logs, logs) }()
 	t.Cleanup(func() { cancel(); <-done })
 
 	pool := x509.NewCertPool()
@@ -85,7 +85,7 @@ func TestTLSServesHTTP2WithHSTS(t *testing.T) {
 		t.Errorf("Strict-Transport-Security = %q", hsts)
 	}
 	var out bytes.Buffer
-	if err := run(t.Context(), []string{"api", "health"}, envOf(env), &out, &out); err != nil {
+	if err := run(t.Context(), []string{"api", "health"}, envOf(env), nil, &out, &out); err != nil {
 		t.Errorf("health subcommand over TLS: %v", err)
 	}
 }
