@@ -82,7 +82,7 @@ type Options struct {
 	// beyond); default DefaultHashQueue.
 	HashQueue int
 	// ReadyCacheTTL is how long a readiness result is served before the
-	// checks run again (one run at a time); default 1s.
+	// checks run again (one run at a time); default DefaultReadyCacheTTL.
 	ReadyCacheTTL time.Duration
 	// SystemDetails adds host and process resource use (CPU, memory, RSS,
 	// goroutines) to /health/detailed. Off by default: the public port
@@ -102,6 +102,9 @@ type Options struct {
 
 // DefaultMaxBodyBytes is the request body limit when Options.MaxBodyBytes is 0.
 const DefaultMaxBodyBytes = 1 << 20
+
+// DefaultReadyCacheTTL is Options.ReadyCacheTTL when it is 0.
+const DefaultReadyCacheTTL = time.Second
 
 type server struct {
 	opts    Options
@@ -139,7 +142,7 @@ func newServer(o Options) *server {
 		o.HashQueue = DefaultHashQueue
 	}
 	if o.ReadyCacheTTL <= 0 {
-		o.ReadyCacheTTL = time.Second
+		o.ReadyCacheTTL = DefaultReadyCacheTTL
 	}
 	if o.Draining == nil {
 		o.Draining = new(atomic.Bool)

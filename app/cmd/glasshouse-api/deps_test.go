@@ -757,12 +757,13 @@ func TestDepsSpansAndPoolMetrics(t *testing.T) {
 		RedisKeyPrefix: redistest.Prefix(t), CacheTTL: time.Minute, RedisTimeout: time.Second,
 		RedisFailure: redislimit.FailOpen, DB: dbConfig{MinConns: 1, MaxConns: 4},
 	}
-	store, limiter, checks, closeDeps, err := openDeps(t.Context(), cfg, tel, fault.New(fault.Options{}))
+	d, err := openDeps(t.Context(), cfg, tel, fault.New(fault.Options{}))
 	if err != nil {
 		t.Fatal(err)
 	}
+	store, limiter, checks := d.Store, d.Limiter, d.Checks
 	defer func() {
-		if err := closeDeps(); err != nil {
+		if err := d.Close(); err != nil {
 			t.Errorf("close: %v", err)
 		}
 	}()
