@@ -148,11 +148,12 @@ host_checks() {
 }
 
 # ensure_cert creates the nginx edge's self-signed certificate (valid for
-# localhost and 127.0.0.1, one year) in compose/nginx/certs unless one is
+# localhost and 127.0.0.1, one year) in compose/nginx/certs, which
+# compose.yaml mounts (STACK_CERT_DIR elsewhere, for tests), unless one is
 # there. The key is readable by the container's nginx user: a throwaway
 # local certificate, git-ignored.
 ensure_cert() {
-  local dir=compose/nginx/certs
+  local dir=${STACK_CERT_DIR:-compose/nginx/certs}
   [ -s "$dir/tls.pem" ] && [ -s "$dir/tls-key.pem" ] && return 0
   if ! command -v openssl >/dev/null 2>&1; then
     echo "openssl not found: it generates the nginx edge's self-signed certificate ($dir)" >&2

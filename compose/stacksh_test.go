@@ -84,6 +84,9 @@ func stackEnv(bin, envFile string, extra ...string) []string {
 		"PATH=" + bin + ":" + os.Getenv("PATH"),
 		"HOME=" + os.Getenv("HOME"),
 		"STACK_ENV_FILE=" + envFile,
+		// The nginx edge's certificate goes next to the env file, not into
+		// the checkout.
+		"STACK_CERT_DIR=" + filepath.Dir(envFile),
 		"STACK_MODE=docker",
 	}
 	return append(env, extra...)
@@ -107,6 +110,7 @@ func TestStackShDockerMode(t *testing.T) {
 	env := append(os.Environ(),
 		"PATH="+bin+":"+os.Getenv("PATH"),
 		"STACK_ENV_FILE="+envFile,
+		"STACK_CERT_DIR="+filepath.Dir(envFile),
 		"STACK_MODE=auto",
 		"STACK_GRAFANA_PORT=13000",
 		"DOCKER_SOCK="+fakeSocket(t),
@@ -120,6 +124,10 @@ func TestStackShDockerMode(t *testing.T) {
 	b, _ := os.ReadFile(calls)
 	if !regexp.MustCompile(`(?m)^compose -f compose/compose.yaml --env-file \S+ -f compose/compose.start-interval.yaml --profile logs up --build --wait --wait-timeout [0-9]+ \|`).Match(b) {
 		t.Errorf("stack.sh up ran %q, want docker compose ... up --build --wait", b)
+	}
+	// The nginx edge's self-signed certificate was generated, once.
+	if c, err := os.ReadFile(filepath.Join(filepath.Dir(envFile), "tls.pem")); err != nil || !strings.Contains(string(c), "BEGIN CERTIFICATE") {
+		t.Errorf("stack.sh up made no certificate for the nginx edge: %v", err)
 	}
 	// The secrets file was created from the example with random values,
 	// readable by the owner only.
