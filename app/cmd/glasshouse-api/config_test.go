@@ -296,3 +296,43 @@ func TestBoolFlagAlone(t *testing.T) {
 		t.Errorf("-health-detailed-system -access-log=false: system %v, access log %v, %v; want true, false", c.HealthDetailedSystem, c.AccessLog, err)
 	}
 }
+
+// TestREADMEConfigTable: the configuration table in README.md names every
+// setting, and only settings (OTEL_* belong to telemetry).
+func TestREADMEConfigTable(t *testing.T) {
+	readme, err := os.ReadFile("../../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "\n## Configuration\n")
+	if !ok {
+		t.Fatal("README.md has no ## Configuration section")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	documented := map[string]bool{}
+	for _, line := range strings.Split(section, "\n") {
+		cells := strings.Split(line, "|")
+		if len(cells) < 3 || !strings.HasPrefix(strings.TrimSpace(cells[1]), "`") {
+			continue
+		}
+		for _, m := range regexp.MustCompile("`([A-Z0-9_*]+)`").FindAllStringSubmatch(cells[1], -1) {
+			documented[m[1]] = true
+		}
+	}
+	if len(documented) < 10 {
+		t.Fatalf("found only %d variables in README.md's configuration table; has its format changed?", len(documented))
+	}
+	var c config
+	declared := map[string]bool{}
+	for _, s := range c.settings() {
+		declared[s.Env] = true
+		if !documented[s.Env] {
+			t.Errorf("%s is a setting but not in README.md's configuration table", s.Env)
+		}
+	}
+	for env := range documented {
+		if !declared[env] && !strings.HasPrefix(env, "OTEL_") {
+			t.Errorf("README.md's configuration table documents %s, which is no setting", env)
+		}
+	}
+}
