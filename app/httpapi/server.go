@@ -3,9 +3,9 @@
 // production middleware chain, JSON decoding and RFC 9457 problem
 // responses, health checks and the OpenAPI document.
 //
-// It imports app, app/auth, app/ratelimit, telemetry and the OpenTelemetry
-// trace API (to record a 5xx's cause on the span); never a storage
-// adapter (cmd chooses those).
+// It imports app, app/auth, app/errtrack, app/ratelimit, telemetry and
+// the OpenTelemetry trace API (to record a 5xx's cause on the span); never
+// a storage adapter (cmd chooses those).
 package httpapi
 
 import (
@@ -17,6 +17,7 @@ import (
 
 	"github.com/glasshouse-dev/glasshouse/app"
 	"github.com/glasshouse-dev/glasshouse/app/auth"
+	"github.com/glasshouse-dev/glasshouse/app/errtrack"
 	"github.com/glasshouse-dev/glasshouse/app/ratelimit"
 	"github.com/glasshouse-dev/glasshouse/telemetry"
 )
@@ -90,6 +91,9 @@ type Options struct {
 	CORSOrigins   []string      // allowed origins; "*" allows any; empty allows none
 	TLS           bool          // sets Strict-Transport-Security
 	CheckTimeout  time.Duration // per readiness run; default 2s
+	// Errors counts every 5xx and recovered panic in app_errors_total and
+	// alerts on them (app/errtrack); nil counts nothing.
+	Errors *errtrack.Tracker
 	// Inject, when set, wraps the chain just inside the telemetry
 	// middleware, so the latency and 5xx it injects (app/fault) are
 	// measured like real ones.
@@ -105,6 +109,7 @@ const DefaultReadyCacheTTL = time.Second
 type server struct {
 	opts    Options
 	log     *slog.Logger
+	errs    *errorLog // respondErr's logger and error tracker
 	tel     *telemetry.Telemetry
 	mux     *http.ServeMux
 	started time.Time
@@ -151,6 +156,7 @@ func newServer(o Options) *server {
 		cors:     map[string]bool{},
 		hashGate: newHashGate(o.HashQueue),
 	}
+	s.errs = &errorLog{log: s.log, track: o.Errors}
 	s.ready = &readiness{ttl: o.ReadyCacheTTL, now: o.Now, run: s.runChecks}
 	s.systemStats = o.Telemetry.SystemStats
 	for _, origin := range o.CORSOrigins {

@@ -65,6 +65,7 @@ func TestBulkCreateThroughRun(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			req.Header.Set("Content-Type", "application/json") // /debug/fault takes JSON only
 			resp, err := depClient.Do(req)
 			if err != nil || resp.StatusCode != http.StatusOK {
 				t.Fatalf("PUT /debug/fault: %v %v", resp, err)

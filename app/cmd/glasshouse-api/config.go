@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/getsentry/sentry-go"
 
 	"github.com/glasshouse-dev/glasshouse/app/auth"
 	"github.com/glasshouse-dev/glasshouse/app/httpapi"
@@ -57,6 +60,13 @@ type config struct {
 	PasswordHashQueue     int
 	ReadyCacheTTL         time.Duration
 	HealthDetailedSystem  bool
+	// ErrorWebhookURL is the Slack incoming webhook for error alerts
+	// (from ERROR_WEBHOOK_URL or the file ERROR_WEBHOOK_URL_FILE names);
+	// empty sends none.
+	ErrorWebhookURL     telemetry.Secret
+	ErrorWebhookURLFile string
+	ErrorAlertInterval  time.Duration
+	SentryDSN           telemetry.Secret
 	// AdminHosts are the Host names, besides loopback addresses and
 	// localhost, that the admin listener answers.
 	AdminHosts        []string
@@ -169,6 +179,35 @@ func (c *config) settings() []setting.Setting {
 		setting.Duration(&c.MinBodyRateGrace, "min-body-rate-grace", "MIN_BODY_RATE_GRACE", httpapi.DefaultBodyRateGrace, 0, "time a request body may take before MIN_BODY_RATE applies"),
 		setting.Duration(&c.ReadyCacheTTL, "ready-cache-ttl", "READY_CACHE_TTL", httpapi.DefaultReadyCacheTTL, time.Millisecond, "reuse a /health/ready result this long; the dependency checks run at most once at a time"),
 		setting.Bool(&c.HealthDetailedSystem, "health-detailed-system", "HEALTH_DETAILED_SYSTEM", false, "show host and process resource use (CPU, memory, RSS, goroutines) on the public /health/detailed"),
+		setting.Text(&c.ErrorWebhookURL, "error-webhook-url", "ERROR_WEBHOOK_URL", "",
+			"Slack incoming-webhook URL that gets an alert for the first 5xx or panic of each kind (a secret; or use ERROR_WEBHOOK_URL_FILE)").Then(func() error {
+			return checkWebhookURL(c.ErrorWebhookURL)
+		}),
+		setting.File(&c.ErrorWebhookURLFile, "error-webhook-url-file", "ERROR_WEBHOOK_URL_FILE",
+			"file holding ERROR_WEBHOOK_URL (a mounted secret, as Alertmanager's slack_api_url_file)").Then(func() error {
+			if c.ErrorWebhookURLFile == "" {
+				return nil
+			}
+			if c.ErrorWebhookURL != "" {
+				return errors.New("and ERROR_WEBHOOK_URL are both set; set one")
+			}
+			b, err := os.ReadFile(c.ErrorWebhookURLFile)
+			if err != nil {
+				return err
+			}
+			c.ErrorWebhookURL = telemetry.Secret(strings.TrimSpace(string(b)))
+			return checkWebhookURL(c.ErrorWebhookURL)
+		}),
+		setting.Duration(&c.ErrorAlertInterval, "error-alert-interval", "ERROR_ALERT_INTERVAL", 10*time.Minute, time.Second,
+			"at most one error alert per kind (error type and top stack frames) per this interval"),
+		setting.Text(&c.SentryDSN, "sentry-dsn", "SENTRY_DSN", "", "also send every 5xx and panic to Sentry (https://KEY@HOST/PROJECT), tagged with its trace_id").Then(func() error {
+			if d := c.SentryDSN.Reveal(); d != "" {
+				if _, err := sentry.NewDsn(d); err != nil {
+					return errors.New("is not a Sentry DSN like https://KEY@o0.ingest.sentry.io/PROJECT")
+				}
+			}
+			return nil
+		}),
 		setting.Duration(&c.ReadHeaderTimeout, "read-header-timeout", "READ_HEADER_TIMEOUT", 5*time.Second, time.Millisecond, "time to read request headers"),
 		setting.Duration(&c.ReadTimeout, "read-timeout", "READ_TIMEOUT", 15*time.Second, time.Millisecond, "time to read a whole request"),
 		setting.Duration(&c.WriteTimeout, "write-timeout", "WRITE_TIMEOUT", 30*time.Second, time.Millisecond, "time to write a response"),
@@ -265,8 +304,9 @@ func readDotEnv(path string) (map[string]string, error) {
 	return out, nil
 }
 
-// LogValue lists the settings without secrets: DATABASE_URL, REDIS_URL and
-// JWT_SECRET appear only as whether they are set.
+// LogValue lists the settings without secrets: DATABASE_URL, REDIS_URL,
+// JWT_SECRET, the error webhook and SENTRY_DSN appear only as whether they
+// are set.
 func (c config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("addr", c.Addr), slog.String("admin_addr", c.AdminAddr), slog.String("env", c.AppEnv),
@@ -277,6 +317,19 @@ func (c config) LogValue() slog.Value {
 		slog.Bool("rate_limit_enabled", c.RateLimitEnabled), slog.Int64("max_body_bytes", c.MaxBodyBytes),
 		slog.Int("concurrency_limit", c.ConcurrencyLimit), slog.Int("concurrency_limit_per_ip", c.ConcurrencyLimitPerIP),
 		slog.Int64("min_body_rate", c.MinBodyRate), slog.String("shutdown_timeout", c.ShutdownTimeout.String()),
-		slog.Bool("tls", c.TLSCertFile != ""),
+		slog.Bool("tls", c.TLSCertFile != ""), slog.Bool("error_webhook_set", c.ErrorWebhookURL != ""),
+		slog.String("error_alert_interval", c.ErrorAlertInterval.String()), slog.Bool("sentry_dsn_set", c.SentryDSN != ""),
 	)
+}
+
+// checkWebhookURL accepts an empty URL or an http(s) one. The URL is a
+// secret: the error never repeats it.
+func checkWebhookURL(u telemetry.Secret) error {
+	if u == "" {
+		return nil
+	}
+	if pu, err := url.Parse(u.Reveal()); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+		return errors.New("is not an http(s) URL like https://hooks.slack.com/services/...")
+	}
+	return nil
 }

@@ -231,6 +231,57 @@ func TestEdgeSettings(t *testing.T) {
 	}
 }
 
+func TestErrorTrackingSettings(t *testing.T) {
+	secretFile := filepath.Join(t.TempDir(), "error_webhook_url")
+	if err := os.WriteFile(secretFile, []byte("https://hooks.slack.com/services/T0/B0/fromfile\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"defaults", nil, "webhook= interval=10m0s sentry="},
+		{"from env", map[string]string{"ERROR_WEBHOOK_URL": "http://127.0.0.1:9095/hooks/x", "ERROR_ALERT_INTERVAL": "1m",
+			"SENTRY_DSN": "https://key@o1.ingest.sentry.io/42"},
+			"webhook=http://127.0.0.1:9095/hooks/x interval=1m0s sentry=https://key@o1.ingest.sentry.io/42"},
+		{"from a file", map[string]string{"ERROR_WEBHOOK_URL_FILE": secretFile},
+			"webhook=https://hooks.slack.com/services/T0/B0/fromfile interval=10m0s sentry="},
+	} {
+		c, err := parseConfig([]string{"api", "-env-file="}, envOf(tt.env), io.Discard)
+		if err != nil {
+			t.Errorf("%s: %v", tt.name, err)
+			continue
+		}
+		got := fmt.Sprintf("webhook=%s interval=%v sentry=%s", c.ErrorWebhookURL.Reveal(), c.ErrorAlertInterval, c.SentryDSN.Reveal())
+		if got != tt.want {
+			t.Errorf("%s: %s, want %s", tt.name, got, tt.want)
+		}
+		if logged := fmt.Sprint(c.LogValue()); strings.Contains(logged, "fromfile") || strings.Contains(logged, "key@") {
+			t.Errorf("%s: a secret is logged: %s", tt.name, logged)
+		}
+	}
+	for _, tt := range []struct {
+		env  map[string]string
+		name string
+	}{
+		{map[string]string{"ERROR_WEBHOOK_URL": "hooks.slack.com/secretpart"}, "ERROR_WEBHOOK_URL:"},
+		{map[string]string{"ERROR_WEBHOOK_URL_FILE": "/nonexistent/secret"}, "ERROR_WEBHOOK_URL_FILE:"},
+		{map[string]string{"ERROR_WEBHOOK_URL_FILE": secretFile, "ERROR_WEBHOOK_URL": "https://a.example/x"}, "ERROR_WEBHOOK_URL_FILE:"},
+		{map[string]string{"ERROR_ALERT_INTERVAL": "often"}, "ERROR_ALERT_INTERVAL:"},
+		{map[string]string{"SENTRY_DSN": "not-a-dsn-secretpart"}, "SENTRY_DSN:"},
+	} {
+		_, err := parseConfig([]string{"api", "-env-file="}, envOf(tt.env), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tt.name) {
+			t.Errorf("%v: error %v does not name %s", tt.env, err, tt.name)
+			continue
+		}
+		if strings.Contains(err.Error(), "secretpart") {
+			t.Errorf("the error repeats a secret: %v", err)
+		}
+	}
+}
+
 // TestSettingsTable: each setting has its own flag and variable, its
 // default is valid, and -h shows its variable and default.
 func TestSettingsTable(t *testing.T) {

@@ -304,7 +304,7 @@ func TestPostgresOutageThroughTheAPI(t *testing.T) {
 					return fmt.Errorf("status %d", st)
 				}
 				pr := decodeProblem(t, h, b)
-				if !strings.Contains(pr.Detail, "database") || pr.Checks["database"] != "failed" {
+				if !strings.Contains(pr.Detail, "database") || !strings.HasPrefix(pr.Checks["database"], "unhealthy: ") {
 					return fmt.Errorf("503 does not name the database: %s", b)
 				}
 				return nil
@@ -338,7 +338,7 @@ func TestPostgresOutageThroughTheAPI(t *testing.T) {
 				t.Errorf(`app_dependency_up{dependency="database"} = %v (present %v), want 0`, v, ok)
 			}
 			st, _, b := api.get(t, "/health/detailed", "")
-			if st != http.StatusOK || !bytes.Contains(b, []byte(`"status":"unavailable"`)) {
+			if st != http.StatusOK || !bytes.Contains(b, []byte(`"status":"unhealthy"`)) {
 				t.Errorf("/health/detailed with the database down: %d %s", st, b)
 			}
 
@@ -527,22 +527,23 @@ func TestRedisOutageThroughTheAPI(t *testing.T) {
 			}
 			st, _, b := api.get(t, "/health/detailed", "")
 			var detailed struct {
-				Status string `json:"status"`
-				Checks []struct {
+				Status string         `json:"status"`
+				Checks map[string]any `json:"checks"`
+				Deps   []struct {
 					Name, Status string
 					Optional     bool
-				} `json:"checks"`
+				} `json:"dependencies"`
 			}
 			if err := json.Unmarshal(b, &detailed); err != nil || st != http.StatusOK {
 				t.Fatalf("/health/detailed: %d %s", st, b)
 			}
 			var redisStatus string
-			for _, c := range detailed.Checks {
+			for _, c := range detailed.Deps {
 				if c.Name == "redis" {
 					redisStatus = c.Status
 				}
 			}
-			if detailed.Status != "degraded" || redisStatus != "degraded" {
+			if detailed.Status != "degraded" || redisStatus != "degraded" || detailed.Checks["redis"] != "unhealthy: unavailable" {
 				t.Errorf("/health/detailed with Redis down: %s", b)
 			}
 			if v, ok := api.metric(t, "app_dependency_up", map[string]string{"dependency": "redis"}); !ok || v != 0 {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/glasshouse-dev/glasshouse/app/auth"
+	"github.com/glasshouse-dev/glasshouse/app/errtrack"
 	"github.com/glasshouse-dev/glasshouse/app/fault"
 	"github.com/glasshouse-dev/glasshouse/app/httpapi"
 	"github.com/glasshouse-dev/glasshouse/telemetry"
@@ -108,6 +109,28 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		}
 	}
 
+	// Error tracking: every 5xx and panic counted in app_errors_total;
+	// alerts to the webhook and events to Sentry only when configured.
+	errs, err := errtrack.New(errtrack.Options{Registry: tel.Registry, Logger: log,
+		WebhookURL: cfg.ErrorWebhookURL.Reveal(), Interval: cfg.ErrorAlertInterval,
+		SentryDSN: cfg.SentryDSN.Reveal(), Environment: cfg.AppEnv, Release: ver})
+	if err != nil {
+		ln.Close()
+		if adminLn != nil {
+			adminLn.Close()
+		}
+		return fmt.Errorf("SENTRY_DSN: %w", err)
+	}
+	defer func() {
+		// After the servers have stopped: the last requests' alerts and
+		// events are sent, within a bounded time.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := errs.Close(ctx); err != nil {
+			log.Warn("error tracking: not everything sent", slog.String("err", err.Error()))
+		}
+	}()
+
 	draining := new(atomic.Bool)
 	handler := httpapi.NewServer(httpapi.Options{
 		Store:                 deps.Store,
@@ -131,6 +154,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		CORSOrigins:           cfg.CORSOrigins,
 		TLS:                   cfg.TLSCertFile != "",
 		Inject:                inj.Middleware,
+		Errors:                errs,
 	})
 	errorLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	srv := &http.Server{
