@@ -20,8 +20,8 @@ type flushWriter struct {
 	bw     *bufio.Writer
 	closed bool // after Close, every Write goes straight through
 	stop   chan struct{}
-	done chan struct{}
-	once sync.Once
+	done   chan struct{}
+	once   sync.Once
 }
 
 // newFlushWriter starts the flushing goroutine; Close stops it.

@@ -83,7 +83,7 @@ func (s *server) limitClient(next http.Handler) http.Handler {
 		ip := clientIP(r)
 		if perIP > 0 {
 			if !gate.acquire(ip, perIP) {
-				s.tel.RateLimited(s.route(r), "in_flight")
+				s.metrics.rateLimited(s.route(r), "in_flight")
 				rejectEarly(w, r, Problem{Status: http.StatusTooManyRequests, Code: "too_many_in_flight",
 					Detail: fmt.Sprintf("this client already has %d requests in flight; retry when one completes", perIP)})
 				return

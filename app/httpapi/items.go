@@ -11,7 +11,6 @@ import (
 	"strconv"
 
 	"github.com/glasshouse-dev/glasshouse/app"
-	"github.com/glasshouse-dev/glasshouse/telemetry"
 )
 
 // itemRequest is the body of POST /api/v1/items and PUT /api/v1/items/{id}
@@ -143,7 +142,7 @@ func fingerprint(in app.ItemInput) string {
 // by the same user within app.IdempotencyWindow gets the first answer
 // again (201 and the item as first created, with Idempotent-Replayed:
 // true) instead of a second item; the same key with another body is 422.
-func handleItemCreate(log *slog.Logger, store app.Store, tel *telemetry.Telemetry) http.Handler {
+func handleItemCreate(log *slog.Logger, store app.Store, m *metrics) http.Handler {
 	idem, _ := store.(app.IdempotentStore)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key, err := idempotencyKey(r.Header)
@@ -175,7 +174,7 @@ func handleItemCreate(log *slog.Logger, store app.Store, tel *telemetry.Telemetr
 		if replayed {
 			w.Header().Set("Idempotent-Replayed", "true")
 		} else {
-			tel.ItemCreated()
+			m.itemCreated()
 		}
 		w.Header().Set("Location", "/api/v1/items/"+strconv.FormatInt(it.ID, 10))
 		encode(w, http.StatusCreated, it)

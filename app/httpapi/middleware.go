@@ -456,7 +456,7 @@ func (s *server) allow(w http.ResponseWriter, r *http.Request, scope, key string
 	if route == "" {
 		route = routeOf(r.Pattern)
 	}
-	s.tel.RateLimited(route, scope)
+	s.metrics.rateLimited(route, scope)
 	if r.ContentLength != 0 && !bodyRead(r) {
 		h.Set("Connection", "close") // do not wait for the body at the client's pace
 	}

@@ -103,6 +103,7 @@ type server struct {
 	opts    Options
 	log     *slog.Logger
 	tel     *telemetry.Telemetry
+	metrics *metrics
 	mux     *http.ServeMux
 	started time.Time
 	cors    map[string]bool
@@ -143,6 +144,7 @@ func newServer(o Options) *server {
 		opts:     o,
 		log:      o.Telemetry.Logger,
 		tel:      o.Telemetry,
+		metrics:  newMetrics(o.Telemetry.Registry),
 		mux:      http.NewServeMux(),
 		started:  o.Now(),
 		cors:     map[string]bool{},

@@ -69,7 +69,7 @@ type Client interface {
 	redis.Scripter
 }
 
-// Recorder counts cache lookups. *telemetry.Telemetry satisfies it
+// Recorder counts cache lookups. *Metrics satisfies it
 // (app_cache_requests_total{cache,result}).
 type Recorder interface {
 	// CacheRequest counts one lookup; result is "hit", "miss" or "error".
