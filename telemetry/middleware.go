@@ -469,9 +469,10 @@ func (hw hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // writerOnly hides ReadFrom so io.Copy does not recurse into it.
 type writerOnly struct{ io.Writer }
 
-// routeFromPattern turns a ServeMux pattern into the route label:
-// "GET /api/v1/items/{id}" -> "/api/v1/items/{id}", "" -> "unmatched".
-func routeFromPattern(p string) string {
+// RouteFromPattern turns a ServeMux pattern (Request.Pattern) into the
+// route label Middleware uses: "GET /api/v1/items/{id}" ->
+// "/api/v1/items/{id}", "" (no pattern matched) -> Unmatched.
+func RouteFromPattern(p string) string {
 	if p == "" {
 		return Unmatched
 	}
@@ -537,7 +538,7 @@ func (rs *routeSet) lookup(pattern string) *routeEntry {
 	if e, ok := rs.byPattern.Load(pattern); ok {
 		return e.(*routeEntry)
 	}
-	route := routeFromPattern(pattern)
+	route := RouteFromPattern(pattern)
 	if route == Unmatched {
 		return rs.unmatched
 	}

@@ -27,8 +27,8 @@ func TestRouteFromPattern(t *testing.T) {
 		{"DELETE   /api/v1/items/{id}", "/api/v1/items/{id}"},
 		{"GET example.com/x/{$}", "example.com/x/{$}"},
 	} {
-		if got := routeFromPattern(tc.in); got != tc.want {
-			t.Errorf("routeFromPattern(%q) = %q, want %q", tc.in, got, tc.want)
+		if got := RouteFromPattern(tc.in); got != tc.want {
+			t.Errorf("RouteFromPattern(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
 }

@@ -130,7 +130,7 @@ func (s *server) route(r *http.Request) string {
 	if route := telemetry.Route(r.Context()); route != "" {
 		return route
 	}
-	return routeOf(r.Pattern)
+	return telemetry.RouteFromPattern(r.Pattern)
 }
 
 // errBodyTooSlow is what bodyRateReader returns when the body falls below

@@ -416,7 +416,7 @@ func (s *server) allow(w http.ResponseWriter, r *http.Request, scope, key string
 	}
 	route := telemetry.Route(r.Context())
 	if route == "" {
-		route = routeOf(r.Pattern)
+		route = telemetry.RouteFromPattern(r.Pattern)
 	}
 	s.metrics.rateLimited(route, scope)
 	if r.ContentLength != 0 && !bodyRead(r) {
@@ -429,17 +429,6 @@ func (s *server) allow(w http.ResponseWriter, r *http.Request, scope, key string
 }
 
 func ceilSeconds(d time.Duration) int64 { return int64(math.Ceil(d.Seconds())) }
-
-// routeOf strips the method from a ServeMux pattern.
-func routeOf(pattern string) string {
-	if _, p, ok := strings.Cut(pattern, " "); ok {
-		return p
-	}
-	if pattern == "" {
-		return telemetry.Unmatched
-	}
-	return pattern
-}
 
 // clientIP is the peer's address. X-Forwarded-For is not trusted: behind a
 // proxy, rewrite RemoteAddr in a middleware that knows the proxy.
