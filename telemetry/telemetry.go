@@ -4,8 +4,8 @@
 // metrics (exemplars carrying trace IDs), system and runtime collectors, and
 // a slog logger whose records carry trace_id, span_id and request_id.
 //
-// It must not import anything from this repository's app/ tree: services
-// import telemetry, never the other way round. It sets no globals (no
+// It imports nothing from this repository, app/ included (TestImports):
+// services import telemetry, never the other way round. It sets no globals (no
 // otel.SetTracerProvider, no prometheus.DefaultRegisterer); callers pass
 // TracerProvider and Registry to the libraries that need them.
 package telemetry

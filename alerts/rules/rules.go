@@ -1,7 +1,8 @@
 // Package rules turns an SLO spec (package slo) into Prometheus recording
 // and multi-window, multi-burn-rate alerting rules.
 //
-// It imports the standard library, package slo and a YAML encoder; it knows
+// It imports the standard library, package slo and a YAML encoder
+// (TestImports); it knows
 // nothing about the API. cmd/rulegen writes its output to
 // alerts/generated/slo-rules.yaml; the gameday renders the same spec with
 // compressed windows.

@@ -3,9 +3,10 @@
 // production middleware chain, JSON decoding and RFC 9457 problem
 // responses, health checks and the OpenAPI document.
 //
-// It imports app, app/auth, app/ratelimit, telemetry and the OpenTelemetry
-// trace API (to record a 5xx's cause on the span); never a storage
-// adapter (cmd chooses those).
+// It imports app, app/auth, app/ratelimit, telemetry, the OpenTelemetry
+// trace API (to record a 5xx's cause on the span) and the Prometheus client
+// (its own counters); never a storage adapter, cmd chooses those
+// (TestImports).
 package httpapi
 
 import (

@@ -32,7 +32,8 @@
 // instances sharing the Redis do not learn of this instance's failed
 // invalidations: for them an entry can stay stale until its TTL.
 //
-// It imports app and go-redis, never redislimit, httpapi or cmd.
+// It imports app, go-redis and the Prometheus client (for Metrics), never
+// redislimit, httpapi or cmd (TestImports).
 package rediscache
 
 import (

@@ -6,7 +6,8 @@
 // with SQLITE_BUSY; reads use a separate pool that WAL lets run beside the
 // writer. busy_timeout still covers other processes opening the same file.
 //
-// It imports app, never httpapi or cmd.
+// It imports app, modernc.org/sqlite and the OpenTelemetry API, never
+// httpapi or cmd (TestImports).
 package sqlite
 
 import (

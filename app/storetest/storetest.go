@@ -5,7 +5,7 @@
 // (those cases skip when it does not, as for the cache decorator).
 //
 // It imports app and the standard library (plus go-cmp) only; it never
-// imports an implementation.
+// imports an implementation (TestImports).
 package storetest
 
 import (

@@ -4,7 +4,7 @@
 // .ci/run), where the same message fails the test, so a green CI run cannot
 // hide a missing install step.
 //
-// It imports only the standard library.
+// It imports only the standard library (TestImports).
 package integration
 
 import (
