@@ -465,6 +465,7 @@ func TestRedisOutageThroughTheAPI(t *testing.T) {
 				"REDIS_KEY_PREFIX":         redistest.Prefix(t),
 				"RATE_LIMIT_REDIS_FAILURE": string(mode),
 				"RATE_LIMIT_USER":          "100/1s:100",
+				"READY_CACHE_TTL":          "1ms", // /health/detailed must run the checks, not reuse start-up's
 			})
 			token := api.signup(t, "cacheuser")
 			_, id := api.createItem(t, token, "cached")
@@ -571,6 +572,7 @@ func TestRedisFaultInjection(t *testing.T) {
 		"REDIS_KEY_PREFIX":         redistest.Prefix(t),
 		"RATE_LIMIT_REDIS_FAILURE": string(redislimit.FailOpen),
 		"RATE_LIMIT_USER":          "100/1s:100",
+		"READY_CACHE_TTL":          "1ms", // /health/detailed must run the checks, not reuse start-up's
 	})
 	token := api.signup(t, "faultuser")
 	_, id := api.createItem(t, token, "cached")
@@ -592,6 +594,7 @@ func TestRedisFaultInjection(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		req.Header.Set("Content-Type", "application/json") // the admin listener refuses anything else
 		resp, err := depClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
