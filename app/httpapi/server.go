@@ -51,7 +51,7 @@ var DefaultLimits = Limits{
 type Options struct {
 	Store     app.Store
 	Limiter   ratelimit.Limiter
-	Telemetry *telemetry.Telemetry
+	Telemetry *telemetry.Telemetry // the API registers its own counters on its Registry
 	Hasher    *auth.Hasher
 	Tokens    *auth.Tokens
 	// Checks run on /health/ready and /health/detailed.
