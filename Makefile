@@ -27,6 +27,10 @@ test: ## Run the whole test suite (race detector, then brief fuzzing).
 	$(GO) test -race -count=1 ./...
 	$(MAKE) --no-print-directory fuzz
 
+.PHONY: test-short
+test-short: ## Run the unit tests only (-short: no PostgreSQL, Redis, Prometheus or Alertmanager), for a fast inner loop.
+	env -u TEST_DATABASE_URL -u TEST_REDIS_URL -u GLASSHOUSE_REQUIRE_SERVICES $(GO) test -short ./...
+
 .PHONY: cover
 cover: ## Coverage profile (cover.out) and a per-package summary.
 	set -o pipefail; $(GO) test -count=1 -coverprofile=cover.out ./... | tee cover.txt
@@ -57,6 +61,10 @@ bench: ## Benchmark the middleware chain against the bare handler and print the 
 	$(GO) test -run '^$$' -bench 'BenchmarkChain' -benchmem -count 5 ./app/httpapi/ | tee /tmp/glasshouse-bench.txt
 	$(GO) run ./app/httpapi/internal/benchratio < /tmp/glasshouse-bench.txt
 
+.PHONY: bench-bulk
+bench-bulk: ## Creating 100 items one by one against chunked bulk inserts (SQLite; PostgreSQL too when TEST_DATABASE_URL is set).
+	$(GO) test -run '^$$' -bench 'BenchmarkCreateItems' -benchtime 200x -count 3 ./app/sqlite/ ./app/postgres/
+
 .PHONY: rules
 rules: ## Regenerate everything derived from alerts/slo.yaml; SLO=path/slo.yaml OUT=dir renders another service's complete set into OUT.
 ifdef SLO
@@ -76,7 +84,7 @@ gameday: ## Inject faults into a live API under real Prometheus + Alertmanager a
 
 .PHONY: load
 load: ## Run the smoke/average load scenario against a running API (TARGET, default http://127.0.0.1:8080).
-	$(GO) build -o $(BIN)/glasshouse-load ./loadtest/cmd/glasshouse-load && $(BIN)/glasshouse-load -target $${TARGET:-http://127.0.0.1:8080} -scenario $${SCENARIO:-average} $${LOAD_FLAGS:-}
+	$(GO) build -o $(BIN)/glasshouse-load ./loadtest/cmd/glasshouse-load && $(GO) build -o $(BIN)/nativestack ./compose/cmd/nativestack && $(BIN)/nativestack load -- $(BIN)/glasshouse-load -target $${TARGET:-http://127.0.0.1:8080} -scenario $${SCENARIO:-average} $${LOAD_FLAGS:-}
 
 .PHONY: bench-http
 bench-http: ## Req/s, p50/p99 and RSS over loopback: defaults vs tracing off vs tracing and access log off (wrk, pinned cores).
@@ -85,6 +93,10 @@ bench-http: ## Req/s, p50/p99 and RSS over loopback: defaults vs tracing off vs 
 .PHONY: bench-fastapi
 bench-fastapi: ## The same API on FastAPI + uvicorn (bench/fastapi) against glasshouse, measured in one run.
 	./bench/run.sh fastapi
+
+.PHONY: slo-gate
+slo-gate: ## Judge the SLOs: the API alone under the average scenario (1,000+ requests), thresholds from alerts/slo.yaml, client vs server metrics; exit 99 on a miss.
+	./loadtest/slo-gate.sh
 
 .PHONY: bench-loadgen
 bench-loadgen: ## Compare the load engine with wrk and hey on loopback (prints a ratio table).
@@ -97,6 +109,10 @@ dashboards: ## Regenerate the committed dashboard JSON.
 .PHONY: dashboards-check
 dashboards-check: ## Prove every dashboard panel returns data from a live Prometheus scraping the API.
 	$(GO) test -count=1 -run 'TestLive' -v ./dashboards/
+
+.PHONY: scaleout-check
+scaleout-check: ## Three API replicas behind nginx on PostgreSQL and Redis: rolling restart, killed replica, global limits (~2 min; TEST_DATABASE_URL, TEST_REDIS_URL).
+	GLASSHOUSE_SCALEOUT=1 $(GO) test -count=1 -run '^TestScaleOut$$' -v -timeout 6m ./compose/scaleout/
 
 .PHONY: stack-up
 stack-up: ## Start the whole stack (docker compose, or a native fallback without Docker).

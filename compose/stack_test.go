@@ -12,11 +12,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/glasshouse-dev/glasshouse/compose/internal/stack"
+	"github.com/glasshouse-dev/glasshouse/internal/integration"
 )
 
 // TestNativeStackUpDown runs `make stack-up` in native mode (forced with
@@ -25,9 +27,7 @@ import (
 // up) and loaded the alert rules, then runs `make stack-down` and checks no
 // process it started is left.
 func TestNativeStackUpDown(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts real processes; skipped with -short")
-	}
+	integration.Short(t, "real processes (the API, Prometheus, Alertmanager)")
 	if _, err := exec.LookPath("make"); err != nil {
 		t.Skip("make not found")
 	}
@@ -55,10 +55,10 @@ func TestNativeStackUpDown(t *testing.T) {
 	// starts in seconds.
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
-	runMake := func(ctx context.Context, target string) (string, error) {
+	runMake := func(ctx context.Context, target string, extraEnv ...string) (string, error) {
 		cmd := exec.CommandContext(ctx, "make", "--no-print-directory", target)
 		cmd.Dir = root
-		cmd.Env = env
+		cmd.Env = append(slices.Clip(env), extraEnv...)
 		var out bytes.Buffer
 		cmd.Stdout = &out
 		cmd.Stderr = &out
@@ -168,6 +168,18 @@ func TestNativeStackUpDown(t *testing.T) {
 	}
 	t.Logf("Prometheus scraped glasshouse-api %s after stack-up", time.Since(start).Round(time.Second))
 
+	// The alerts link to Grafana, which the native stack does not run: the
+	// output says so, naming the address the rules really use.
+	for _, want := range []string{"Alert links:", "http://localhost:3000", "does not run", prom + "/alerts"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("stack-up output lacks %q about the alerts' dashboard links", want)
+		}
+	}
+
+	// No load runs: Prometheus has no glasshouse-load target (a static one
+	// would show down), and `make load` adds it only while it runs.
+	checkLoadTarget(t, ctx, client, prom, runMake, ports["STACK_API_PORT"], ports["STACK_LOAD_PORT"], runDir)
+
 	// The rule files from alerts/ were loaded through the rendered globs.
 	var rules struct {
 		Data struct {
@@ -269,6 +281,98 @@ func TestNativeStackUpDown(t *testing.T) {
 	}
 }
 
+// activeTarget returns the health and scrape URL of the active target of job
+// ("" when Prometheus has none).
+func activeTarget(client *http.Client, prom, job string) (health, scrapeURL string, err error) {
+	var targets struct {
+		Data struct {
+			ActiveTargets []struct {
+				Labels    map[string]string `json:"labels"`
+				ScrapeURL string            `json:"scrapeUrl"`
+				Health    string            `json:"health"`
+			} `json:"activeTargets"`
+		} `json:"data"`
+	}
+	if err := getJSON(client, prom+"/api/v1/targets?state=active", &targets); err != nil {
+		return "", "", err
+	}
+	for _, tg := range targets.Data.ActiveTargets {
+		if tg.Labels["job"] == job {
+			return tg.Health, tg.ScrapeURL, nil
+		}
+	}
+	return "", "", nil
+}
+
+// checkLoadTarget runs `make load` (a short smoke run against the native API
+// whose metrics endpoint lingers, so Prometheus has time to scrape it) and
+// checks the glasshouse-load target: absent before, up during, gone after.
+func checkLoadTarget(t *testing.T, ctx context.Context, client *http.Client, prom string,
+	runMake func(context.Context, string, ...string) (string, error), apiPort, loadPort int, runDir string) {
+	t.Helper()
+	if health, u, err := activeTarget(client, prom, stack.LoadJob); err != nil || health != "" {
+		t.Fatalf("before any load: glasshouse-load target %q %s (err %v), want none", health, u, err)
+	}
+	loadEnv := []string{
+		fmt.Sprintf("TARGET=http://127.0.0.1:%d", apiPort),
+		"SCENARIO=smoke",
+		"LOAD_FLAGS=-duration 15s -prometheus-linger 30s -no-progress",
+	}
+	loadCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		out string
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, err := runMake(loadCtx, "load", loadEnv...)
+		done <- result{out, err}
+	}()
+	wantURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", loadPort)
+	var load *result
+	for load == nil {
+		health, u, err := activeTarget(client, prom, stack.LoadJob)
+		if err == nil && health == "up" {
+			if u != wantURL {
+				t.Errorf("glasshouse-load scrape URL = %s, want %s", u, wantURL)
+			}
+			t.Logf("Prometheus scraped the load generator during `make load`")
+			break
+		}
+		select {
+		case r := <-done:
+			load = &r
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	if load != nil {
+		logTails(t, runDir)
+		t.Fatalf("`make load` ended before Prometheus scraped it (err %v):\n%s", load.err, load.out)
+	}
+	r := <-done
+	// A smoke run may fail a threshold on a loaded machine; the target's
+	// life is what this checks.
+	t.Logf("make load (err %v):\n%s", r.err, r.out)
+	if !strings.Contains(r.out, "Prometheus scrapes this load at 127.0.0.1:"+fmt.Sprint(loadPort)) {
+		t.Errorf("`make load` did not say Prometheus scrapes it")
+	}
+	if files, _ := filepath.Glob(filepath.Join(runDir, "prometheus", "targets", stack.LoadJob, "*")); len(files) > 0 {
+		t.Errorf("target files left after `make load` ended: %v", files)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		health, u, err := activeTarget(client, prom, stack.LoadJob)
+		if err == nil && health == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after `make load` ended Prometheus still has the glasshouse-load target %q %s (err %v)", health, u, err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
 func readState(t *testing.T, runDir string) stack.State {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(runDir, "stack.json"))
@@ -319,9 +423,7 @@ func fileExists(p string) bool {
 // Prometheus that dies at once: stack-up must fail with Prometheus's last log
 // lines, stop what it had already started and record nothing.
 func TestNativeStackFailureStopsEverything(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts real processes; skipped with -short")
-	}
+	integration.Short(t, "real processes (the API, Prometheus, Alertmanager)")
 	dir := t.TempDir()
 	fake := filepath.Join(dir, "prometheus")
 	if err := os.WriteFile(fake, []byte("#!/bin/sh\necho 'fake prometheus: refusing to start' >&2\nexit 3\n"), 0o755); err != nil {
@@ -374,9 +476,7 @@ func TestNativeStackFailureStopsEverything(t *testing.T) {
 // Alertmanager are not installed: the API and the Slack sink still start,
 // and the output says what to install.
 func TestNativeStackWithoutPrometheus(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts real processes; skipped with -short")
-	}
+	integration.Short(t, "real processes (the API, Prometheus, Alertmanager)")
 	dir := t.TempDir()
 	vals := map[string]string{
 		"STACK_RUN_DIR":    filepath.Join(dir, "run"),

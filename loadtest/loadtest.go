@@ -87,7 +87,8 @@ type Options struct {
 	// tags. It saves about a microsecond per request.
 	NoHTTPPhases bool
 	// SummaryTrendStats are the trend columns of the summary; default avg,
-	// min, med, max, p(90), p(95).
+	// min, med, max, p(90), p(95), p(99) (k6's plus p(99), the tail SLOs
+	// are written against).
 	SummaryTrendStats []string
 	// SetupTimeout and TeardownTimeout default to 60s (as k6).
 	SetupTimeout, TeardownTimeout time.Duration
@@ -95,6 +96,14 @@ type Options struct {
 	// are recorded (for example to add an SLO metric); it runs on the VU's
 	// goroutine.
 	OnResponse func(vu *VU, res *Response)
+	// CoarseSchedule makes arrival-rate executors wait on Go's timers
+	// alone. By default the engine also arms a kernel timer for each
+	// arrival (Linux), so an idle generator starts iterations within tens
+	// of microseconds of their intended start; Go's timers alone wake an
+	// idle process up to a millisecond late (schedule_lag), but once a
+	// millisecond instead of once per arrival, which costs less CPU at
+	// thousands of iterations per second.
+	CoarseSchedule bool
 	// MaxSeries caps how many distinct tag sets one metric may hold
 	// (default 10,000): beyond it new tag sets are folded into one with
 	// url="[overflow]" and a warning is logged once, so memory stays flat.
@@ -216,4 +225,8 @@ type RunOptions struct {
 	Progress io.Writer
 	// JSON receives every sample as k6's JSON lines (--out json).
 	JSON io.Writer
+	// Timeline records Result.Timeline: request rate, VUs, latency
+	// quantiles, failures, drops and schedule lag once a second (for the
+	// HTML report).
+	Timeline bool
 }

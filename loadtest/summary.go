@@ -31,7 +31,9 @@ type Result struct {
 	// ConnectionsOpened counts TCP connections dialled (keep-alive reuses
 	// the rest; an open-model test facing a stall opens one per extra VU).
 	ConnectionsOpened int64
-	reg               *registry
+	// Timeline holds one point per second when RunOptions.Timeline is set.
+	Timeline []TimelinePoint
+	reg      *registry
 }
 
 // MetricSummary is one metric's (or sub-metric's) aggregate over the run.
@@ -53,7 +55,7 @@ func (r *runner) result() *Result {
 	res := &Result{Duration: r.elapsed(), Thresholds: r.thresholdResults(), reg: r.reg, ConnectionsOpened: r.connsOpened.Load()}
 	res.TrendStats = r.test.Options.SummaryTrendStats
 	if len(res.TrendStats) == 0 {
-		res.TrendStats = []string{"avg", "min", "med", "max", "p(90)", "p(95)"}
+		res.TrendStats = []string{"avg", "min", "med", "max", "p(90)", "p(95)", "p(99)"}
 	}
 	for _, s := range r.scenarios {
 		res.Scenarios = append(res.Scenarios, s.result())

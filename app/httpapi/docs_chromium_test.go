@@ -30,6 +30,7 @@ const chromiumPath = "/usr/bin/chromium"
 // entries at error level (CSP violations and failed loads among them).
 func browser(t *testing.T) (context.Context, func() []string) {
 	t.Helper()
+	integration.Short(t, "headless Chromium")
 	if _, err := exec.LookPath(chromiumPath); err != nil {
 		integration.Skip(t, "Chromium not installed (%v): apt-get install chromium", err)
 	}

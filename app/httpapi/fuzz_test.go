@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/glasshouse-dev/glasshouse/app"
 	"github.com/glasshouse-dev/glasshouse/app/auth"
 )
 
@@ -102,6 +103,45 @@ func FuzzBearer(f *testing.F) {
 		}
 		if err != nil && !errors.Is(err, auth.ErrInvalidToken) {
 			t.Fatalf("Verify error %v does not wrap ErrInvalidToken", err)
+		}
+	})
+}
+
+// FuzzDecodeBulk: any body decoded as a bulk request either fails as a
+// client error, has an invalid envelope (422 naming items), or yields 1 to
+// app.MaxBulkItems elements, each a valid item or a 4xx error of its own.
+func FuzzDecodeBulk(f *testing.F) {
+	for _, s := range []string{`{"items":[{"name":"Milk"},{"name":""},"x",{"extra":1}]}`, `{"items":[]}`, `{"items":{}}`,
+		`{"items":null}`, `{}`, `{"items":[{"name":"a","name":"b"}]}`, `{"items":[[],1,null,true]}`, `{"items": [ {"name":"\u0000"} ] }`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var req bulkRequest
+		if err := decodeBytes(body, &req); err != nil {
+			if re, ok := errors.AsType[*requestError](err); !ok || re.status < 400 || re.status > 499 {
+				t.Fatalf("decode error %#v is not a client error", err)
+			}
+			return
+		}
+		ins, errs, err := bulkInputs(req)
+		if err != nil {
+			if ve, ok := errors.AsType[*app.ValidationError](err); !ok || len(ve.Fields) != 1 || ve.Fields[0].Field != "items" {
+				t.Fatalf("envelope error %#v, want a validation error naming items", err)
+			}
+			return
+		}
+		if len(ins) < 1 || len(ins) > app.MaxBulkItems || len(errs) != len(ins) {
+			t.Fatalf("%d inputs and %d errors from a valid envelope", len(ins), len(errs))
+		}
+		for i, err := range errs {
+			_, isReq := errors.AsType[*requestError](err)
+			_, isInvalid := errors.AsType[*app.ValidationError](err)
+			switch {
+			case err == nil && ins[i].Validate() != nil:
+				t.Fatalf("element %d accepted but invalid: %+v", i, ins[i])
+			case err != nil && !isReq && !isInvalid:
+				t.Fatalf("element %d: error %#v is neither a request nor a validation error", i, err)
+			}
 		}
 	})
 }

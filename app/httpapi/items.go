@@ -1,16 +1,22 @@
 package httpapi
 
 import (
+	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/glasshouse-dev/glasshouse/app"
+	"github.com/glasshouse-dev/glasshouse/telemetry"
 )
 
 // itemRequest is the body of POST /api/v1/items and PUT /api/v1/items/{id}
@@ -231,4 +237,200 @@ func handleItemDelete(log *slog.Logger, store app.Store) http.Handler {
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})
+}
+
+// bulkChunk is how many items one transaction of a bulk create holds:
+// short transactions let other writers in between chunks (SQLite has one
+// writer) and bound what one storage failure costs. BenchmarkCreateItems
+// in app/sqlite measures the chunk sizes.
+const bulkChunk = 25
+
+// bulkRequest is the body of POST /api/v1/items/bulk. Items stays raw so
+// that an invalid element fails only itself.
+type bulkRequest struct {
+	Items json.RawMessage `json:"items"`
+}
+
+// bulkResult is one item's outcome, at the item's position in the request:
+// 201 with the item, or a 4xx/5xx problem.
+type bulkResult struct {
+	Index   int       `json:"index"`
+	Status  int       `json:"status"`
+	Item    *app.Item `json:"item,omitempty"`
+	Problem *Problem  `json:"problem,omitempty"`
+}
+
+// bulkResponse is the 207 body of POST /api/v1/items/bulk.
+type bulkResponse struct {
+	Results []bulkResult `json:"results"`
+	Created int          `json:"created"`
+	Failed  int          `json:"failed"`
+}
+
+// invalidEnvelope is the 422 of a bulk request whose items are not an
+// array of 1 to app.MaxBulkItems elements.
+func invalidEnvelope() error {
+	return &app.ValidationError{Fields: []app.FieldError{{Field: "items",
+		Message: fmt.Sprintf("must be an array of 1 to %d items", app.MaxBulkItems)}}}
+}
+
+// handleItemBulkCreate creates up to app.MaxBulkItems items for the caller.
+// Each item is decoded and validated on its own; the valid ones are stored
+// in chunks of bulkChunk, one transaction per chunk (when the store
+// implements app.BulkStore). The answer is 207 with one result per item,
+// in request order. The whole request fails only when its envelope is
+// invalid (422, or 400/413/415 as for any body), or when a storage error
+// left nothing created (then it answers as a single create would, 503 for
+// an outage, so retrying the whole request is safe). A storage error after
+// some chunks were stored fails only its chunk's items (503 "unavailable"
+// or 500 "internal" each); the client retries those. Idempotency-Key is
+// refused (400): deduplicating every item of a partial success is not
+// offered.
+func handleItemBulkCreate(log *slog.Logger, store app.Store, m *metrics) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(r.Header.Values("Idempotency-Key")) > 0 {
+			respondErr(log, w, r, badRequest("invalid_idempotency_key",
+				"Idempotency-Key is not supported on bulk creation; create items one by one at POST /api/v1/items to use it"))
+			return
+		}
+		req, err := decode[bulkRequest](r)
+		if err != nil {
+			respondErr(log, w, r, err)
+			return
+		}
+		ins, errs, err := bulkInputs(req)
+		if err != nil {
+			respondErr(log, w, r, err)
+			return
+		}
+		owner := userID(r.Context())
+		resp := bulkResponse{Results: make([]bulkResult, len(ins))}
+		var (
+			valid []*app.Item
+			index []int // index[i] is valid[i]'s position in the request
+		)
+		for i, in := range ins {
+			resp.Results[i].Index = i
+			if errs[i] != nil {
+				p := itemProblem(r, errs[i])
+				resp.Results[i].Status, resp.Results[i].Problem = p.Status, &p
+				continue
+			}
+			valid = append(valid, &app.Item{OwnerID: owner, Name: in.Name, Description: in.Description})
+			index = append(index, i)
+		}
+
+		var failed []chunkErr
+		for start := 0; start < len(valid); start += bulkChunk {
+			chunk := valid[start:min(start+bulkChunk, len(valid))]
+			err := app.CreateItems(r.Context(), store, chunk)
+			if err != nil {
+				failed = append(failed, chunkErr{err, len(chunk)})
+			}
+			for j, it := range chunk {
+				res := &resp.Results[index[start+j]]
+				switch {
+				case it.ID != 0: // created (a store without app.BulkStore can stop mid-chunk)
+					res.Status, res.Item = http.StatusCreated, it
+				case err == nil:
+					err = fmt.Errorf("create items: the store returned no ID for item %d", index[start+j])
+					failed = append(failed, chunkErr{err, 1})
+					fallthrough
+				default:
+					p := itemProblem(r, err)
+					res.Status, res.Problem = p.Status, &p
+				}
+			}
+		}
+		for _, res := range resp.Results {
+			if res.Status == http.StatusCreated {
+				resp.Created++
+				m.itemCreated()
+			} else {
+				resp.Failed++
+			}
+		}
+		if resp.Created == 0 && len(failed) > 0 {
+			respondErr(log, w, r, failed[0].err) // logged there, once
+			return
+		}
+		for _, f := range failed {
+			logChunkErr(log, r, f)
+		}
+		encode(w, http.StatusMultiStatus, resp)
+	})
+}
+
+// bulkInputs checks the envelope of a decoded bulk request (an invalid one
+// is a *app.ValidationError naming "items") and decodes and validates each
+// element on its own: ins[i] is element i, or errs[i] says why it is not an
+// item (a *requestError) or not a valid one (a *app.ValidationError).
+func bulkInputs(req bulkRequest) (ins []app.ItemInput, errs []error, err error) {
+	var elems []json.RawMessage
+	if raw := bytes.TrimSpace(req.Items); len(raw) == 0 || raw[0] != '[' || json.Unmarshal(raw, &elems) != nil ||
+		len(elems) == 0 || len(elems) > app.MaxBulkItems {
+		return nil, nil, invalidEnvelope()
+	}
+	ins, errs = make([]app.ItemInput, len(elems)), make([]error, len(elems))
+	for i, raw := range elems {
+		var in itemRequest
+		err := decodeBytes(raw, &in)
+		if err == nil {
+			ins[i] = app.ItemInput{Name: in.Name, Description: in.Description}
+			err = ins[i].Validate()
+		}
+		errs[i] = err
+	}
+	return ins, errs, nil
+}
+
+// itemProblem is the problem of one item of a bulk request: a decoding or
+// validation error of its own, or the storage error of its chunk.
+func itemProblem(r *http.Request, err error) Problem {
+	var p Problem
+	re, isReq := errors.AsType[*requestError](err)
+	ve, isInvalid := errors.AsType[*app.ValidationError](err)
+	switch {
+	case isReq:
+		p = Problem{Status: re.status, Code: re.code, Detail: "item: " + re.detail}
+	case isInvalid:
+		p = Problem{Status: http.StatusUnprocessableEntity, Code: "validation_failed",
+			Detail: "one or more fields are invalid", Errors: ve.Fields}
+	case errors.Is(err, app.ErrUnknownOwner):
+		p = Problem{Status: http.StatusUnauthorized, Code: "invalid_token", Detail: "the access token is invalid or expired"}
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		p = Problem{Status: StatusClientClosedRequest, Code: "client_closed_request", Detail: "the client closed the request"}
+	case errors.Is(err, app.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		p = Problem{Status: http.StatusServiceUnavailable, Code: "unavailable",
+			Detail: "a dependency is unavailable; retry this item shortly"}
+	default:
+		p = Problem{Status: http.StatusInternalServerError, Code: "internal", Detail: "internal server error"}
+	}
+	p.Type, p.Title = "about:blank", http.StatusText(p.Status)
+	if p.Status == StatusClientClosedRequest {
+		p.Title = "Client Closed Request"
+	}
+	p.RequestID = telemetry.RequestID(r.Context())
+	return p
+}
+
+// chunkErr is a chunk of n items that failed to store with err.
+type chunkErr struct {
+	err error
+	n   int
+}
+
+// logChunkErr logs a failed chunk of a request that otherwise succeeded,
+// once, at the level respondErr would log its error, and records it on the
+// request's span.
+func logChunkErr(log *slog.Logger, r *http.Request, f chunkErr) {
+	level := slog.LevelError
+	switch {
+	case errors.Is(f.err, context.Canceled) && r.Context().Err() != nil:
+		level = slog.LevelInfo
+	case errors.Is(f.err, app.ErrUnavailable), errors.Is(f.err, context.DeadlineExceeded):
+		level = slog.LevelWarn
+	}
+	log.LogAttrs(r.Context(), level, "bulk create: chunk failed", slog.Int("items", f.n), slog.String("err", f.err.Error()))
+	trace.SpanFromContext(r.Context()).RecordError(f.err)
 }

@@ -145,6 +145,37 @@ func openAPI() map[string]any {
 					"404": problem("No such item, or it belongs to another user.")})),
 			},
 		},
+		"/api/v1/items/bulk": m{"post": m{
+			"operationId": "createItemsBulk", "tags": []string{"items"}, "summary": "Create up to " + strconv.Itoa(app.MaxBulkItems) + " items at once", "security": bearer,
+			"description": "Each item is validated on its own and the valid ones are stored in chunks of " + strconv.Itoa(bulkChunk) +
+				", one transaction per chunk. The answer is 207 with one result per item, in request order: 201 with the item, or a problem " +
+				"(400 `invalid_json` for an element that is not an item object, 422 `validation_failed`, or, when storing its chunk failed " +
+				"after other chunks were stored, 503 `unavailable` or 500 `internal`: retry those items). The whole request fails only when " +
+				"the envelope is invalid (422: `items` is not an array of 1 to " + strconv.Itoa(app.MaxBulkItems) + " elements), the body is " +
+				"unreadable (400, 413 beyond MAX_BODY_BYTES, 415), or a storage error left nothing created (503, so retrying the whole " +
+				"request is safe). Idempotency-Key is not supported here (400 `invalid_idempotency_key`): retry only the failed items " +
+				"(as with a single create without the header, a chunk that committed just before its answer was lost can be created twice by a retry). " +
+				"The request counts once against the per-user rate limit.",
+			"requestBody": withRequired(jsonBody(obj(m{
+				"items": m{"type": "array", "minItems": 1, "maxItems": app.MaxBulkItems, "items": ref("ItemRequest")},
+			}, "items"))),
+			"responses": override(common(authed(withBody(m{
+				"207": ok("One result per item, in request order.", obj(m{
+					"results": m{"type": "array", "items": obj(m{
+						"index":   m{"type": "integer", "description": "The item's position in the request, from 0."},
+						"status":  m{"type": "integer", "description": "201, or the problem's status."},
+						"item":    ref("Item"),
+						"problem": ref("Problem"),
+					}, "index", "status")},
+					"created": m{"type": "integer", "description": "Results with status 201."},
+					"failed":  m{"type": "integer", "description": "Results with a problem."},
+				}, "results", "created", "failed")),
+			}))), m{
+				"400": problem("Malformed JSON, wrong field type, unknown field, invalid UTF-8 or trailing data in the envelope; or an Idempotency-Key header (code `invalid_idempotency_key`)."),
+				"401": problem("Missing, malformed, expired or otherwise invalid bearer token, or the token's user no longer exists."),
+				"422": problem("Invalid envelope: `items` is missing or not an array of 1 to " + strconv.Itoa(app.MaxBulkItems) + " elements (code `validation_failed`)."),
+			}),
+		}},
 		"/health": m{"get": m{
 			"operationId": "health", "tags": []string{"health"}, "summary": "Status, version and time",
 			"responses": edge(m{"200": ok("Up.", ref("Health"))}),

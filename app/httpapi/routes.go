@@ -22,6 +22,7 @@ func addRoutes(mux router, s *server) {
 
 	mux.Handle("GET /api/v1/items", authed(handleItemList(log, store)))
 	mux.Handle("POST /api/v1/items", authed(handleItemCreate(log, store, s.metrics)))
+	mux.Handle("POST /api/v1/items/bulk", authed(handleItemBulkCreate(log, store, s.metrics)))
 	mux.Handle("GET /api/v1/items/{id}", authed(handleItemGet(log, store)))
 	mux.Handle("PUT /api/v1/items/{id}", authed(handleItemUpdate(log, store)))
 	mux.Handle("DELETE /api/v1/items/{id}", authed(handleItemDelete(log, store)))

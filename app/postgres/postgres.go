@@ -185,6 +185,7 @@ type Store struct {
 var (
 	_ app.Store           = (*Store)(nil)
 	_ app.IdempotentStore = (*Store)(nil)
+	_ app.BulkStore       = (*Store)(nil)
 )
 
 // Open connects, applies the embedded migrations and returns the store.
@@ -415,6 +416,40 @@ func (s *Store) createItemOnce(ctx context.Context, it *app.Item, key app.Idempo
 	}
 	*it = created
 	return replayed, nil
+}
+
+// CreateItems implements app.BulkStore: the inserts are sent as one pgx
+// batch (one round trip) inside one transaction.
+func (s *Store) CreateItems(ctx context.Context, items []*app.Item) error {
+	if len(items) == 0 {
+		return nil
+	}
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	what := fmt.Sprintf("create %d items", len(items))
+	now := s.stamp()
+	ids := make([]int64, len(items))
+	err := retry(ctx, func() error {
+		return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			b := &pgx.Batch{}
+			for i, it := range items {
+				b.Queue(`INSERT INTO items (owner_id, name, description, created_at, updated_at)
+					VALUES ($1, $2, $3, $4, $4) RETURNING id`, it.OwnerID, it.Name, it.Description, now).
+					QueryRow(func(row pgx.Row) error { return row.Scan(&ids[i]) })
+			}
+			return tx.SendBatch(ctx, b).Close()
+		})
+	})
+	if err != nil {
+		if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) && pe.Code == "23503" {
+			return fmt.Errorf("%s: %w", what, app.ErrUnknownOwner)
+		}
+		return s.wrap(ctx, what, err)
+	}
+	for i, it := range items {
+		it.ID, it.CreatedAt, it.UpdatedAt = ids[i], now, now
+	}
+	return nil
 }
 
 const itemCols = `id, owner_id, name, description, created_at, updated_at`

@@ -272,6 +272,41 @@ func TestQuerySpans(t *testing.T) {
 	}
 }
 
+// TestBatchSpan: CreateItems is one "BATCH INSERT items" span under the
+// request, with the batch size.
+func TestBatchSpan(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	s := open(t, postgres.Config{TracerProvider: tp})
+	u := newUser(t, s, "batcher")
+	ctx, parent := tp.Tracer("test").Start(t.Context(), "request")
+	items := []*app.Item{{OwnerID: u.ID, Name: "a"}, {OwnerID: u.ID, Name: "b"}, {OwnerID: u.ID, Name: "c"}}
+	if err := s.CreateItems(ctx, items); err != nil {
+		t.Fatal(err)
+	}
+	parent.End()
+	var names []string
+	for _, sp := range rec.Ended() {
+		names = append(names, sp.Name())
+		if sp.Name() != "BATCH INSERT items" || sp.Parent().SpanID() != parent.SpanContext().SpanID() {
+			continue
+		}
+		attrs := map[string]string{}
+		for _, kv := range sp.Attributes() {
+			attrs[string(kv.Key)] = kv.Value.String()
+		}
+		for k, want := range map[string]string{
+			"db.operation.name": "BATCH INSERT", "db.collection.name": "items", "db.operation.batch.size": "3",
+		} {
+			if attrs[k] != want {
+				t.Errorf("span attribute %s = %q, want %q", k, attrs[k], want)
+			}
+		}
+		return
+	}
+	t.Fatalf("no \"BATCH INSERT items\" child span of the request; spans: %v", names)
+}
+
 func TestOpenFailsClearlyWhenUnreachable(t *testing.T) {
 	pgtest.AdminURL(t)
 	start := time.Now()

@@ -29,6 +29,7 @@ type tracer struct {
 var (
 	_ pgx.QueryTracer   = (*tracer)(nil)
 	_ pgx.ConnectTracer = (*tracer)(nil)
+	_ pgx.BatchTracer   = (*tracer)(nil)
 )
 
 func newTracer(tp trace.TracerProvider, cc *pgx.ConnConfig) *tracer {
@@ -65,6 +66,52 @@ func (t *tracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data pgx.Trac
 func (t *tracer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryEndData) {
 	sp := trace.SpanFromContext(ctx)
 	end(sp, data.Err)
+}
+
+// TraceBatchStart implements pgx.BatchTracer: a batch is one span (one
+// round trip), named "BATCH <operation> <table>" when every query in it is
+// the same operation on the same table, with db.operation.batch.size and
+// the first query's text.
+func (t *tracer) TraceBatchStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceBatchStartData) context.Context {
+	var op, table, text string
+	for i, q := range data.Batch.QueuedQueries {
+		o, tb := summarize(q.SQL)
+		if i == 0 {
+			op, table, text = o, tb, q.SQL
+		} else if o != op || tb != table {
+			op, table = "", ""
+			break
+		}
+	}
+	name, opName := "BATCH", "BATCH"
+	if op != "" {
+		opName += " " + op
+		name = opName
+		if table != "" {
+			name += " " + table
+		}
+	}
+	attrs := append(t.common[:len(t.common):len(t.common)],
+		attribute.String("db.operation.name", opName),
+		attribute.Int("db.operation.batch.size", data.Batch.Len()),
+	)
+	if op != "" {
+		attrs = append(attrs, attribute.String("db.query.text", text))
+	}
+	if table != "" {
+		attrs = append(attrs, attribute.String("db.collection.name", table))
+	}
+	ctx, _ = t.t.Start(ctx, name, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
+	return ctx
+}
+
+// TraceBatchQuery implements pgx.BatchTracer; the batch's span records the
+// queries' errors when it ends.
+func (t *tracer) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
+
+// TraceBatchEnd implements pgx.BatchTracer.
+func (t *tracer) TraceBatchEnd(ctx context.Context, _ *pgx.Conn, data pgx.TraceBatchEndData) {
+	end(trace.SpanFromContext(ctx), data.Err)
 }
 
 // TraceConnectStart implements pgx.ConnectTracer: dialling and

@@ -148,7 +148,10 @@ type purge struct {
 	until time.Time
 }
 
-var _ app.Store = (*Store)(nil)
+var (
+	_ app.Store     = (*Store)(nil)
+	_ app.BulkStore = (*Store)(nil)
+)
 
 // New wraps next with a cache in rdb. Close closes next, not rdb: the
 // caller owns the client (it may be shared with other users).
@@ -261,6 +264,13 @@ func (s *Store) Item(ctx context.Context, ownerID, id int64) (app.Item, error) {
 		}
 	}
 	return it, nil
+}
+
+// CreateItems implements app.BulkStore with app.CreateItems on the wrapped
+// store: one transaction when it implements app.BulkStore. New items have
+// no cache entries, so there is nothing to invalidate.
+func (s *Store) CreateItems(ctx context.Context, items []*app.Item) error {
+	return app.CreateItems(ctx, s.Store, items)
 }
 
 // UpdateItem implements app.Store: the store first, then the entry is

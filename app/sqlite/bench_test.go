@@ -7,6 +7,7 @@ import (
 
 	"github.com/glasshouse-dev/glasshouse/app"
 	"github.com/glasshouse-dev/glasshouse/app/sqlite"
+	"github.com/glasshouse-dev/glasshouse/app/storetest"
 )
 
 // benchStore is a store on a temporary file holding one user with 100
@@ -91,4 +92,15 @@ func BenchmarkCreateItem(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkCreateItems compares one transaction per item with chunked
+// bulk inserts (make bench-bulk; docs/performance.md has the numbers).
+func BenchmarkCreateItems(b *testing.B) {
+	s, err := sqlite.Open(b.Context(), filepath.Join(b.TempDir(), "bench.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	storetest.BenchmarkCreateItems(b, s)
 }

@@ -1,8 +1,9 @@
 // Package storetest is the conformance suite every app.Store implementation
 // runs (like testing/fstest): one Run call covers every method, uniqueness
 // conflicts, ownership, pagination, concurrent writers, updated_at under
-// concurrent updates, and app.IdempotentStore when the store implements it
-// (those cases skip when it does not, as for the cache decorator).
+// concurrent updates, and app.IdempotentStore and app.BulkStore when the
+// store implements them (those cases skip when it does not, as the cache
+// decorator does not implement app.IdempotentStore).
 //
 // It imports app and the standard library (plus go-cmp) only; it never
 // imports an implementation (TestImports).
@@ -46,6 +47,9 @@ func Run(t *testing.T, open func(t *testing.T) app.Store) {
 		{"ConcurrentUpdatesKeepUpdatedAtMonotonic", testConcurrentUpdates},
 		{"IdempotentCreate", testIdempotentCreate},
 		{"IdempotentCreateConcurrent", testIdempotentCreateConcurrent},
+		{"BulkCreate", testBulkCreate},
+		{"BulkCreateIsAtomic", testBulkCreateAtomic},
+		{"BulkCreateConcurrent", testBulkCreateConcurrent},
 		{"CanceledContext", testCanceledContext},
 		{"Ping", testPing},
 	}
@@ -613,5 +617,158 @@ func testCanceledContext(t *testing.T, s app.Store) {
 func testPing(t *testing.T, s app.Store) {
 	if err := s.Ping(t.Context()); err != nil {
 		t.Errorf("Ping: %v", err)
+	}
+}
+
+func bulk(t *testing.T, s app.Store) app.BulkStore {
+	t.Helper()
+	bs, ok := s.(app.BulkStore)
+	if !ok {
+		t.Skipf("%T does not implement app.BulkStore", s)
+	}
+	return bs
+}
+
+// testBulkCreate: CreateItems sets IDs (new, in ascending order) and times
+// on every item, and the items read back as returned.
+func testBulkCreate(t *testing.T, s app.Store) {
+	bs := bulk(t, s)
+	ctx := t.Context()
+	u := mustUser(t, s, "bulk")
+	if err := bs.CreateItems(ctx, nil); err != nil {
+		t.Errorf("CreateItems(nil) = %v, want nil", err)
+	}
+	first := mustItem(t, s, u.ID, "before")
+	items := make([]*app.Item, 5)
+	for i := range items {
+		items[i] = &app.Item{OwnerID: u.ID, Name: fmt.Sprintf("bulk %d", i), Description: "line\nbreak"}
+	}
+	if err := bs.CreateItems(ctx, items); err != nil {
+		t.Fatalf("CreateItems: %v", err)
+	}
+	prev := first.ID
+	for i, it := range items {
+		if it.ID <= prev {
+			t.Errorf("item %d: ID %d, want > %d (new and in order)", i, it.ID, prev)
+		}
+		prev = it.ID
+		if it.CreatedAt.IsZero() || !it.UpdatedAt.Equal(it.CreatedAt) {
+			t.Errorf("item %d: CreatedAt %v UpdatedAt %v, want set and equal", i, it.CreatedAt, it.UpdatedAt)
+		}
+		got, err := s.Item(ctx, u.ID, it.ID)
+		if err != nil {
+			t.Fatalf("Item(%d): %v", it.ID, err)
+		}
+		if diff := cmp.Diff(*it, got); diff != "" {
+			t.Errorf("item %d mismatch (-created +got):\n%s", i, diff)
+		}
+	}
+	if _, total, err := s.ListItems(ctx, u.ID, app.Page{Limit: 10}); err != nil || total != 6 {
+		t.Errorf("ListItems total = %d, %v; want 6", total, err)
+	}
+}
+
+// testBulkCreateAtomic: one item naming an unknown owner fails the call
+// with ErrUnknownOwner, and nothing of it is committed or returned.
+func testBulkCreateAtomic(t *testing.T, s app.Store) {
+	bs := bulk(t, s)
+	ctx := t.Context()
+	u := mustUser(t, s, "atomic")
+	items := []*app.Item{
+		{OwnerID: u.ID, Name: "kept out"},
+		{OwnerID: 987654, Name: "orphan"},
+		{OwnerID: u.ID, Name: "after"},
+	}
+	err := bs.CreateItems(ctx, items)
+	if !errors.Is(err, app.ErrUnknownOwner) {
+		t.Fatalf("CreateItems with an unknown owner = %v, want ErrUnknownOwner", err)
+	}
+	for i, it := range items {
+		if it.ID != 0 || !it.CreatedAt.IsZero() {
+			t.Errorf("item %d after a failed CreateItems: %+v, want unchanged", i, *it)
+		}
+	}
+	if _, total, err := s.ListItems(ctx, u.ID, app.Page{Limit: 10}); err != nil || total != 0 {
+		t.Errorf("ListItems total = %d, %v; want 0 (the chunk rolled back)", total, err)
+	}
+}
+
+// testBulkCreateConcurrent: chunks written at once all land, with unique IDs.
+func testBulkCreateConcurrent(t *testing.T, s app.Store) {
+	bs := bulk(t, s)
+	ctx := t.Context()
+	u := mustUser(t, s, "chunks")
+	const writers, per = 4, 10
+	var (
+		wg   sync.WaitGroup
+		errs = make([]error, writers)
+		got  = make([][]*app.Item, writers)
+	)
+	for w := range writers {
+		got[w] = make([]*app.Item, per)
+		for i := range per {
+			got[w][i] = &app.Item{OwnerID: u.ID, Name: fmt.Sprintf("w%d-%d", w, i)}
+		}
+		wg.Go(func() { errs[w] = bs.CreateItems(ctx, got[w]) })
+	}
+	wg.Wait()
+	ids := map[int64]bool{}
+	for w := range writers {
+		if errs[w] != nil {
+			t.Fatalf("writer %d: %v", w, errs[w])
+		}
+		for _, it := range got[w] {
+			if ids[it.ID] {
+				t.Errorf("ID %d returned twice", it.ID)
+			}
+			ids[it.ID] = true
+		}
+	}
+	if _, total, err := s.ListItems(ctx, u.ID, app.Page{Limit: 1}); err != nil || total != writers*per {
+		t.Errorf("ListItems total = %d, %v; want %d", total, err, writers*per)
+	}
+}
+
+// BenchmarkCreateItems measures creating 100 items for one user: one
+// CreateItem per item, and app.CreateItems in chunks of 10, 25 and 100
+// (one transaction per chunk). It reports ns/item and items/s. s must
+// hold no user named "bench".
+func BenchmarkCreateItems(b *testing.B, s app.Store) {
+	u := app.User{Username: "bench", Email: "bench@example.com", PasswordHash: "h"}
+	if err := s.CreateUser(b.Context(), &u); err != nil {
+		b.Fatal(err)
+	}
+	const n = 100
+	for _, chunk := range []int{0, 10, 25, 100} {
+		name := "one-by-one"
+		if chunk > 0 {
+			name = fmt.Sprintf("chunk=%d", chunk)
+		}
+		b.Run(name, func(b *testing.B) {
+			ctx := b.Context()
+			items := make([]*app.Item, n)
+			for b.Loop() {
+				for i := range items {
+					items[i] = &app.Item{OwnerID: u.ID, Name: "imported", Description: "from a file"}
+				}
+				if chunk == 0 {
+					for _, it := range items {
+						if err := s.CreateItem(ctx, it); err != nil {
+							b.Fatal(err)
+						}
+					}
+					continue
+				}
+				for start := 0; start < n; start += chunk {
+					if err := app.CreateItems(ctx, s, items[start:min(start+chunk, n)]); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			perItem := float64(b.Elapsed().Nanoseconds()) / float64(b.N*n)
+			b.ReportMetric(perItem, "ns/item")
+			b.ReportMetric(1e9/perItem, "items/s")
+			b.ReportMetric(0, "ns/op")
+		})
 	}
 }

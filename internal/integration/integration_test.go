@@ -3,6 +3,7 @@ package integration
 import (
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -15,23 +16,64 @@ func TestSkipChild(t *testing.T) {
 	Skip(t, "redis %s", "missing")
 }
 
+// TestShortChild is run by TestShort in a child process; on its own it skips.
+func TestShortChild(t *testing.T) {
+	if os.Getenv("INTEGRATION_CHILD") == "" {
+		t.Skip("run by TestShort")
+	}
+	Short(t, "a real Redis")
+	t.Log("ran past Short")
+}
+
 func TestSkip(t *testing.T) {
 	for _, tc := range []struct {
 		require  string
+		short    bool
 		wantFail bool
 		wantOut  string
 	}{
-		{"", false, "--- SKIP: TestSkipChild"},
-		{"1", true, "redis missing (GLASSHOUSE_REQUIRE_SERVICES=1"},
+		{"", false, false, "--- SKIP: TestSkipChild"},
+		{"1", false, true, "redis missing (GLASSHOUSE_REQUIRE_SERVICES=1"},
+		// A short run asks for no services: a missing one is no failure.
+		{"1", true, false, "--- SKIP: TestSkipChild"},
 	} {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestSkipChild$", "-test.v")
-		cmd.Env = append(os.Environ(), "INTEGRATION_CHILD=1", RequireEnv+"="+tc.require)
-		out, err := cmd.CombinedOutput()
+		out, err := child(t, "TestSkipChild", tc.require, tc.short)
 		if failed := err != nil; failed != tc.wantFail {
-			t.Errorf("%s=%q: failed = %v, want %v\n%s", RequireEnv, tc.require, failed, tc.wantFail, out)
+			t.Errorf("%s=%q short=%v: failed = %v, want %v\n%s", RequireEnv, tc.require, tc.short, failed, tc.wantFail, out)
 		}
-		if !strings.Contains(string(out), tc.wantOut) {
-			t.Errorf("%s=%q: output lacks %q:\n%s", RequireEnv, tc.require, tc.wantOut, out)
+		if !strings.Contains(out, tc.wantOut) {
+			t.Errorf("%s=%q short=%v: output lacks %q:\n%s", RequireEnv, tc.require, tc.short, tc.wantOut, out)
 		}
 	}
+}
+
+func TestShort(t *testing.T) {
+	for _, tc := range []struct {
+		require string
+		short   bool
+		wantOut string
+	}{
+		{"", false, "ran past Short"},
+		{"1", false, "ran past Short"},
+		{"", true, "needs a real Redis; skipped with -short"},
+		{"1", true, "needs a real Redis; skipped with -short"},
+	} {
+		out, err := child(t, "TestShortChild", tc.require, tc.short)
+		if err != nil {
+			t.Errorf("%s=%q short=%v: failed: %v\n%s", RequireEnv, tc.require, tc.short, err, out)
+		}
+		if !strings.Contains(out, tc.wantOut) {
+			t.Errorf("%s=%q short=%v: output lacks %q:\n%s", RequireEnv, tc.require, tc.short, tc.wantOut, out)
+		}
+	}
+}
+
+// child runs one test of this binary in a child process with RequireEnv set
+// to require, under -short when short is true.
+func child(t *testing.T, test, require string, short bool) (string, error) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.v", "-test.short="+strconv.FormatBool(short))
+	cmd.Env = append(os.Environ(), "INTEGRATION_CHILD=1", RequireEnv+"="+require)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
 }

@@ -3,7 +3,9 @@
 # and wrk against the same loopback target, with the target pinned to one
 # core and the generator to another, and prints a ratio table: generator CPU
 # per request (from /usr/bin/time), achieved vs scheduled requests, p50/p99,
-# max RSS. Then it checks that the engine's memory stays flat over a longer
+# max RSS. Then it prints the engine's schedule precision at 200, 1,000 and
+# 5,000 it/s (schedule_lag p50/p99, the latency-minus-duration gap, CPU per
+# request), and checks that the engine's memory stays flat over a longer
 # fixed-rate run.
 #
 # Environment (defaults in brackets):
@@ -12,6 +14,8 @@
 #   CONNS [50]          connections / workers / pre-allocated VUs
 #   REPEATS [3]         interleaved repeats (the table shows median and range; 0 runs only the memory check)
 #   MEM_DURATION [30]   seconds of the memory-flatness run (600 for the 10-minute check; 0 skips)
+#   PRECISION_RATES ["200 1000 5000"]  rates (it/s) of the schedule precision runs ("" skips)
+#   PRECISION_DURATION [5]  seconds per precision run (REPEATS of each, interleaved)
 #   TARGET_CPU [0] GEN_CPU [1]   cores for taskset
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -21,6 +25,8 @@ DURATION=${DURATION:-10}
 CONNS=${CONNS:-50}
 REPEATS=${REPEATS:-3}
 MEM_DURATION=${MEM_DURATION:-30}
+PRECISION_RATES=${PRECISION_RATES-200 1000 5000}
+PRECISION_DURATION=${PRECISION_DURATION:-5}
 TARGET_CPU=${TARGET_CPU:-0}
 GEN_CPU=${GEN_CPU:-1}
 
@@ -78,6 +84,20 @@ done
 
 if [ "$REPEATS" -gt 0 ]; then
   "$work/report" -dir "$res" -rate "$RATE" -duration "$DURATION"
+fi
+
+if [ -n "$PRECISION_RATES" ] && [ "$REPEATS" -gt 0 ]; then
+  # Schedule precision: how late each iteration starts after its intended
+  # start (schedule_lag) and how much of the reported latency is the
+  # generator's own (http_req_latency p50 - http_req_duration p50).
+  echo "== schedule precision at ${PRECISION_RATES// //} it/s, ${PRECISION_DURATION}s each, $REPEATS interleaved repeats"
+  for run in $(seq "$REPEATS"); do
+    for rate in $PRECISION_RATES; do
+      gen "precision-$rate" "$run" "$work/glasshouse-load" -url "$url" -rate "$rate" -vus "$CONNS" -max-vus $((CONNS * 10)) \
+        -duration "${PRECISION_DURATION}s" -quiet -summary-trend-stats 'med,p(99)' -summary-export "$res/precision-$rate-$run.out"
+    done
+  done
+  "$work/report" -dir "$res" -precision
 fi
 
 if [ "$MEM_DURATION" -gt 0 ]; then

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -53,7 +54,7 @@ type Config struct {
 // Build returns the named scenario as a loadtest.Test.
 func Build(name string, c Config) (loadtest.Test, error) {
 	var errs []error
-	if !strings.HasPrefix(c.Target, "http://") && !strings.HasPrefix(c.Target, "https://") {
+	if u, err := url.Parse(c.Target); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		errs = append(errs, fmt.Errorf("target %q: want http(s)://host:port", c.Target))
 	}
 	if len(c.SLO.SLOs) == 0 {
@@ -312,8 +313,10 @@ func (a *api) iteration(ctx context.Context, vu *loadtest.VU) error {
 	switch {
 	case len(st.items) == 0 || roll < 15:
 		return a.createItem(ctx, vu, u, st)
-	case roll < 55:
+	case roll < 53:
 		return a.listItems(ctx, vu, u)
+	case roll < 55:
+		return a.bulkCreate(ctx, vu, u, st)
 	case roll < 80:
 		return a.getItem(ctx, vu, u, st)
 	case roll < 90:
@@ -365,6 +368,43 @@ func (a *api) createItem(ctx context.Context, vu *loadtest.VU, u *user, st *vuSt
 		st.items = append(st.items, got.ID)
 		if len(st.items) > 50 { // keep the VU's working set bounded
 			st.items = st.items[1:]
+		}
+	}
+	return nil
+}
+
+// bulkSize is how many items a bulk create of the load test carries: a
+// client syncing a batch of offline edits, well under the API's 100.
+const bulkSize = 10
+
+func (a *api) bulkCreate(ctx context.Context, vu *loadtest.VU, u *user, st *vuState) error {
+	var b strings.Builder
+	b.WriteString(`{"items":[`)
+	for i := range bulkSize {
+		st.seq++
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"name":"item %d-%d","description":"bulk-created by the %s load test"}`, vu.ID, st.seq, vu.Scenario)
+	}
+	b.WriteString(`]}`)
+	res := a.do(ctx, vu, u, http.MethodPost, "/api/v1/items/bulk", "/api/v1/items/bulk", []byte(b.String()))
+	var got struct {
+		Results []struct {
+			Status int   `json:"status"`
+			Item   *item `json:"item"`
+		} `json:"results"`
+		Created int `json:"created"`
+	}
+	ok := res.Status == http.StatusMultiStatus && res.JSON(&got) == nil && got.Created == bulkSize && len(got.Results) == bulkSize
+	if vu.Check("bulk create: 207 with every item created", ok) {
+		for _, r := range got.Results {
+			if r.Item != nil {
+				st.items = append(st.items, r.Item.ID)
+			}
+		}
+		if len(st.items) > 50 { // keep the VU's working set bounded
+			st.items = st.items[len(st.items)-50:]
 		}
 	}
 	return nil

@@ -3,6 +3,7 @@ package scenarios
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -73,25 +74,33 @@ func TestThresholdsAreDerivedFromTheSLOSpec(t *testing.T) {
 	}
 }
 
-// TestLatencyObserver runs the observer against a loopback server whose
-// fast route answers under 250 ms and slow route over it; 5xx are ignored.
+// TestLatencyObserver feeds the observer responses of known durations
+// (below and above the 250 ms threshold, a 5xx and a network error, which
+// are not counted) inside a real run, plus one real 5xx from a loopback
+// server: the latency SLI counts 3 good of 4, and both SLO thresholds
+// fail. No assertion depends on how fast this machine answers.
 func TestLatencyObserver(t *testing.T) {
 	mux := http.NewServeMux()
-	mux.HandleFunc("/fast", func(w http.ResponseWriter, r *http.Request) {})
-	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) { time.Sleep(300 * time.Millisecond) })
-	mux.HandleFunc("/err", func(w http.ResponseWriter, r *http.Request) { time.Sleep(300 * time.Millisecond); w.WriteHeader(500) })
+	mux.HandleFunc("/err", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(500) })
 	srv := newServer(t, mux)
 	th, metrics, expected, observe := Thresholds(spec(t), false)
+	responses := []*loadtest.Response{
+		{Status: 200, Timings: loadtest.Timings{Duration: time.Millisecond}},
+		{Status: 201, Timings: loadtest.Timings{Duration: 100 * time.Millisecond}},
+		{Status: 404, Timings: loadtest.Timings{Duration: 249 * time.Millisecond}},
+		{Status: 200, Timings: loadtest.Timings{Duration: 300 * time.Millisecond}},
+		{Status: 503, Timings: loadtest.Timings{Duration: time.Millisecond}},
+		{Err: errors.New("connection refused"), Timings: loadtest.Timings{Duration: time.Millisecond}},
+	}
 	res, err := loadtest.Run(t.Context(), loadtest.Test{
 		Metrics: metrics, Thresholds: th,
 		Options: loadtest.Options{ResponseCallback: expected, OnResponse: observe},
 		Scenarios: []loadtest.Scenario{{Name: "s", Executor: loadtest.PerVUIterations{VUs: 1, Iterations: 1},
 			Exec: func(ctx context.Context, vu *loadtest.VU) error {
-				for range 3 {
-					vu.Get(ctx, srv+"/fast", nil)
+				for _, r := range responses {
+					observe(vu, r)
 				}
-				vu.Get(ctx, srv+"/slow", nil)
-				vu.Get(ctx, srv+"/err", nil)
+				vu.Get(ctx, srv+"/err", nil) // observed by OnResponse: a 5xx, not counted
 				return nil
 			}}},
 	}, loadtest.RunOptions{})
@@ -100,7 +109,7 @@ func TestLatencyObserver(t *testing.T) {
 	}
 	a, _ := res.Aggregate("slo_latency_good")
 	if a.Count != 4 || a.Passes != 3 {
-		t.Errorf("slo_latency_good = %d good of %d, want 3 of 4 (the 500 is not counted)", a.Passes, a.Count)
+		t.Errorf("slo_latency_good = %d good of %d, want 3 of 4 (5xx and errors are not counted)", a.Passes, a.Count)
 	}
 	if got := res.FailedThresholds(); !slices.Equal(got, []string{"http_req_failed: rate<0.001", "slo_latency_good: rate>=0.99"}) {
 		t.Errorf("failed = %v", got)
@@ -206,12 +215,22 @@ func startAPI(t *testing.T) string {
 }
 
 // TestSmokeAgainstTheAPI starts the real API and runs the smoke scenario
-// for a few seconds: every check and both SLO thresholds must pass.
+// for a few seconds. It asserts correctness only: the run exits 0, every
+// check passes, no request fails and the summary shows the workload. The
+// latency SLO is not asserted here: on a shared CI machine one request
+// slowed by a parallel compile would fail it (a few dozen requests cannot
+// judge a 99% objective); `make slo-gate` judges it alone, over 1,000+
+// requests.
 func TestSmokeAgainstTheAPI(t *testing.T) {
 	target := startAPI(t)
 	test, err := Build("smoke", Config{Target: target, SLO: spec(t), Duration: 3 * time.Second, VUs: 2, Users: 2})
 	if err != nil {
 		t.Fatal(err)
+	}
+	for sel := range test.Thresholds {
+		if strings.HasPrefix(sel, "slo_") { // the latency SLIs
+			delete(test.Thresholds, sel)
+		}
 	}
 	var log bytes.Buffer
 	res, err := loadtest.Run(t.Context(), test, loadtest.RunOptions{Log: &log})
@@ -219,20 +238,48 @@ func TestSmokeAgainstTheAPI(t *testing.T) {
 	if res != nil {
 		res.WriteSummary(&summary)
 	}
-	if err != nil {
-		t.Fatalf("smoke failed: %v\n%s\n%s", err, log.String(), summary.String())
+	if code := loadtest.ExitCode(err); code != 0 {
+		t.Fatalf("smoke exit code %d: %v\n%s\n%s", code, err, log.String(), summary.String())
 	}
 	reqs, _ := res.Value("http_reqs{scenario:smoke}", "count")
 	checks, _ := res.Aggregate("checks")
 	if reqs < 10 || checks.Count < 10 || checks.Passes != checks.Count {
 		t.Errorf("smoke sent %v requests with %d/%d checks passing; want a real workload, all passing\n%s", reqs, checks.Passes, checks.Count, summary.String())
 	}
+	if failed, _ := res.Aggregate("http_req_failed"); failed.Count == 0 || failed.Passes != 0 {
+		t.Errorf("http_req_failed = %d of %d, want 0 of at least one\n%s", failed.Passes, failed.Count, summary.String())
+	}
 	for _, name := range []string{"/api/v1/items", "/api/v1/items/{id}"} {
 		if n, _ := res.Value(fmt.Sprintf("http_reqs{name:%s}", name), "count"); n == 0 {
 			t.Errorf("no requests named %s\n%s", name, summary.String())
 		}
 	}
+	for _, want := range []string{"█ TOTAL RESULTS", "checks_succeeded", "http_req_failed", "smoke (constant-vus"} {
+		if !strings.Contains(summary.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, summary.String())
+		}
+	}
 	t.Logf("smoke summary:\n%s", summary.String())
+
+	// The mix sends a bulk create in 2% of iterations, too rarely for a
+	// short smoke to be sure to meet one: run it on its own here.
+	a := &api{target: target, runID: "bulk" + fmt.Sprint(time.Now().UnixNano()), users: 1}
+	res, err = loadtest.Run(t.Context(), loadtest.Test{
+		Setup: a.setup,
+		Scenarios: []loadtest.Scenario{{Name: "bulk", Executor: loadtest.PerVUIterations{VUs: 2, Iterations: 2},
+			Exec: func(ctx context.Context, vu *loadtest.VU) error {
+				return a.bulkCreate(ctx, vu, vu.Data().(*pool).users[0], &vuState{})
+			}}},
+	}, loadtest.RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := res.Aggregate("checks{check:bulk create: 207 with every item created}"); c.Count != 4 || c.Passes != 4 {
+		t.Errorf("bulk create checks: %d of %d passed, want 4 of 4", c.Passes, c.Count)
+	}
+	if n, _ := res.Value("http_reqs{name:/api/v1/items/bulk}", "count"); n != 4 {
+		t.Errorf("%v requests named /api/v1/items/bulk, want 4", n)
+	}
 }
 
 // TestExpiredTokenIsRefreshedOnce: when every request of a shared user gets

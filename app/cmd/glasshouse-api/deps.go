@@ -149,8 +149,11 @@ func openDeps(ctx context.Context, cfg config, tel *telemetry.Telemetry, inj *fa
 			return rdb.Ping(ctx).Err()
 		}})
 	}
-	if once, ok := db.(app.IdempotentStore); ok {
-		store = idempotentStore{Store: store, once: once, down: func() error { return inj.Err("database") }}
+	down := func() error { return inj.Err("database") }
+	once, okOnce := db.(app.IdempotentStore)
+	bulk, okBulk := db.(app.BulkStore)
+	if okOnce && okBulk {
+		store = databaseStore{Store: store, once: once, bulk: bulk, down: down}
 	}
 	checks = health.wrap(checks)
 	stop := health.probe(checks, dependencyProbeInterval)
@@ -158,29 +161,37 @@ func openDeps(ctx context.Context, cfg config, tel *telemetry.Telemetry, inj *fa
 	return store, limiter, checks, closeAll, nil
 }
 
-// idempotentStore gives the composed store (the cache and the fault
-// injector around the database) the database's CreateItemOnce, which the
-// decorators do not forward, failing like every other call while a
-// database outage is injected.
-type idempotentStore struct {
+// databaseStore gives the composed store (the cache and the fault
+// injector around the database) the database's optional methods,
+// CreateItemOnce and CreateItems, which the decorators do not forward,
+// failing like every other call while a database outage is injected. New
+// items have no cache entries, so going around the cache loses nothing.
+type databaseStore struct {
 	app.Store
 	once app.IdempotentStore
+	bulk app.BulkStore
 	down func() error
 }
 
-func (s idempotentStore) CreateItemOnce(ctx context.Context, it *app.Item, key app.IdempotencyKey) (bool, error) {
+func (s databaseStore) CreateItemOnce(ctx context.Context, it *app.Item, key app.IdempotencyKey) (bool, error) {
 	if err := s.down(); err != nil {
 		return false, err
 	}
 	return s.once.CreateItemOnce(ctx, it, key)
 }
 
+func (s databaseStore) CreateItems(ctx context.Context, items []*app.Item) error {
+	if err := s.down(); err != nil {
+		return err
+	}
+	return s.bulk.CreateItems(ctx, items)
+}
+
 func openSQLite(ctx context.Context, cfg config, tel *telemetry.Telemetry) (*sqlite.Store, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("DATA_DIR: %w", err)
 	}
-	path := filepath.Join(cfg.DataDir, "glasshouse.db")
-	store, err := sqlite.Open(ctx, path, sqlite.WithTracer(tel.Tracer))
+	store, err := sqlite.Open(ctx, sqlitePath(cfg), sqlite.WithTracer(tel.Tracer))
 	if err != nil {
 		return nil, err
 	}
@@ -198,10 +209,13 @@ func openSQLite(ctx context.Context, cfg config, tel *telemetry.Telemetry) (*sql
 	return store, nil
 }
 
-// openPostgres opens the pool and applies the migrations, waiting up to the
-// postgres package's start timeout for a database that is still starting.
-func openPostgres(ctx context.Context, cfg config, tel *telemetry.Telemetry) (*postgres.Store, error) {
-	store, err := postgres.Open(ctx, postgres.Config{
+// sqlitePath is the SQLite database file in DATA_DIR.
+func sqlitePath(cfg config) string { return filepath.Join(cfg.DataDir, "glasshouse.db") }
+
+// postgresConfig is the pool configuration of DATABASE_URL and the DB_*
+// settings.
+func postgresConfig(cfg config) postgres.Config {
+	return postgres.Config{
 		URL:             cfg.DatabaseURL.Reveal(),
 		MinConns:        cfg.DB.MinConns,
 		MaxConns:        cfg.DB.MaxConns,
@@ -209,8 +223,15 @@ func openPostgres(ctx context.Context, cfg config, tel *telemetry.Telemetry) (*p
 		MaxConnIdleTime: cfg.DB.MaxConnIdleTime,
 		ConnectTimeout:  cfg.DB.ConnectTimeout,
 		QueryTimeout:    cfg.DB.QueryTimeout,
-		TracerProvider:  tel.TracerProvider(),
-	})
+	}
+}
+
+// openPostgres opens the pool and applies the migrations, waiting up to the
+// postgres package's start timeout for a database that is still starting.
+func openPostgres(ctx context.Context, cfg config, tel *telemetry.Telemetry) (*postgres.Store, error) {
+	pc := postgresConfig(cfg)
+	pc.TracerProvider = tel.TracerProvider()
+	store, err := postgres.Open(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("DATABASE_URL: %w", err)
 	}

@@ -2,6 +2,8 @@
 //
 //	glasshouse-api [flags]              serve (flags and env: glasshouse-api -h)
 //	glasshouse-api health [-url URL]    GET /health/live; exit 0 when it answers 200 (Docker HEALTHCHECK)
+//	glasshouse-api import -file F -user NAME [-chunk N] [-concurrency N]
+//	                                    create the items of a JSON Lines file for a user, in chunks
 package main
 
 import (

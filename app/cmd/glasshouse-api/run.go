@@ -27,6 +27,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	if len(args) > 1 && args[1] == "health" {
 		return runHealth(ctx, args[1:], getenv, stdout, stderr)
 	}
+	if len(args) > 1 && args[1] == "import" {
+		return runImport(ctx, args[1:], getenv, stdin, stdout, stderr)
+	}
 	cfg, err := parseConfig(args, getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil // -h printed the settings: asking for help is not a failure

@@ -25,6 +25,10 @@ func TestRunArguments(t *testing.T) {
 		{args: []string{"-bogus"}, wantErr: "flag provided but not defined"},
 		{args: []string{"-repo", "../../..", "status"}, wantOut: "No native stack recorded"},
 		{args: []string{"-repo", "../../..", "down"}, wantOut: "nothing to stop"},
+		{args: []string{"-repo", "../../..", "load"}, wantErr: "want the load generator command"},
+		{args: []string{"-repo", "../../..", "load", "--"}, wantErr: "want the load generator command"},
+		{args: []string{"-repo", "../../..", "load", "--", "echo", "ran"}, wantOut: "ran"},
+		{args: []string{"-repo", "../../..", "load", "--", "false"}, wantErr: "exit status 1"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var out, errOut bytes.Buffer

@@ -152,6 +152,9 @@ func (c Config) url(port int, path string) string {
 func (c Config) binDir() string    { return filepath.Join(c.RunDir, "bin") }
 func (c Config) logDir() string    { return filepath.Join(c.RunDir, "logs") }
 func (c Config) statePath() string { return filepath.Join(c.RunDir, "stack.json") }
+func (c Config) targetsDir() string {
+	return filepath.Join(c.RunDir, "prometheus", "targets")
+}
 
 // rel shows p relative to the repository when it is inside it, for
 // friendlier messages.

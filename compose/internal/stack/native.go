@@ -9,13 +9,17 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 // NeedsDocker lists what the native stack cannot run, printed on every Up.
@@ -210,7 +214,53 @@ func Up(ctx context.Context, c Config, out, log io.Writer) error {
 	for _, m := range missing {
 		fmt.Fprintf(out, "Not started: %s\n", m)
 	}
+	if promBin != "" {
+		fmt.Fprintf(out, "Load generator: `make load` is scraped (job %s) only while it runs.\n", LoadJob)
+		if hosts := dashboardHosts(filepath.Join(c.RunDir, "prometheus", "prometheus.yml")); len(hosts) > 0 {
+			fmt.Fprintf(out, "Alert links: the alerts' dashboard_url points at Grafana (%s), which the native stack does not run: those links open nothing here; see firing alerts at %s.\n",
+				strings.Join(hosts, ", "), c.url(c.PrometheusPort, "/alerts"))
+		}
+	}
 	return nil
+}
+
+// dashboardHosts returns the distinct scheme://host of every dashboard_url
+// annotation in the rule files that the rendered Prometheus config at
+// promConfig loads, so the output names the address the alerts really link
+// to. Unreadable files are skipped: Prometheus reports those itself.
+func dashboardHosts(promConfig string) []string {
+	var cfg struct {
+		RuleFiles []string `yaml:"rule_files"`
+	}
+	if b, err := os.ReadFile(promConfig); err != nil || yaml.Unmarshal(b, &cfg) != nil {
+		return nil
+	}
+	var hosts []string
+	for _, g := range cfg.RuleFiles {
+		files, _ := filepath.Glob(g)
+		for _, f := range files {
+			var rules struct {
+				Groups []struct {
+					Rules []struct {
+						Annotations map[string]string `yaml:"annotations"`
+					} `yaml:"rules"`
+				} `yaml:"groups"`
+			}
+			b, err := os.ReadFile(f)
+			if err != nil || yaml.Unmarshal(b, &rules) != nil {
+				continue
+			}
+			for _, g := range rules.Groups {
+				for _, r := range g.Rules {
+					if u, err := url.Parse(r.Annotations["dashboard_url"]); err == nil && u.Host != "" {
+						hosts = append(hosts, u.Scheme+"://"+u.Host)
+					}
+				}
+			}
+		}
+	}
+	slices.Sort(hosts)
+	return slices.Compact(hosts)
 }
 
 // Down stops the processes recorded by Up, verifying each PID still belongs
@@ -310,6 +360,14 @@ func prometheus(c Config, bin string) (component, error) {
 	}
 	dir := filepath.Join(c.RunDir, "prometheus")
 	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o755); err != nil {
+		return component{}, err
+	}
+	// Targets left by a load that was killed before it could remove them
+	// would show as down: start with none.
+	if err := os.RemoveAll(c.targetsDir()); err != nil {
+		return component{}, err
+	}
+	if err := os.MkdirAll(filepath.Join(c.targetsDir(), LoadJob), 0o755); err != nil {
 		return component{}, err
 	}
 	cfg := filepath.Join(dir, "prometheus.yml")

@@ -36,6 +36,13 @@ type Mapping struct {
 	// Dirs maps container directories to host directories; the longest
 	// matching prefix wins.
 	Dirs map[string]string
+	// TargetsDir holds file-based service discovery. A job that compose finds
+	// by DNS (a service that runs only sometimes, such as the load generator)
+	// reads its targets from TargetsDir/<job>/*.json in the native stack;
+	// whatever runs that service writes a file there while it runs (see
+	// RunLoad), so Prometheus shows no target, rather than a down one, when
+	// it does not run.
+	TargetsDir string
 }
 
 // Mapping returns the translation for c: every compose service address the
@@ -55,6 +62,7 @@ func (c Config) Mapping() Mapping {
 			ContainerAlertsDir:  filepath.Join(c.RepoDir, "alerts"),
 			ContainerSecretsDir: filepath.Join(c.RunDir, "alertmanager", "secrets"),
 		},
+		TargetsDir: c.targetsDir(),
 	}
 }
 
@@ -80,8 +88,9 @@ func (m Mapping) path(p string) (string, bool) {
 }
 
 // RenderPrometheus rewrites a compose Prometheus config for the native stack:
-// static and DNS-discovered targets become loopback addresses, and rule file
-// globs point at the host directories the containers would mount. A target or
+// static targets become loopback addresses, DNS discovery becomes file-based
+// discovery under m.TargetsDir, and rule file globs point at the host
+// directories the containers would mount. A target or
 // rule path it cannot translate is an error, so adding a container-only
 // target to the config forces a decision here.
 func RenderPrometheus(src []byte, m Mapping) ([]byte, error) {
@@ -116,13 +125,13 @@ func RenderPrometheus(src []byte, m Mapping) ([]byte, error) {
 			job = j.Value
 		}
 		where := fmt.Sprintf("scrape_configs[%s]", job)
-		errs = append(errs, dnsToStatic(sc, m, where)...)
-		errs = append(errs, rewriteStatic(sc, m, where)...)
 		for i := 0; i+1 < len(sc.Content); i += 2 {
-			if k := sc.Content[i].Value; strings.HasSuffix(k, "_sd_configs") && k != "static_configs" {
+			if k := sc.Content[i].Value; strings.HasSuffix(k, "_sd_configs") && k != "dns_sd_configs" {
 				errs = append(errs, fmt.Errorf("%s: %s cannot be translated to the native stack", where, k))
 			}
 		}
+		errs = append(errs, dnsToFileSD(sc, m, job, where)...)
+		errs = append(errs, rewriteStatic(sc, m, where)...)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -146,39 +155,45 @@ func rewriteStatic(parent *yaml.Node, m Mapping, where string) []error {
 	return errs
 }
 
-// dnsToStatic replaces dns_sd_configs (how compose finds optional services)
-// with static_configs naming the mapped addresses, keeping the job's other
-// settings. The targets stay as written so rewriteStatic maps them next.
-func dnsToStatic(sc *yaml.Node, m Mapping, where string) []error {
+// dnsToFileSD replaces dns_sd_configs (how compose finds optional services)
+// with file_sd_configs reading m.TargetsDir/<job>/*.json, keeping the job's
+// other settings. Every DNS name must still have a native address, so a new
+// optional service forces a decision in Config.Mapping.
+func dnsToFileSD(sc *yaml.Node, m Mapping, job, where string) []error {
 	var errs []error
 	for i := 0; i+1 < len(sc.Content); i += 2 {
 		if sc.Content[i].Value != "dns_sd_configs" {
 			continue
 		}
-		var targets []*yaml.Node
 		for _, d := range seq(sc.Content[i+1]) {
 			port := "80"
 			if p := lookup(d, "port"); p != nil {
 				port = p.Value
 			}
 			for _, name := range seq(lookup(d, "names")) {
-				hp := net.JoinHostPort(name.Value, port)
-				if _, ok := m.target(hp); !ok {
+				if hp := net.JoinHostPort(name.Value, port); !m.hasTarget(hp) {
 					errs = append(errs, fmt.Errorf("%s: DNS name %q has no native address", where, hp))
-					continue
 				}
-				targets = append(targets, scalar(hp))
 			}
 		}
-		sc.Content[i].Value = "static_configs"
+		if m.TargetsDir == "" {
+			errs = append(errs, fmt.Errorf("%s: dns_sd_configs needs a targets directory for file-based discovery", where))
+		}
+		sc.Content[i].Value = "file_sd_configs"
 		sc.Content[i+1] = &yaml.Node{Kind: yaml.SequenceNode, Content: []*yaml.Node{
 			{Kind: yaml.MappingNode, Content: []*yaml.Node{
-				scalar("targets"),
-				{Kind: yaml.SequenceNode, Style: yaml.FlowStyle, Content: targets},
+				scalar("files"),
+				{Kind: yaml.SequenceNode, Content: []*yaml.Node{scalar(filepath.Join(m.TargetsDir, job, "*.json"))}},
+				scalar("refresh_interval"), scalar("5s"),
 			}},
 		}}
 	}
 	return errs
+}
+
+func (m Mapping) hasTarget(hostport string) bool {
+	_, ok := m.target(hostport)
+	return ok
 }
 
 // RenderAlertmanager rewrites a compose Alertmanager config for the native

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -70,20 +71,32 @@ func TestRenderPrometheusFromComposeConfig(t *testing.T) {
 			JobName       string                       `yaml:"job_name"`
 			StaticConfigs []struct{ Targets []string } `yaml:"static_configs"`
 			DNS           []any                        `yaml:"dns_sd_configs"`
+			FileSD        []struct{ Files []string }   `yaml:"file_sd_configs"`
 		} `yaml:"scrape_configs"`
 	}
 	if err := yaml.Unmarshal(out, &cfg); err != nil {
 		t.Fatalf("rendered config does not parse: %v", err)
 	}
 	wantTargets := map[string]string{
-		"glasshouse-api":  "127.0.0.1:18081",
-		"prometheus":      "127.0.0.1:19090",
-		"alertmanager":    "127.0.0.1:19093",
-		"glasshouse-load": "127.0.0.1:19096",
+		"glasshouse-api": "127.0.0.1:18081",
+		"prometheus":     "127.0.0.1:19090",
+		"alertmanager":   "127.0.0.1:19093",
+	}
+	// The load generator runs only during `make load`, which writes its
+	// target file: a static target would show it down the rest of the time.
+	wantFiles := map[string]string{
+		"glasshouse-load": "/repo/.run/stack/prometheus/targets/glasshouse-load/*.json",
 	}
 	for _, sc := range cfg.ScrapeConfigs {
 		if len(sc.DNS) > 0 {
 			t.Errorf("job %s still has dns_sd_configs", sc.JobName)
+		}
+		if want, ok := wantFiles[sc.JobName]; ok {
+			if len(sc.FileSD) != 1 || !slices.Equal(sc.FileSD[0].Files, []string{want}) || len(sc.StaticConfigs) > 0 {
+				t.Errorf("job %s: file_sd_configs = %+v, static = %+v; want only file discovery of %s", sc.JobName, sc.FileSD, sc.StaticConfigs, want)
+			}
+			delete(wantFiles, sc.JobName)
+			continue
 		}
 		var got []string
 		for _, st := range sc.StaticConfigs {
@@ -94,8 +107,8 @@ func TestRenderPrometheusFromComposeConfig(t *testing.T) {
 		}
 		delete(wantTargets, sc.JobName)
 	}
-	if len(wantTargets) > 0 {
-		t.Errorf("jobs missing from the rendered config: %v", wantTargets)
+	if len(wantTargets) > 0 || len(wantFiles) > 0 {
+		t.Errorf("jobs missing from the rendered config: %v %v", wantTargets, wantFiles)
 	}
 	if am := cfg.Alerting.Alertmanagers; len(am) != 1 || am[0].StaticConfigs[0].Targets[0] != "127.0.0.1:19093" {
 		t.Errorf("alertmanagers = %+v, want 127.0.0.1:19093", am)

@@ -8,7 +8,8 @@
 // loop, as fast as it can) and glasshouse-load-closed (closed loop). For
 // each it prints the median (and range) over the repeats of: requests,
 // achieved/scheduled, generator CPU per request and its ratio to wrk's,
-// p50 and p99.
+// p50 and p99. With -precision it prints the schedule precision table
+// instead (see precisionReport).
 package main
 
 import (
@@ -33,8 +34,13 @@ func main() {
 	dir := flag.String("dir", ".", "results directory")
 	rate := flag.Float64("rate", 5000, "scheduled rate of the fixed-rate runs")
 	dur := flag.Float64("duration", 10, "seconds per run")
+	precision := flag.Bool("precision", false, "print the schedule precision table (precision-<rate>-<run>.out) instead")
 	flag.Parse()
-	if err := report(*dir, *rate, *dur); err != nil {
+	run := func() error { return report(*dir, *rate, *dur) }
+	if *precision {
+		run = func() error { return precisionReport(*dir) }
+	}
+	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "report:", err)
 		os.Exit(1)
 	}

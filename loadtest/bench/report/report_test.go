@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -53,5 +54,36 @@ func TestReportTable(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestPrecisionReport parses a real precision run (1,000 it/s for 5 s) and
+// prints its row; the table is empty without precision files.
+func TestPrecisionReport(t *testing.T) {
+	s, err := parsePrecision(filepath.Join("testdata", "precision-1000-1.out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := precisionSample{lagP50: 31.372, lagP99: 2179.6875, gapP50: 76.172, cpuUS: 96}
+	for _, c := range []struct {
+		name      string
+		got, want float64
+	}{{"lag p50", s.lagP50, want.lagP50}, {"lag p99", s.lagP99, want.lagP99}, {"gap p50", s.gapP50, want.gapP50}, {"cpu", s.cpuUS, want.cpuUS}} {
+		if math.Abs(c.got-c.want) > 0.01 {
+			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
+		}
+	}
+	r, w, _ := os.Pipe()
+	stdout := os.Stdout
+	os.Stdout = w
+	err = precisionReport("testdata")
+	w.Close()
+	os.Stdout = stdout
+	out, _ := io.ReadAll(r)
+	if err != nil || !strings.Contains(string(out), "1000/s     31.4 [31.4..31.4]") {
+		t.Errorf("precisionReport: %v\n%s", err, out)
+	}
+	if err := precisionReport(t.TempDir()); err != nil {
+		t.Errorf("no precision files: %v", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -18,9 +19,11 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/glasshouse-dev/glasshouse/alerts"
 	"github.com/glasshouse-dev/glasshouse/alerts/slo"
 	"github.com/glasshouse-dev/glasshouse/loadtest"
 	"github.com/glasshouse-dev/glasshouse/loadtest/promexport"
+	"github.com/glasshouse-dev/glasshouse/loadtest/report"
 	"github.com/glasshouse-dev/glasshouse/loadtest/scenarios"
 )
 
@@ -39,6 +42,10 @@ type config struct {
 	noPhases                     bool
 	trendStats                   string
 	cpuProfile                   string
+	serverMetrics                string
+	minRequests                  int
+	report                       string
+	coarseSchedule               bool
 }
 
 type tagFlag map[string]string
@@ -65,7 +72,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	}
 	fs.StringVar(&c.target, "target", env("TARGET", "http://127.0.0.1:8080"), "API base URL (env TARGET)")
 	fs.StringVar(&c.scenario, "scenario", env("SCENARIO", "smoke"), "API scenario: "+strings.Join(scenarios.Names(), ", ")+" (env SCENARIO)")
-	fs.StringVar(&c.sloPath, "slo", env("SLO_FILE", "alerts/slo.yaml"), "SLO spec the thresholds are derived from (env SLO_FILE)")
+	fs.StringVar(&c.sloPath, "slo", env("SLO_FILE", ""), "SLO spec the thresholds are derived from (env SLO_FILE; default the alerts/slo.yaml built into the binary)")
 	fs.IntVar(&c.users, "users", 0, "users signed up and logged in during setup (default per scenario)")
 	fs.IntVar(&c.rate, "rate", 0, "iterations per second: steady rate of arrival-rate scenarios, peak of spike/breakpoint; with -url, 0 runs a closed loop")
 	fs.IntVar(&c.vus, "vus", 0, "VUs of the smoke scenario; with -url, pre-allocated VUs (default 50)")
@@ -81,8 +88,12 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.BoolVar(&c.quiet, "quiet", false, "no progress line and no summary")
 	fs.BoolVar(&c.noSummary, "no-summary", false, "do not print the end-of-test summary")
 	fs.BoolVar(&c.noProgress, "no-progress", false, "no live progress line (it is also off when stderr is not a terminal or CI is set)")
-	fs.StringVar(&c.trendStats, "summary-trend-stats", "", "trend columns of the summary, e.g. avg,min,med,max,p(90),p(95),p(99)")
+	fs.StringVar(&c.trendStats, "summary-trend-stats", "", "trend columns of the summary (default avg,min,med,max,p(90),p(95),p(99)), e.g. med,p(99),p(99.9)")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write the generator's CPU profile to this file (go tool pprof)")
+	fs.StringVar(&c.serverMetrics, "server-metrics", "", "the target's Prometheus endpoint (e.g. http://127.0.0.1:8081/metrics): scraped before and after the run, its request count, 5xx ratio and p99 are printed next to the client's and must agree")
+	fs.StringVar(&c.report, "report", "", "write a self-contained HTML report (charts over time, thresholds, checks, options) to this file")
+	fs.IntVar(&c.minRequests, "min-requests", 0, "fail when fewer requests completed (too few to judge an SLO)")
+	fs.BoolVar(&c.coarseSchedule, "coarse-schedule", false, "arrival-rate schedule on Go timers alone: iterations may start up to 1 ms late, for less CPU at thousands of it/s")
 	fs.BoolVar(&c.noPhases, "no-http-phases", false, "skip per-request tracing (no blocked/connecting/sending/waiting/receiving trends)")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -102,8 +113,13 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 			errs = append(errs, fmt.Errorf("-url %q: want http(s)://host[:port]/path", c.url))
 		}
 	}
-	if c.users < 0 || c.rate < 0 || c.vus < 0 || c.maxVUs < 0 || c.duration < 0 {
-		errs = append(errs, errors.New("-users, -rate, -vus, -max-vus and -duration must not be negative"))
+	if c.users < 0 || c.rate < 0 || c.vus < 0 || c.maxVUs < 0 || c.duration < 0 || c.minRequests < 0 {
+		errs = append(errs, errors.New("-users, -rate, -vus, -max-vus, -duration and -min-requests must not be negative"))
+	}
+	if c.serverMetrics != "" {
+		if u, err := url.Parse(c.serverMetrics); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("-server-metrics %q: want http(s)://host:port/metrics", c.serverMetrics))
+		}
 	}
 	if c.out != "" && !strings.HasPrefix(c.out, "json=") {
 		errs = append(errs, fmt.Errorf("-out %q: want json=FILE", c.out))
@@ -132,6 +148,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return &loadtest.ConfigError{Err: err}
 	}
 	test.Options.NoHTTPPhases = c.noPhases
+	test.Options.CoarseSchedule = c.coarseSchedule
 	if c.trendStats != "" {
 		test.Options.SummaryTrendStats = strings.Split(c.trendStats, ",")
 	}
@@ -142,7 +159,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		test.Options.Tags[k] = v
 	}
 
-	ro := loadtest.RunOptions{Log: stderr}
+	ro := loadtest.RunOptions{Log: stderr, Timeline: c.report != ""}
 	if !c.quiet && !c.noProgress && getenv("CI") == "" && isTerminal(stderr) {
 		ro.Progress = stderr
 	}
@@ -192,10 +209,28 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		}
 		defer pprof.StopCPUProfile()
 	}
+	scrape := &http.Client{Timeout: 10 * time.Second}
+	var before serverView
+	if c.serverMetrics != "" {
+		if before, err = scrapeServer(ctx, scrape, c.serverMetrics); err != nil {
+			return fmt.Errorf("-server-metrics before the run: %w", err)
+		}
+	}
+	started := time.Now()
 	res, runErr := rn.Run(ctx)
+	if res != nil && c.report != "" {
+		if err := writeReport(c, started, res); err != nil && runErr == nil {
+			runErr = err
+		} else if err == nil {
+			fmt.Fprintf(stderr, "HTML report written to %s\n", c.report)
+		}
+	}
 	if res != nil {
 		if !c.quiet && !c.noSummary {
 			res.WriteSummary(stdout)
+		}
+		if err := checkRequests(ctx, c, scrape, before, rn, res, stdout); err != nil && runErr == nil {
+			runErr = err
 		}
 		if c.summaryExport != "" {
 			if err := writeSummary(c.summaryExport, res); err != nil && runErr == nil {
@@ -213,6 +248,79 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return fmt.Errorf("thresholds on metrics '%s' have been crossed: %w", strings.Join(metrics, ", "), loadtest.ErrThresholdsFailed)
 	}
 	return runErr
+}
+
+// checkRequests applies -min-requests and -server-metrics to a finished
+// run.
+func checkRequests(ctx context.Context, c config, scrape *http.Client, before serverView, rn *loadtest.Runner, res *loadtest.Result, stdout io.Writer) error {
+	if c.minRequests == 0 && c.serverMetrics == "" {
+		return nil
+	}
+	cv := newClientView(rn, res)
+	if c.serverMetrics != "" {
+		after, err := serverAfter(context.WithoutCancel(ctx), scrape, c.serverMetrics, before, cv.completed, 5*time.Second)
+		if err != nil {
+			return fmt.Errorf("-server-metrics after the run: %w", err)
+		}
+		if err := compareViews(stdout, cv, after); err != nil {
+			return err
+		}
+	}
+	if cv.completed < uint64(c.minRequests) {
+		return fmt.Errorf("%d requests completed, fewer than -min-requests %d: too few to judge the objectives", cv.completed, c.minRequests)
+	}
+	return nil
+}
+
+// writeReport writes the -report HTML file.
+func writeReport(c config, started time.Time, res *loadtest.Result) error {
+	f, err := os.Create(c.report)
+	if err != nil {
+		return fmt.Errorf("-report: %w", err)
+	}
+	title := "glasshouse-load: " + c.scenario + " scenario"
+	if c.url != "" {
+		title = "glasshouse-load: " + c.url
+	}
+	if err := report.Write(f, res, report.Info{Title: title, Started: started, Options: reportOptions(c)}); err != nil {
+		f.Close()
+		return fmt.Errorf("-report: %w", err)
+	}
+	return f.Close()
+}
+
+// reportOptions lists the run's settings for the report.
+func reportOptions(c config) [][2]string {
+	orDefault := func(n int) string {
+		if n == 0 {
+			return "scenario default"
+		}
+		return strconv.Itoa(n)
+	}
+	var o [][2]string
+	if c.url != "" {
+		o = append(o, [2]string{"url", c.url})
+	} else {
+		slo := c.sloPath
+		if slo == "" {
+			slo = "alerts/slo.yaml (built in)"
+		}
+		o = append(o, [][2]string{{"target", c.target}, {"scenario", c.scenario}, {"SLO spec", slo}, {"users", orDefault(c.users)}}...)
+	}
+	d := "scenario default"
+	if c.duration > 0 {
+		d = c.duration.String()
+	}
+	o = append(o, [][2]string{{"rate (it/s)", orDefault(c.rate)}, {"vus", orDefault(c.vus)}, {"duration", d}}...)
+	if c.maxVUs > 0 {
+		o = append(o, [2]string{"max vus", strconv.Itoa(c.maxVUs)})
+	}
+	o = append(o, [2]string{"http phases", strconv.FormatBool(!c.noPhases)}, [2]string{"coarse schedule", strconv.FormatBool(c.coarseSchedule)})
+	keys := slices.Sorted(maps.Keys(c.tags))
+	for _, k := range keys {
+		o = append(o, [2]string{"tag " + k, c.tags[k]})
+	}
+	return o
 }
 
 func writeSummary(path string, res *loadtest.Result) error {
@@ -263,7 +371,13 @@ func buildTest(c config) (loadtest.Test, error) {
 			Options: loadtest.Options{DiscardResponseBodies: true},
 		}, nil
 	}
-	spec, err := slo.Load(c.sloPath)
+	var spec slo.Spec
+	var err error
+	if c.sloPath == "" {
+		spec, err = slo.Parse(alerts.SLOSpec())
+	} else {
+		spec, err = slo.Load(c.sloPath)
+	}
 	if err != nil {
 		return loadtest.Test{}, fmt.Errorf("-slo: %w", err)
 	}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/glasshouse-dev/glasshouse/alerts"
 	"github.com/glasshouse-dev/glasshouse/loadtest"
 )
 
@@ -28,6 +29,8 @@ func TestBadFlagsExit104(t *testing.T) {
 		{"-prometheus", "-prometheus-addr", "nope"},
 		{"extra"},
 		{"-slo", "/does/not/exist.yaml"},
+		{"-server-metrics", "localhost:8081/metrics"},
+		{"-min-requests", "-1"},
 		// A URL the client can never request is a config error before the
 		// run, not a run of instant request errors that exits 0.
 		{"-url", "ftp://example.com/", "-duration", "1s", "-vus", "1"},
@@ -51,7 +54,7 @@ func TestURLModeWritesSummaryAndJSON(t *testing.T) {
 	sum, out := filepath.Join(dir, "summary.json"), filepath.Join(dir, "out.jsonl")
 	var stdout, stderr bytes.Buffer
 	err := run(t.Context(), []string{"glasshouse-load", "-url", srv.URL, "-rate", "50", "-vus", "2", "-duration", "1s",
-		"-summary-export", sum, "-out", "json=" + out, "-tag", "testid=t1"}, env(map[string]string{"CI": "true"}), nil, &stdout, &stderr)
+		"-summary-export", sum, "-out", "json=" + out, "-tag", "testid=t1", "-report", filepath.Join(dir, "report.html")}, env(map[string]string{"CI": "true"}), nil, &stdout, &stderr)
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, stderr.String())
 	}
@@ -70,11 +73,20 @@ func TestURLModeWritesSummaryAndJSON(t *testing.T) {
 			Values map[string]float64 `json:"values"`
 		} `json:"metrics"`
 	}
-	if err := json.Unmarshal(b, &s); err != nil || s.Metrics["http_reqs"].Values["count"] != 50 {
-		t.Errorf("summary export: %v, http_reqs %v", err, s.Metrics["http_reqs"].Values)
+	err = json.Unmarshal(b, &s)
+	// 50 arrivals are scheduled; on a stalled machine an arrival that finds
+	// both VUs busy is dropped (the open model), so the count is the
+	// requests sent plus those dropped.
+	reqs, dropped := s.Metrics["http_reqs"].Values["count"], s.Metrics["dropped_iterations"].Values["count"]
+	if err != nil || reqs < 1 || reqs+dropped != 50 {
+		t.Errorf("summary export: %v, http_reqs %v + dropped_iterations %v, want 50 in all", err, reqs, dropped)
+	}
+	page, err := os.ReadFile(filepath.Join(dir, "report.html"))
+	if err != nil || !bytes.HasPrefix(page, []byte("<!DOCTYPE html>")) || !bytes.Contains(page, []byte("testid")) {
+		t.Errorf("-report: %v, %d bytes without the run's options", err, len(page))
 	}
 	lines, _ := os.ReadFile(out)
-	if !bytes.Contains(lines, []byte(`"testid":"t1"`)) || bytes.Count(lines, []byte(`"metric":"http_reqs"}`)) < 50 {
+	if !bytes.Contains(lines, []byte(`"testid":"t1"`)) || float64(bytes.Count(lines, []byte(`"metric":"http_reqs"}`))) < reqs {
 		t.Errorf("JSON output lacks the tag or the points (%d bytes)", len(lines))
 	}
 }
@@ -91,8 +103,10 @@ func TestThresholdFailureExit99(t *testing.T) {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(503) })
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
+	// From any directory: the default SLO spec is built into the binary.
+	t.Chdir(t.TempDir())
 	var stdout, stderr bytes.Buffer
-	err := run(t.Context(), []string{"glasshouse-load", "-target", srv.URL, "-scenario", "smoke", "-duration", "1s", "-slo", "../../../alerts/slo.yaml"},
+	err := run(t.Context(), []string{"glasshouse-load", "-target", srv.URL, "-scenario", "smoke", "-duration", "1s"},
 		env(nil), nil, &stdout, &stderr)
 	if loadtest.ExitCode(err) != loadtest.ExitThresholdsFailed || !errors.Is(err, loadtest.ErrThresholdsFailed) {
 		t.Fatalf("err = %v (exit %d), want 99\n%s", err, loadtest.ExitCode(err), stdout.String())
@@ -103,10 +117,38 @@ func TestThresholdFailureExit99(t *testing.T) {
 
 	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(503) }))
 	t.Cleanup(broken.Close)
-	err = run(t.Context(), []string{"glasshouse-load", "-target", broken.URL, "-scenario", "smoke", "-duration", "1s", "-slo", "../../../alerts/slo.yaml", "-quiet"},
+	err = run(t.Context(), []string{"glasshouse-load", "-target", broken.URL, "-scenario", "smoke", "-duration", "1s", "-quiet"},
 		env(nil), nil, io.Discard, io.Discard)
 	if loadtest.ExitCode(err) != loadtest.ExitScriptException {
 		t.Errorf("setup against a broken API: err = %v (exit %d), want 107", err, loadtest.ExitCode(err))
+	}
+}
+
+// TestSLOFileOverridesTheBuiltInSpec runs the smoke scenario with -slo
+// pointing at a spec whose availability objective is 50%: the derived
+// threshold is rate<0.5, not the built-in rate<0.001.
+func TestSLOFileOverridesTheBuiltInSpec(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /api/v1/users", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(201) })
+	mux.HandleFunc("POST /api/v1/auth/login", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"access_token":"t","token_type":"bearer","expires_in":60}`)
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(503) })
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	spec := strings.Replace(string(alerts.SLOSpec()), "objective: 0.999", "objective: 0.5", 1)
+	path := filepath.Join(t.TempDir(), "slo.yaml")
+	if err := os.WriteFile(path, []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout bytes.Buffer
+	err := run(t.Context(), []string{"glasshouse-load", "-target", srv.URL, "-scenario", "smoke", "-duration", "1s", "-slo", path},
+		env(nil), nil, &stdout, io.Discard)
+	if loadtest.ExitCode(err) != loadtest.ExitThresholdsFailed {
+		t.Fatalf("err = %v, want 99", err)
+	}
+	if !strings.Contains(stdout.String(), "'rate<0.5'") || strings.Contains(stdout.String(), "'rate<0.001'") {
+		t.Errorf("the summary does not show the overriding spec's threshold rate<0.5:\n%s", stdout.String())
 	}
 }
 

@@ -1,0 +1,516 @@
+package scaleout
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
+	"gopkg.in/yaml.v3"
+
+	"github.com/glasshouse-dev/glasshouse/internal/integration"
+)
+
+// repoRoot is the module root, seen from this package's directory.
+const repoRoot = "../.."
+
+// proc is a child process whose output is appended to a log file, so a
+// replica restarted on the same log keeps its whole history.
+type proc struct {
+	name    string
+	logPath string
+	cmd     *exec.Cmd
+	done    chan struct{}
+	mu      sync.Mutex
+	err     error
+}
+
+// startProc starts bin and registers a cleanup that kills it (SIGKILL to its
+// process group) if it is still running when the test ends.
+func startProc(t *testing.T, name, logPath, bin string, args, env []string) *proc {
+	t.Helper()
+	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		t.Fatalf("start %s: %v", name, err)
+	}
+	p := &proc{name: name, logPath: logPath, cmd: cmd, done: make(chan struct{})}
+	go func() {
+		err := cmd.Wait()
+		f.Close()
+		p.mu.Lock()
+		p.err = err
+		p.mu.Unlock()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-p.done
+		}
+	})
+	return p
+}
+
+func (p *proc) signal(sig syscall.Signal) { _ = p.cmd.Process.Signal(sig) }
+
+// wait waits for the process to exit, at most guard (a hang guard, not a
+// timing assertion), and returns its exit error.
+func (p *proc) wait(guard time.Duration) error {
+	select {
+	case <-p.done:
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.err
+	case <-time.After(guard):
+		return fmt.Errorf("%s still running after %s", p.name, guard)
+	}
+}
+
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// tail returns the last 6 KiB of the process's log.
+func (p *proc) tail() string {
+	b, _ := os.ReadFile(p.logPath)
+	if len(b) > 6<<10 {
+		b = append([]byte("...\n"), b[len(b)-6<<10:]...)
+	}
+	return string(b)
+}
+
+// binary returns the path of name in PATH or /usr/sbin, or skips the test
+// (a failure under GLASSHOUSE_REQUIRE_SERVICES=1).
+func binary(t *testing.T, name, pkg string) string {
+	t.Helper()
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	if p := filepath.Join("/usr/sbin", name); isExec(p) {
+		return p
+	}
+	integration.Skip(t, "%s not found in PATH (Debian: apt-get install %s)", name, pkg)
+	return ""
+}
+
+func isExec(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0
+}
+
+// goBuild compiles pkg (relative to the module root) into dir.
+func goBuild(t *testing.T, pkg, dir string) string {
+	t.Helper()
+	out := filepath.Join(dir, filepath.Base(pkg))
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Dir = repoRoot
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	}
+	return out
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// waitOK polls u until it answers 200; it fails the test when p exits first
+// or after guard.
+func waitOK(t *testing.T, c *http.Client, u string, p *proc, guard time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(guard)
+	for {
+		resp, err := c.Get(u)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if p.exited() {
+			t.Fatalf("%s exited before %s answered 200:\n%s", p.name, u, p.tail())
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %s not 200 after %s (last error %v):\n%s", p.name, u, guard, err, p.tail())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// freshDatabase creates a database of its own on the server of baseURL and
+// drops it when the test ends, so runs never see each other's rows.
+func freshDatabase(t *testing.T, baseURL string) string {
+	t.Helper()
+	ctx := t.Context()
+	conn, err := pgx.Connect(ctx, baseURL)
+	if err != nil {
+		integration.Skip(t, "PostgreSQL at TEST_DATABASE_URL unreachable: %v", err)
+	}
+	defer conn.Close(ctx)
+	name := "scaleout_" + randomHex(t, 6)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("create database: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		c, err := pgx.Connect(ctx, baseURL)
+		if err != nil {
+			t.Logf("drop database %s: %v", name, err)
+			return
+		}
+		defer c.Close(ctx)
+		if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Logf("drop database %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(baseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+// redisPrefix returns a key prefix of the run's own on the shared Redis and
+// deletes its keys when the test ends.
+func redisPrefix(t *testing.T, redisURL string) string {
+	t.Helper()
+	opt, err := redis.ParseURL(redisURL)
+	if err != nil {
+		t.Fatalf("TEST_REDIS_URL: %v", err)
+	}
+	rdb := redis.NewClient(opt)
+	if err := rdb.Ping(t.Context()).Err(); err != nil {
+		rdb.Close()
+		integration.Skip(t, "Redis at TEST_REDIS_URL unreachable: %v", err)
+	}
+	prefix := "scaleout-" + randomHex(t, 6) + ":"
+	t.Cleanup(func() {
+		defer rdb.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		iter := rdb.Scan(ctx, 0, prefix+"*", 500).Iterator()
+		for iter.Next(ctx) {
+			rdb.Del(ctx, iter.Val())
+		}
+	})
+	return prefix
+}
+
+func randomHex(t *testing.T, n int) string {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// replica is one API process; restarts reuse its ports and log.
+type replica struct {
+	i           int
+	addr, admin string
+	bin, log    string
+	env         []string
+	p           *proc
+	starts      int
+}
+
+func (r *replica) start(t *testing.T, c *http.Client) {
+	t.Helper()
+	r.starts++
+	r.p = startProc(t, fmt.Sprintf("api-%d", r.i), r.log, r.bin, nil, r.env)
+	waitOK(t, c, "http://"+r.addr+"/health/ready", r.p, 60*time.Second)
+}
+
+// deployment reads what the Kubernetes manifests promise about shutdown:
+// the preStop sleep (the drain before SIGTERM, which natively is
+// SHUTDOWN_DRAIN_DELAY) and SHUTDOWN_TIMEOUT.
+func deployment(t *testing.T) (drain time.Duration, shutdownTimeout string) {
+	t.Helper()
+	var dep struct {
+		Spec struct {
+			Template struct {
+				Spec struct {
+					Containers []struct {
+						Lifecycle struct {
+							PreStop struct {
+								Sleep struct {
+									Seconds int `yaml:"seconds"`
+								} `yaml:"sleep"`
+							} `yaml:"preStop"`
+						} `yaml:"lifecycle"`
+					} `yaml:"containers"`
+				} `yaml:"spec"`
+			} `yaml:"template"`
+		} `yaml:"spec"`
+	}
+	readYAML(t, filepath.Join(repoRoot, "compose/k8s/deployment.yaml"), &dep)
+	cs := dep.Spec.Template.Spec.Containers
+	if len(cs) == 0 || cs[0].Lifecycle.PreStop.Sleep.Seconds <= 0 {
+		t.Fatal("compose/k8s/deployment.yaml: no preStop sleep on the first container")
+	}
+	var cm struct {
+		Data map[string]string `yaml:"data"`
+	}
+	readYAML(t, filepath.Join(repoRoot, "compose/k8s/configmap.yaml"), &cm)
+	if cm.Data["SHUTDOWN_TIMEOUT"] == "" {
+		t.Fatal("compose/k8s/configmap.yaml: no SHUTDOWN_TIMEOUT")
+	}
+	return time.Duration(cs[0].Lifecycle.PreStop.Sleep.Seconds) * time.Second, cm.Data["SHUTDOWN_TIMEOUT"]
+}
+
+func readYAML(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(b, v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+}
+
+// upstreamPolicy is the passive health check of the nginx upstream.
+type upstreamPolicy struct {
+	maxFails    int
+	failTimeout time.Duration
+}
+
+var serverLine = regexp.MustCompile(`(?m)^\s*server 127\.0\.0\.1:\d+ max_fails=(\d+) fail_timeout=(\d+)s;\n`)
+
+// nginxConfig renders the repository's nginx config for this run: its
+// upstream lists the replicas with the committed max_fails/fail_timeout,
+// TLS uses a self-signed certificate, listeners and logs move to loopback
+// ports and prefix. Every replacement must apply, so a change to the config
+// that this check no longer understands fails loudly. breakRetry turns
+// proxy_next_upstream off (the deliberately broken variant).
+func nginxConfig(t *testing.T, prefix, cert, key string, replicas []*replica, httpPort, httpsPort int, breakRetry bool) (string, upstreamPolicy) {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(repoRoot, "compose/deploy/nginx/glasshouse.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := string(raw)
+	lines := serverLine.FindAllStringSubmatchIndex(conf, -1)
+	if len(lines) != len(replicas) {
+		t.Fatalf("glasshouse.conf upstream has %d server lines matching %s, want %d (one per replica)", len(lines), serverLine, len(replicas))
+	}
+	m := serverLine.FindStringSubmatch(conf)
+	var pol upstreamPolicy
+	pol.maxFails, _ = strconv.Atoi(m[1])
+	secs, _ := strconv.Atoi(m[2])
+	pol.failTimeout = time.Duration(secs) * time.Second
+	var servers strings.Builder
+	for _, r := range replicas {
+		fmt.Fprintf(&servers, "    server %s max_fails=%s fail_timeout=%ss;\n", r.addr, m[1], m[2])
+	}
+	conf = conf[:lines[0][0]] + servers.String() + conf[lines[len(lines)-1][1]:]
+	repl := []struct{ old, new string }{
+		{"/etc/ssl/glasshouse/fullchain.pem", cert},
+		{"/etc/ssl/glasshouse/privkey.pem", key},
+		{"/var/log/nginx/", prefix + "/logs/"},
+		{"root /var/www/acme;", "root " + prefix + "/acme;"},
+		{"listen 80;", fmt.Sprintf("listen 127.0.0.1:%d;", httpPort)},
+		{"listen 443 ssl http2;", fmt.Sprintf("listen 127.0.0.1:%d ssl http2;", httpsPort)},
+		{"listen [::]:80;", ""},
+		{"listen [::]:443 ssl http2;", ""},
+	}
+	if breakRetry {
+		repl = append(repl, struct{ old, new string }{"proxy_next_upstream error timeout;", "proxy_next_upstream off;"})
+	}
+	for _, r := range repl {
+		if !strings.Contains(conf, r.old) {
+			t.Fatalf("compose/deploy/nginx/glasshouse.conf no longer contains %q; update the check's mapping", r.old)
+		}
+		conf = strings.ReplaceAll(conf, r.old, r.new)
+	}
+	site := filepath.Join(prefix, "glasshouse.conf")
+	if err := os.WriteFile(site, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	user := ""
+	if os.Geteuid() == 0 {
+		user = "user root root;" // workers must read the test's 0700 temp dirs
+	}
+	// Two workers, so the upstream's shared zone is what makes them agree.
+	main := fmt.Sprintf(`%s
+worker_processes 2;
+daemon off;
+pid %[2]s/nginx.pid;
+error_log %[2]s/logs/error.log warn;
+events { worker_connections 512; }
+http {
+    types { application/json json; text/html html; }
+    default_type application/octet-stream;
+    client_body_temp_path %[2]s/tmp/body;
+    proxy_temp_path %[2]s/tmp/proxy;
+    fastcgi_temp_path %[2]s/tmp/fastcgi;
+    uwsgi_temp_path %[2]s/tmp/uwsgi;
+    scgi_temp_path %[2]s/tmp/scgi;
+    access_log off;
+    include %[3]s;
+}
+`, user, prefix, site)
+	mainPath := filepath.Join(prefix, "nginx.conf")
+	if err := os.WriteFile(mainPath, []byte(main), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"logs", "tmp", "acme"} {
+		if err := os.MkdirAll(filepath.Join(prefix, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return mainPath, pol
+}
+
+// selfSignedCert writes a certificate for 127.0.0.1 and its key, and
+// returns their paths and a pool that trusts it.
+func selfSignedCert(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "glasshouse.example.com"},
+		DNSNames:              []string{"glasshouse.example.com"},
+		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
+}
+
+func tlsClient(pool *x509.CertPool) *http.Client {
+	return &http.Client{
+		Timeout:   15 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 16},
+	}
+}
+
+// prometheusConfig writes a Prometheus config scraping every replica's
+// admin port each second as job glasshouse-api, with the project's rule
+// files (alerts/generated/*.yaml, alerts/symptoms*.yaml) evaluated each
+// second; alert `for` durations are left as committed.
+func prometheusConfig(t *testing.T, dir string, replicas []*replica) string {
+	t.Helper()
+	rulesDir := filepath.Join(dir, "rules")
+	if err := os.MkdirAll(rulesDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	gen, _ := filepath.Glob(filepath.Join(repoRoot, "alerts/generated/*.yaml"))
+	sym, _ := filepath.Glob(filepath.Join(repoRoot, "alerts/symptoms*.yaml"))
+	if len(gen) == 0 || len(sym) == 0 {
+		t.Fatalf("rule files missing: generated %v, symptoms %v", gen, sym)
+	}
+	for _, p := range append(gen, sym...) {
+		var doc map[string]any
+		readYAML(t, p, &doc)
+		groups, _ := doc["groups"].([]any)
+		for _, g := range groups {
+			if gm, ok := g.(map[string]any); ok {
+				gm["interval"] = "1s"
+			}
+		}
+		b, err := yaml.Marshal(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(rulesDir, filepath.Base(p)), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var targets []string
+	for _, r := range replicas {
+		targets = append(targets, strconv.Quote(r.admin))
+	}
+	cfg := fmt.Sprintf(`global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+  evaluation_interval: 1s
+rule_files:
+  - %s/*.yaml
+scrape_configs:
+  - job_name: glasshouse-api
+    static_configs:
+      - targets: [%s]
+`, rulesDir, strings.Join(targets, ", "))
+	path := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+var errNoData = errors.New("no data")
