@@ -135,7 +135,8 @@ type Store interface {
 //
 // A failing required check makes /health/ready answer 503 naming it. An
 // Optional check (for example Redis, whose outage only degrades the service)
-// never fails readiness; /health/detailed reports it as "degraded".
+// never fails readiness; /health/detailed reports it as "unhealthy: <reason>"
+// and the service as "degraded".
 type Check struct {
 	Name     string
 	Optional bool

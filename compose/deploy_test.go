@@ -351,7 +351,7 @@ func TestNginxConfig(t *testing.T) {
 		w.Header().Set("Content-Type", "application/json")
 		switch r.URL.Path {
 		case "/health":
-			io.WriteString(w, `{"status":"ok"}`)
+			io.WriteString(w, `{"status":"healthy"}`)
 		case "/api/v1/items":
 			io.WriteString(w, big)
 		default:
@@ -495,7 +495,7 @@ func TestNginxConfig(t *testing.T) {
 
 	t.Run("health location", func(t *testing.T) {
 		resp, body, _ := get(base+"/health", nil)
-		if resp.StatusCode != 200 || !strings.Contains(string(body), `"ok"`) {
+		if resp.StatusCode != 200 || !strings.Contains(string(body), `"healthy"`) {
 			t.Errorf("/health = %d %s", resp.StatusCode, body)
 		}
 	})

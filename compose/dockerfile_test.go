@@ -267,7 +267,7 @@ func TestDockerfileBinariesAreStatic(t *testing.T) {
 			http.NotFound(w, r)
 			return
 		}
-		w.Write([]byte(`{"status":"ok"}`))
+		w.Write([]byte(`{"status":"alive"}`))
 	}))
 	defer healthy.Close()
 	sick := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -124,7 +124,7 @@ func BenchmarkChain(b *testing.B) {
 		})
 	}
 
-	bare := handleItemGet(f.srv.log, f.store)
+	bare := handleItemGet(f.srv.errs, f.store)
 	b.Run("bare", func(b *testing.B) { run(b, bare, bareRequest()) })
 	b.Run("auth", func(b *testing.B) {
 		r := httptest.NewRequest("GET", path, nil)

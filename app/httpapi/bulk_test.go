@@ -204,7 +204,7 @@ func TestItemsBulkStorageErrors(t *testing.T) {
 	down := fmt.Errorf("create items: %w", app.ErrUnavailable)
 	t.Run("second chunk fails", func(t *testing.T) {
 		bs := &bulkSpy{fail: map[int]error{2: down}}
-		f := newFixture(t, func(o *Options) { bs.Store = o.Store; o.Store = bs })
+		f := newFixture(t, func(o *Options) { bs.Store = o.Store; o.Store = bs; o.Errors = newTracker(t, o) })
 		_, token := f.signup(t, "partial")
 		w := f.do(t, req{method: "POST", path: "/api/v1/items/bulk", token: token, body: bulkBody(validItems(30)...)})
 		if w.Code != http.StatusMultiStatus {
@@ -228,6 +228,9 @@ func TestItemsBulkStorageErrors(t *testing.T) {
 		}
 		if !strings.Contains(f.logs.String(), "bulk create: chunk failed") {
 			t.Errorf("the failed chunk was not logged:\n%s", f.logs)
+		}
+		if got := metric(t, f.tel.Registry, "app_errors_total", map[string]string{"route": "/api/v1/items/bulk", "error_type": "unavailable"}); got != 1 {
+			t.Errorf("app_errors_total{route=/api/v1/items/bulk,error_type=unavailable} = %v, want 1 (the failed chunk)", got)
 		}
 	})
 	t.Run("nothing created", func(t *testing.T) {

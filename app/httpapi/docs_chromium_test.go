@@ -86,8 +86,9 @@ func browser(t *testing.T) (context.Context, func() []string) {
 }
 
 // TestDocsInChromium drives the real documentation pages as a person would:
-// on /docs (Swagger UI) it authorizes with a bearer token, tries GET
-// /api/v1/users/me and sees 200 with the request's duration; on /redoc it
+// on /docs (Swagger UI) it authorizes with a bearer token, and again
+// through the OAuth2 password flow (username and password), tries GET
+// /api/v1/users/me each time and sees 200 with the request's duration; on /redoc it
 // sees the operations listed. Neither page may log an error (a CSP
 // violation would).
 func TestDocsInChromium(t *testing.T) {
@@ -96,24 +97,18 @@ func TestDocsInChromium(t *testing.T) {
 	srv := httptest.NewServer(f.h)
 	t.Cleanup(srv.Close)
 
-	t.Run("swagger-ui", func(t *testing.T) {
-		ctx, errs := browser(t)
-		const op = "#operations-users-me"
+	const op = "#operations-users-me"
+	// tryMe executes GET /api/v1/users/me from the page, already
+	// authorized, and checks it answered 200 with the user.
+	tryMe := func(t *testing.T, ctx context.Context, errs func() []string, shot string) {
+		t.Helper()
 		err := chromedp.Do(ctx,
-			chromedp.Navigate(srv.URL+"/docs"),
-			chromedp.WaitVisible(chromedp.CSS(op)),
-			chromedp.Click(chromedp.CSS(".auth-wrapper .authorize")),
-			chromedp.WaitVisible(chromedp.CSS(".modal-ux input")),
-			chromedp.SendKeys(chromedp.CSS(".modal-ux input"), token),
-			chromedp.Click(chromedp.CSS(".modal-ux .auth-btn-wrapper .authorize")),
-			chromedp.Click(chromedp.CSS(".modal-ux .btn-done")),
-			chromedp.WaitNotPresent(chromedp.CSS(".modal-ux")),
 			chromedp.Click(chromedp.CSS(op+" .opblock-summary-control")),
 			chromedp.Click(chromedp.CSS(op+" .try-out__btn")),
 			chromedp.Click(chromedp.CSS(op+" .execute")),
 			chromedp.WaitVisible(chromedp.CSS(op+" .live-responses-table tbody .response-col_status")),
 			chromedp.ScrollIntoView(chromedp.CSS(op+" .responses-inner")),
-			screenshot(t, "swagger-ui.png"),
+			screenshot(t, shot),
 		)
 		if err != nil {
 			t.Fatalf("Swagger UI: %v", err)
@@ -130,6 +125,56 @@ func TestDocsInChromium(t *testing.T) {
 		if e := errs(); len(e) > 0 {
 			t.Errorf("the page reported errors:\n%s", strings.Join(e, "\n"))
 		}
+	}
+
+	t.Run("swagger-ui", func(t *testing.T) {
+		ctx, errs := browser(t)
+		bearer := ".modal-ux .auth-container:has(input[aria-label='auth-bearer-value'])"
+		err := chromedp.Do(ctx,
+			chromedp.Navigate(srv.URL+"/docs"),
+			chromedp.WaitVisible(chromedp.CSS(op)),
+			chromedp.Click(chromedp.CSS(".auth-wrapper .authorize")),
+			chromedp.WaitVisible(chromedp.CSS(bearer+" input")),
+			chromedp.SendKeys(chromedp.CSS(bearer+" input"), token),
+			chromedp.Click(chromedp.CSS(bearer+" .auth-btn-wrapper .authorize")),
+			chromedp.Click(chromedp.CSS(".modal-ux .close-modal")),
+			chromedp.WaitNotPresent(chromedp.CSS(".modal-ux")),
+		)
+		if err != nil {
+			t.Fatalf("Swagger UI bearer authorization: %v", err)
+		}
+		tryMe(t, ctx, errs, "swagger-ui.png")
+	})
+
+	// The OAuth2 password flow: Swagger UI posts the username and password
+	// as a form to the token URL, then sends the token it gets.
+	t.Run("swagger-ui-password-flow", func(t *testing.T) {
+		ctx, errs := browser(t)
+		oauth := ".modal-ux .auth-container:has(label[for=oauth_username])"
+		err := chromedp.Do(ctx,
+			chromedp.Navigate(srv.URL+"/docs"),
+			chromedp.WaitVisible(chromedp.CSS(op)),
+			chromedp.Click(chromedp.CSS(".auth-wrapper .authorize")),
+			chromedp.WaitVisible(chromedp.CSS(oauth+" #oauth_username")),
+			chromedp.SendKeys(chromedp.CSS(oauth+" #oauth_username"), "docs_reader"),
+			chromedp.SendKeys(chromedp.CSS(oauth+" #oauth_password"), "Passw0rd!"),
+			chromedp.Click(chromedp.CSS(oauth+" .auth-btn-wrapper .authorize")),
+			// Authorized: the username input is replaced by its value.
+			chromedp.WaitNotPresent(chromedp.CSS(oauth+" #oauth_username")),
+		)
+		if err != nil {
+			t.Fatalf("Swagger UI password flow: %v", err)
+		}
+		if got := text(t, ctx, oauth); !strings.Contains(got, "Authorized") {
+			t.Fatalf("after the password flow the oauth2 section reads %q, want Authorized", got)
+		}
+		if err := chromedp.Do(ctx,
+			chromedp.Click(chromedp.CSS(".modal-ux .close-modal")),
+			chromedp.WaitNotPresent(chromedp.CSS(".modal-ux")),
+		); err != nil {
+			t.Fatalf("close the Authorize dialog: %v", err)
+		}
+		tryMe(t, ctx, errs, "swagger-ui-password.png")
 	})
 
 	t.Run("redoc", func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
 	"net/http"
 	"sync"
 	"time"
@@ -18,27 +19,62 @@ type healthResponse struct {
 	Timestamp time.Time `json:"timestamp"`
 }
 
+// Health vocabulary, as FastAPI services commonly answer: /health says
+// "healthy", /health/live "alive", /health/ready "ready"; a check is
+// "healthy" or "unhealthy: <reason>"; a resource is "healthy" or
+// "warning" past its threshold.
+const (
+	statusHealthy   = "healthy"
+	statusUnhealthy = "unhealthy"
+	statusDegraded  = "degraded" // an optional check failed
+	statusWarning   = "warning"
+
+	// memoryWarnPercent and cpuWarnPercent are the host usage at which
+	// /health/detailed reports a resource as "warning".
+	memoryWarnPercent = 90
+	cpuWarnPercent    = 80
+)
+
 // handleHealth is a cheap summary for humans and uptime checkers.
 func handleHealth(s *server) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		encode(w, http.StatusOK, healthResponse{Status: "ok", Version: s.opts.Version, Timestamp: s.opts.Now().UTC()})
+		encode(w, http.StatusOK, healthResponse{Status: statusHealthy, Version: s.opts.Version, Timestamp: s.opts.Now().UTC()})
 	})
 }
 
 // handleLive does no I/O: if the process can answer, it is alive.
 func handleLive() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		encode(w, http.StatusOK, map[string]string{"status": "ok"})
+		encode(w, http.StatusOK, map[string]string{"status": "alive"})
 	})
 }
 
 // checkResult is one dependency check's outcome.
 type checkResult struct {
 	Name      string  `json:"name"`
-	Status    string  `json:"status"` // "ok", "failed", "degraded" (an optional check that failed)
+	Status    string  `json:"status"` // "healthy", "unhealthy", "degraded" (an optional check that failed)
 	Optional  bool    `json:"optional,omitempty"`
 	LatencyMS float64 `json:"latency_ms"`
 	Error     string  `json:"error,omitempty"` // "timeout" or "unavailable"; details are logged
+}
+
+// state is the check in the checks map's vocabulary: "healthy", or
+// "unhealthy: <reason>" (for an optional check too: its failure only
+// degrades the service, but the check itself is unhealthy).
+func (c checkResult) state() string {
+	if c.Status == statusHealthy {
+		return statusHealthy
+	}
+	return statusUnhealthy + ": " + c.Error
+}
+
+// checkStates maps each check's name to its state.
+func checkStates(results []checkResult) map[string]string {
+	states := make(map[string]string, len(results))
+	for _, c := range results {
+		states[c.Name] = c.state()
+	}
+	return states
 }
 
 // readiness shares the dependency checks between probes: a result is
@@ -99,11 +135,11 @@ func (s *server) runChecks(ctx context.Context) []checkResult {
 		wg.Go(func() {
 			start := time.Now()
 			err := runCheck(ctx, c)
-			res := checkResult{Name: c.Name, Status: "ok", Optional: c.Optional, LatencyMS: float64(time.Since(start).Microseconds()) / 1000}
+			res := checkResult{Name: c.Name, Status: statusHealthy, Optional: c.Optional, LatencyMS: float64(time.Since(start).Microseconds()) / 1000}
 			if err != nil {
-				res.Status, res.Error = "failed", "unavailable"
+				res.Status, res.Error = statusUnhealthy, "unavailable"
 				if c.Optional {
-					res.Status = "degraded"
+					res.Status = statusDegraded
 				}
 				if errors.Is(err, context.DeadlineExceeded) {
 					res.Error = "timeout"
@@ -150,14 +186,13 @@ func handleReady(s *server) http.Handler {
 		}
 		results, err := s.ready.get(r.Context())
 		if err != nil {
-			respondErr(s.log, w, r, err)
+			respondErr(s.errs, w, r, err)
 			return
 		}
-		states := make(map[string]string, len(results))
+		states := checkStates(results)
 		var failed []string
 		for _, c := range results {
-			states[c.Name] = c.Status
-			if c.Status == "failed" {
+			if c.Status == statusUnhealthy {
 				failed = append(failed, c.Name)
 			}
 		}
@@ -173,22 +208,45 @@ func handleReady(s *server) http.Handler {
 	})
 }
 
+// detailedResponse is /health/detailed's body. Checks maps each dependency
+// check's name to its state ("healthy" or "unhealthy: <reason>") and, with
+// SystemDetails, "memory" and "cpu" to a resourceCheck; Dependencies gives
+// each check's latency.
 type detailedResponse struct {
-	Status        string                 `json:"status"` // "ok", "degraded", "unavailable"
+	Status        string                 `json:"status"` // "healthy", "degraded", "unhealthy"
 	Version       string                 `json:"version"`
 	Timestamp     time.Time              `json:"timestamp"`
 	UptimeSeconds float64                `json:"uptime_seconds"`
 	Draining      bool                   `json:"draining"`
-	Checks        []checkResult          `json:"checks"`
+	Checks        map[string]any         `json:"checks"`
+	Dependencies  []checkResult          `json:"dependencies"`
 	System        *telemetry.SystemStats `json:"system,omitempty"`
 	// SystemPartial is set when some readings failed (load average on
 	// Windows, say): they are 0 in System, the others are real.
 	SystemPartial bool `json:"system_partial,omitempty"`
 }
 
-// handleDetailed always answers 200 with a report: every check with its
-// latency (the cached readiness result), and, with SystemDetails, host and
-// process resource use. Probes use /health/ready.
+// resourceCheck is a host resource in /health/detailed's checks: its use
+// (0..100) and "healthy", or "warning" at or past the threshold.
+type resourceCheck struct {
+	Status       string  `json:"status"`
+	UsagePercent float64 `json:"usage_percent"`
+}
+
+func newResourceCheck(percent, warnAt float64) resourceCheck {
+	c := resourceCheck{Status: statusHealthy, UsagePercent: math.Round(percent*10) / 10}
+	if percent >= warnAt {
+		c.Status = statusWarning
+	}
+	return c
+}
+
+// handleDetailed always answers 200 with a report: every check's state and
+// latency (the cached readiness result), and, with SystemDetails, memory
+// and CPU use with a warning past memoryWarnPercent and cpuWarnPercent,
+// and the host and process readings behind them. A resource warning does
+// not change the overall status, which is the dependencies'. Probes use
+// /health/ready.
 func handleDetailed(s *server) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var (
@@ -204,13 +262,23 @@ func handleDetailed(s *server) http.Handler {
 		}
 		wg.Wait()
 		if err != nil {
-			respondErr(s.log, w, r, err)
+			respondErr(s.errs, w, r, err)
 			return
 		}
 		now := s.opts.Now()
-		resp := detailedResponse{Status: "ok", Version: s.opts.Version, Timestamp: now.UTC(),
-			UptimeSeconds: now.Sub(s.started).Seconds(), Draining: s.opts.Draining.Load(), Checks: results}
+		resp := detailedResponse{Status: statusHealthy, Version: s.opts.Version, Timestamp: now.UTC(),
+			UptimeSeconds: now.Sub(s.started).Seconds(), Draining: s.opts.Draining.Load(),
+			Checks: make(map[string]any, len(results)+2), Dependencies: results}
+		for _, c := range results {
+			resp.Checks[c.Name] = c.state()
+		}
 		if s.opts.SystemDetails {
+			var memPercent float64
+			if total := stats.MemoryUsedBytes + stats.MemoryAvailBytes; total > 0 {
+				memPercent = float64(stats.MemoryUsedBytes) / float64(total) * 100
+			}
+			resp.Checks["memory"] = newResourceCheck(memPercent, memoryWarnPercent)
+			resp.Checks["cpu"] = newResourceCheck(stats.CPUPercent, cpuWarnPercent)
 			// A failed reading is 0 and the error says which; the rest
 			// are still worth showing.
 			resp.System = &stats
@@ -221,14 +289,14 @@ func handleDetailed(s *server) http.Handler {
 		}
 		for _, c := range results {
 			switch {
-			case c.Status == "failed":
-				resp.Status = "unavailable"
-			case c.Status == "degraded" && resp.Status == "ok":
-				resp.Status = "degraded"
+			case c.Status == statusUnhealthy:
+				resp.Status = statusUnhealthy
+			case c.Status == statusDegraded && resp.Status == statusHealthy:
+				resp.Status = statusDegraded
 			}
 		}
-		if resp.Checks == nil {
-			resp.Checks = []checkResult{}
+		if resp.Dependencies == nil {
+			resp.Dependencies = []checkResult{}
 		}
 		encode(w, http.StatusOK, resp)
 	})

@@ -17,14 +17,15 @@ func TestHealth(t *testing.T) {
 	f := newFixture(t)
 	w := f.do(t, req{method: "GET", path: "/health"})
 	h := decodeJSON[healthResponse](t, w)
-	if w.Code != 200 || h.Status != "ok" || h.Version != "v1.2.3-test" || time.Since(h.Timestamp) > time.Minute {
+	if w.Code != 200 || h.Status != "healthy" || h.Version != "v1.2.3-test" || time.Since(h.Timestamp) > time.Minute {
 		t.Errorf("/health: %d %+v", w.Code, h)
 	}
-	if w := f.do(t, req{method: "GET", path: "/health/live"}); w.Code != 200 {
-		t.Errorf("/health/live: %d", w.Code)
+	if w := f.do(t, req{method: "GET", path: "/health/live"}); w.Code != 200 || w.Body.String() != `{"status":"alive"}`+"\n" {
+		t.Errorf("/health/live: %d %s, want 200 {\"status\":\"alive\"}", w.Code, w.Body)
 	}
 	w = f.do(t, req{method: "GET", path: "/health/ready"})
-	if w.Code != 200 || decodeJSON[map[string]any](t, w)["checks"].(map[string]any)["database"] != "ok" {
+	ready := decodeJSON[map[string]any](t, w)
+	if w.Code != 200 || ready["status"] != "ready" || ready["checks"].(map[string]any)["database"] != "healthy" {
 		t.Errorf("/health/ready: %d %s", w.Code, w.Body)
 	}
 	if w := f.do(t, req{method: "HEAD", path: "/health/live"}); w.Code != 200 {
@@ -54,7 +55,8 @@ func TestReadyFailsNamingTheCheck(t *testing.T) {
 	if w.Code != 503 || p.Code != "not_ready" || p.Detail != "check failed: broken, stuck" {
 		t.Errorf("/health/ready: %d %+v; want 503 naming broken and stuck", w.Code, p)
 	}
-	want := map[string]string{"database": "ok", "broken": "failed", "cache": "degraded", "stuck": "failed", "panicky": "degraded"}
+	want := map[string]string{"database": "healthy", "broken": "unhealthy: unavailable", "cache": "unhealthy: unavailable",
+		"stuck": "unhealthy: timeout", "panicky": "unhealthy: unavailable"}
 	for k, v := range want {
 		if p.Checks[k] != v {
 			t.Errorf("checks[%s] = %q, want %q (all: %v)", k, p.Checks[k], v, p.Checks)
@@ -66,11 +68,16 @@ func TestReadyFailsNamingTheCheck(t *testing.T) {
 
 	w = f.do(t, req{method: "GET", path: "/health/detailed"})
 	d := decodeJSON[detailedResponse](t, w)
-	if w.Code != 200 || d.Status != "unavailable" || len(d.Checks) != 5 {
+	if w.Code != 200 || d.Status != "unhealthy" || len(d.Dependencies) != 5 {
 		t.Fatalf("/health/detailed: %d %+v", w.Code, d)
 	}
+	for k, v := range want {
+		if d.Checks[k] != v {
+			t.Errorf("/health/detailed checks.%s = %v, want %q", k, d.Checks[k], v)
+		}
+	}
 	byName := map[string]checkResult{}
-	for _, c := range d.Checks {
+	for _, c := range d.Dependencies {
 		byName[c.Name] = c
 	}
 	if c := byName["stuck"]; c.Error != "timeout" || c.LatencyMS < 250 {
@@ -84,13 +91,20 @@ func TestReadyFailsNamingTheCheck(t *testing.T) {
 	}
 	// CPU use and a fast check's latency may be 0, but they must be reported.
 	raw := decodeJSON[struct {
-		System map[string]any   `json:"system"`
-		Checks []map[string]any `json:"checks"`
+		System       map[string]any   `json:"system"`
+		Checks       map[string]any   `json:"checks"`
+		Dependencies []map[string]any `json:"dependencies"`
 	}](t, w)
 	if _, ok := raw.System["cpu_percent"].(float64); !ok {
 		t.Errorf("/health/detailed has no system.cpu_percent: %s", w.Body)
 	}
-	for _, c := range raw.Checks {
+	for _, name := range []string{"memory", "cpu"} {
+		c, _ := raw.Checks[name].(map[string]any)
+		if _, ok := c["usage_percent"].(float64); !ok || (c["status"] != "healthy" && c["status"] != "warning") {
+			t.Errorf("/health/detailed checks.%s = %v, want status and usage_percent", name, raw.Checks[name])
+		}
+	}
+	for _, c := range raw.Dependencies {
 		if _, ok := c["latency_ms"].(float64); !ok {
 			t.Errorf("check %v has no latency_ms", c)
 		}
@@ -143,7 +157,7 @@ func TestDetailedShowsPartialSystemStats(t *testing.T) {
 	if w.Code != 200 || d.System == nil || d.System.CPUPercent != 12.5 || d.System.MemoryUsedBytes != 1<<30 || !d.SystemPartial {
 		t.Errorf("/health/detailed with a failed reading: %d %s; want the other readings, system_partial", w.Code, w.Body)
 	}
-	if d.Status != "ok" {
+	if d.Status != "healthy" {
 		t.Errorf("status %q: a failed system reading is not a failed dependency", d.Status)
 	}
 }
@@ -153,7 +167,7 @@ func TestDetailedShowsPartialSystemStats(t *testing.T) {
 func TestDetailedHidesSystemByDefault(t *testing.T) {
 	f := newFixture(t)
 	w := f.do(t, req{method: "GET", path: "/health/detailed"})
-	if w.Code != 200 || strings.Contains(w.Body.String(), `"system"`) {
+	if w.Code != 200 || containsAny(w.Body.String(), `"system"`, `"memory"`, `"cpu"`) {
 		t.Errorf("/health/detailed without SystemDetails: %d %s; want no system section", w.Code, w.Body)
 	}
 }
@@ -212,5 +226,45 @@ func TestReadyRunsOneCheckAtATime(t *testing.T) {
 	f.do(t, req{method: "GET", path: "/health/ready"})
 	if got := runs.Load(); got != before+1 {
 		t.Errorf("a probe after ReadyCacheTTL: %d runs, want %d", got, before+1)
+	}
+}
+
+// TestDetailedResourceWarnings: memory at 90% and CPU at 80% or more are
+// "warning", below is "healthy"; a warning does not change the overall
+// status, which is the dependencies'.
+func TestDetailedResourceWarnings(t *testing.T) {
+	const gib = 1 << 30
+	for _, tt := range []struct {
+		name           string
+		stats          telemetry.SystemStats
+		memory, cpu    string
+		memPct, cpuPct float64
+	}{
+		{"idle", telemetry.SystemStats{CPUPercent: 12.34, MemoryUsedBytes: 4 * gib, MemoryAvailBytes: 12 * gib}, "healthy", "healthy", 25, 12.3},
+		{"just below", telemetry.SystemStats{CPUPercent: 79.9, MemoryUsedBytes: 899, MemoryAvailBytes: 101}, "healthy", "healthy", 89.9, 79.9},
+		{"at the thresholds", telemetry.SystemStats{CPUPercent: 80, MemoryUsedBytes: 9 * gib, MemoryAvailBytes: 1 * gib}, "warning", "warning", 90, 80},
+		{"saturated", telemetry.SystemStats{CPUPercent: 100, MemoryUsedBytes: 99, MemoryAvailBytes: 1}, "warning", "warning", 99, 100},
+		{"no memory reading", telemetry.SystemStats{CPUPercent: 85}, "healthy", "warning", 0, 85},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, func(o *Options) { o.SystemDetails = true })
+			f.srv.systemStats = func(context.Context) (telemetry.SystemStats, error) { return tt.stats, nil }
+			w := f.do(t, req{method: "GET", path: "/health/detailed"})
+			d := decodeJSON[struct {
+				Status string `json:"status"`
+				Checks struct {
+					Memory, CPU resourceCheck
+				} `json:"checks"`
+			}](t, w)
+			if got, want := d.Checks.Memory, (resourceCheck{tt.memory, tt.memPct}); got != want {
+				t.Errorf("checks.memory = %+v, want %+v", got, want)
+			}
+			if got, want := d.Checks.CPU, (resourceCheck{tt.cpu, tt.cpuPct}); got != want {
+				t.Errorf("checks.cpu = %+v, want %+v", got, want)
+			}
+			if d.Status != "healthy" {
+				t.Errorf("status %q, want healthy: resource warnings do not change it", d.Status)
+			}
+		})
 	}
 }

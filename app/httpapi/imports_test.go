@@ -12,6 +12,7 @@ func TestImports(t *testing.T) {
 	imports.Allowed(t,
 		"github.com/glasshouse-dev/glasshouse/app",
 		"github.com/glasshouse-dev/glasshouse/app/auth",
+		"github.com/glasshouse-dev/glasshouse/app/errtrack",
 		"github.com/glasshouse-dev/glasshouse/app/ratelimit",
 		"github.com/glasshouse-dev/glasshouse/telemetry",
 		"go.opentelemetry.io/otel/trace",

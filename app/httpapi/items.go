@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/glasshouse-dev/glasshouse/app"
+	"github.com/glasshouse-dev/glasshouse/app/errtrack"
 	"github.com/glasshouse-dev/glasshouse/telemetry"
 )
 
@@ -78,7 +79,7 @@ func decodeItem(r *http.Request) (app.ItemInput, error) {
 	return in, in.Validate()
 }
 
-func handleItemList(log *slog.Logger, store app.Store) http.Handler {
+func handleItemList(log *errorLog, store app.Store) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q, err := url.ParseQuery(r.URL.RawQuery)
 		if err != nil {
@@ -148,7 +149,7 @@ func fingerprint(in app.ItemInput) string {
 // by the same user within app.IdempotencyWindow gets the first answer
 // again (201 and the item as first created, with Idempotent-Replayed:
 // true) instead of a second item; the same key with another body is 422.
-func handleItemCreate(log *slog.Logger, store app.Store, m *metrics) http.Handler {
+func handleItemCreate(log *errorLog, store app.Store, m *metrics) http.Handler {
 	idem, _ := store.(app.IdempotentStore)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key, err := idempotencyKey(r.Header)
@@ -187,7 +188,7 @@ func handleItemCreate(log *slog.Logger, store app.Store, m *metrics) http.Handle
 	})
 }
 
-func handleItemGet(log *slog.Logger, store app.Store) http.Handler {
+func handleItemGet(log *errorLog, store app.Store) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, err := parseID(r.PathValue("id"))
 		if err != nil {
@@ -203,7 +204,7 @@ func handleItemGet(log *slog.Logger, store app.Store) http.Handler {
 	})
 }
 
-func handleItemUpdate(log *slog.Logger, store app.Store) http.Handler {
+func handleItemUpdate(log *errorLog, store app.Store) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, err := parseID(r.PathValue("id"))
 		if err != nil {
@@ -224,7 +225,7 @@ func handleItemUpdate(log *slog.Logger, store app.Store) http.Handler {
 	})
 }
 
-func handleItemDelete(log *slog.Logger, store app.Store) http.Handler {
+func handleItemDelete(log *errorLog, store app.Store) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, err := parseID(r.PathValue("id"))
 		if err != nil {
@@ -286,7 +287,7 @@ func invalidEnvelope() error {
 // or 500 "internal" each); the client retries those. Idempotency-Key is
 // refused (400): deduplicating every item of a partial success is not
 // offered.
-func handleItemBulkCreate(log *slog.Logger, store app.Store, m *metrics) http.Handler {
+func handleItemBulkCreate(log *errorLog, store app.Store, m *metrics) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if len(r.Header.Values("Idempotency-Key")) > 0 {
 			respondErr(log, w, r, badRequest("invalid_idempotency_key",
@@ -421,16 +422,23 @@ type chunkErr struct {
 }
 
 // logChunkErr logs a failed chunk of a request that otherwise succeeded,
-// once, at the level respondErr would log its error, and records it on the
-// request's span.
-func logChunkErr(log *slog.Logger, r *http.Request, f chunkErr) {
+// once, at the level respondErr would log its error, records it on the
+// request's span, and reports it to the error tracker as respondErr would
+// (its items are answered 503 or 500).
+func logChunkErr(el *errorLog, r *http.Request, f chunkErr) {
 	level := slog.LevelError
+	errorType := errtrack.TypeInternal
 	switch {
 	case errors.Is(f.err, context.Canceled) && r.Context().Err() != nil:
-		level = slog.LevelInfo
-	case errors.Is(f.err, app.ErrUnavailable), errors.Is(f.err, context.DeadlineExceeded):
-		level = slog.LevelWarn
+		level, errorType = slog.LevelInfo, ""
+	case errors.Is(f.err, context.DeadlineExceeded):
+		level, errorType = slog.LevelWarn, errtrack.TypeTimeout
+	case errors.Is(f.err, app.ErrUnavailable):
+		level, errorType = slog.LevelWarn, errtrack.TypeUnavailable
 	}
-	log.LogAttrs(r.Context(), level, "bulk create: chunk failed", slog.Int("items", f.n), slog.String("err", f.err.Error()))
+	el.log.LogAttrs(r.Context(), level, "bulk create: chunk failed", slog.Int("items", f.n), slog.String("err", f.err.Error()))
+	if errorType != "" {
+		el.report(r, errorType, f.err)
+	}
 	trace.SpanFromContext(r.Context()).RecordError(f.err)
 }

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/glasshouse-dev/glasshouse/app/errtrack"
 	"github.com/glasshouse-dev/glasshouse/app/ratelimit"
 	"github.com/glasshouse-dev/glasshouse/telemetry"
 )
@@ -140,7 +141,8 @@ func canonicalPath(p string) bool {
 }
 
 // recoverPanic turns a panic below it into a 500 problem, logged once with
-// the stack, and counted in app_http_panics_recovered_total. A panic with
+// the stack, counted in app_http_panics_recovered_total, and reported to the
+// error tracker (app_errors_total{error_type="panic"}, alerts). A panic with
 // http.ErrAbortHandler is re-raised: it is net/http's way to abort a
 // response on purpose.
 func (s *server) recoverPanic(next http.Handler) http.Handler {
@@ -158,6 +160,13 @@ func (s *server) recoverPanic(next http.Handler) http.Handler {
 				route = telemetry.Unmatched
 			}
 			s.tel.PanicRecovered(route)
+			if s.opts.Errors != nil {
+				// Taken here, in the deferred call, the stack still holds
+				// the panicking frames (skip this function).
+				s.opts.Errors.Report(errtrack.Event{Route: route, ErrorType: errtrack.TypePanic,
+					Err: fmt.Errorf("panic: %v", rv), RequestID: telemetry.RequestID(r.Context()),
+					TraceID: traceID(r.Context()), Stack: errtrack.Callers(1)})
+			}
 			s.log.LogAttrs(r.Context(), slog.LevelError, "panic recovered",
 				slog.String("route", route), slog.String("err", fmt.Sprint(rv)), slog.String("stack", string(debug.Stack())))
 			writeProblem(w, r, Problem{Status: http.StatusInternalServerError, Code: "internal", Detail: "internal server error"})

@@ -59,7 +59,9 @@ func openAPI() map[string]any {
 		codes["401"] = problem("Missing, malformed, expired or otherwise invalid bearer token.")
 		return codes
 	}
-	bearer := []m{{"bearer": []string{}}}
+	// Either scheme authenticates: both carry the same bearer token;
+	// oauth2 tells Swagger UI how to obtain one with a password.
+	bearer := []m{{"bearer": []string{}}, {"oauth2": []string{}}}
 	idParam := m{"name": "id", "in": "path", "required": true,
 		"description": "Item ID. Anything but a positive integer is a 404.",
 		"schema":      m{"type": "integer", "format": "int64", "minimum": 1}}
@@ -76,11 +78,17 @@ func openAPI() map[string]any {
 		"/api/v1/auth/login": m{"post": m{
 			"operationId": "login", "tags": []string{"auth"}, "summary": "Exchange username and password for an access token",
 			"description": "Limited by default to 20 attempts per minute per client over all usernames (RATE_LIMIT_LOGIN_IP) and 5 per minute per client and username (RATE_LIMIT_LOGIN). When too many password checks are queued (PASSWORD_HASH_QUEUE, a quarter of it per client), answers 503 `overloaded` at once.",
-			"requestBody": withRequired(jsonBody(ref("LoginRequest"))),
-			"responses": common(withBody(m{
+			"requestBody": withRequired(m{"content": m{
+				"application/json":                  m{"schema": ref("LoginRequest")},
+				"application/x-www-form-urlencoded": m{"schema": ref("LoginForm")},
+			}}),
+			"responses": override(common(withBody(m{
 				"200": ok("An access token.", ref("Token")),
 				"401": problem("Unknown user or wrong password (one answer for both)."),
-			})),
+			})), m{
+				"400": problem("Malformed JSON, wrong field type, unknown field, invalid UTF-8 or trailing data; for a form, a malformed, unknown or repeated field (code `invalid_form`) or a grant_type other than `password` (code `unsupported_grant_type`)."),
+				"415": problem("Content-Type is neither application/json nor application/x-www-form-urlencoded."),
+			}),
 		}},
 		"/api/v1/users/me": m{"get": m{
 			"operationId": "me", "tags": []string{"users"}, "summary": "The caller's account", "security": bearer,
@@ -182,7 +190,7 @@ func openAPI() map[string]any {
 		}},
 		"/health/live": m{"get": m{
 			"operationId": "live", "tags": []string{"health"}, "summary": "Liveness (no I/O)",
-			"responses": edge(m{"200": ok("Alive.", m{"type": "object", "properties": m{"status": m{"const": "ok"}}})}),
+			"responses": edge(m{"200": ok("Alive.", obj(m{"status": m{"const": "alive"}}, "status"))}),
 		}},
 		"/health/ready": m{"get": m{
 			"operationId": "ready", "tags": []string{"health"}, "summary": "Readiness: every required dependency check passes",
@@ -192,7 +200,7 @@ func openAPI() map[string]any {
 			}),
 		}},
 		"/health/detailed": m{"get": m{
-			"operationId": "healthDetailed", "tags": []string{"health"}, "summary": "Each check with its latency, plus CPU and memory use",
+			"operationId": "healthDetailed", "tags": []string{"health"}, "summary": "Each check's state and latency, plus memory and CPU use (HEALTH_DETAILED_SYSTEM)",
 			"responses": edge(m{"200": ok("Always 200; read `status`.", ref("HealthDetailed"))}),
 		}},
 		"/openapi.json": m{"get": m{
@@ -218,6 +226,9 @@ func openAPI() map[string]any {
 	}
 
 	ts := m{"type": "string", "format": "date-time"}
+	checkState := m{"type": "string", "pattern": "^(healthy|unhealthy: .+)$"}
+	checkStates := m{"type": "object", "description": "Each dependency check by name: `healthy` or `unhealthy: <reason>` (`timeout` or `unavailable`).",
+		"additionalProperties": checkState}
 	schemas := m{
 		"SignupRequest": obj(m{
 			"username": m{"type": "string", "minLength": app.UsernameMinLen, "maxLength": app.UsernameMaxLen, "pattern": "^[A-Za-z0-9_]+$"},
@@ -229,6 +240,20 @@ func openAPI() map[string]any {
 			"username": m{"type": "string", "maxLength": app.UsernameMaxLen},
 			"password": m{"type": "string", "maxLength": app.PasswordMaxLen},
 		}, "username", "password"),
+		"LoginForm": m{
+			"type":        "object",
+			"description": "An OAuth2 password-grant token request (RFC 6749 section 4.3), as FastAPI's OAuth2PasswordRequestForm reads it. Each field at most once.",
+			"properties": m{
+				"grant_type":    m{"const": "password", "description": "Optional; when present it must be `password`."},
+				"username":      m{"type": "string", "maxLength": app.UsernameMaxLen},
+				"password":      m{"type": "string", "maxLength": app.PasswordMaxLen},
+				"scope":         m{"type": "string", "description": "Accepted and ignored."},
+				"client_id":     m{"type": "string", "description": "Accepted and ignored."},
+				"client_secret": m{"type": "string", "description": "Accepted and ignored."},
+			},
+			"required":             []string{"username", "password"},
+			"additionalProperties": false,
+		},
 		"Token": obj(m{
 			"access_token": str("HS256 JWT with sub, iat, exp, iss and type=access."),
 			"token_type":   m{"const": "bearer"},
@@ -257,23 +282,29 @@ func openAPI() map[string]any {
 				"type": m{"type": "string", "const": "about:blank"}, "title": m{"type": "string"},
 				"status": m{"type": "integer"}, "detail": m{"type": "string"},
 				"code": m{"type": "string", "enum": []string{
-					"invalid_json", "invalid_utf8", "unreadable_body", "body_too_large", "uri_too_long", "headers_too_large", "unsupported_media_type", "invalid_query",
+					"invalid_json", "invalid_form", "unsupported_grant_type", "invalid_utf8", "unreadable_body", "body_too_large", "uri_too_long", "headers_too_large", "unsupported_media_type", "invalid_query",
 					"invalid_idempotency_key", "idempotency_key_reused",
 					"validation_failed", "unauthorized", "invalid_token", "invalid_credentials", "not_found", "method_not_allowed",
 					"conflict", "rate_limited", "cors_origin_not_allowed", "client_closed_request", "internal", "unavailable",
 					"overloaded", "not_ready", "shutting_down"}},
 				"request_id": str("The X-Request-Id of this request; quote it in bug reports."),
 				"errors":     m{"type": "array", "items": obj(m{"field": m{"type": "string"}, "message": m{"type": "string"}}, "field", "message")},
-				"checks":     m{"type": "object", "additionalProperties": m{"type": "string"}},
+				"checks":     checkStates,
 			},
 		},
-		"Health": obj(m{"status": m{"const": "ok"}, "version": m{"type": "string"}, "timestamp": ts}, "status", "version", "timestamp"),
-		"Ready":  obj(m{"status": m{"const": "ready"}, "checks": m{"type": "object", "additionalProperties": m{"type": "string"}}}, "status", "checks"),
+		"Health": obj(m{"status": m{"const": "healthy"}, "version": m{"type": "string"}, "timestamp": ts}, "status", "version", "timestamp"),
+		"Ready":  obj(m{"status": m{"const": "ready"}, "checks": checkStates}, "status", "checks"),
 		"HealthDetailed": obj(m{
-			"status": m{"enum": []string{"ok", "degraded", "unavailable"}}, "version": m{"type": "string"}, "timestamp": ts,
+			"status": m{"enum": []string{"healthy", "degraded", "unhealthy"},
+				"description": "`unhealthy` when a required check fails, `degraded` when only optional ones do. Resource warnings do not change it."},
+			"version": m{"type": "string"}, "timestamp": ts,
 			"uptime_seconds": m{"type": "number"}, "draining": m{"type": "boolean"},
-			"checks": m{"type": "array", "items": obj(m{
-				"name": m{"type": "string"}, "status": m{"enum": []string{"ok", "failed", "degraded"}}, "optional": m{"type": "boolean"},
+			"checks": m{"type": "object",
+				"description":          "Each dependency check (`database`, `redis`) by name, `healthy` or `unhealthy: <reason>`; with HEALTH_DETAILED_SYSTEM also `memory` and `cpu`.",
+				"properties":           m{"memory": ref("ResourceCheck"), "cpu": ref("ResourceCheck")},
+				"additionalProperties": checkState},
+			"dependencies": m{"type": "array", "description": "Each dependency check with its latency.", "items": obj(m{
+				"name": m{"type": "string"}, "status": m{"enum": []string{"healthy", "unhealthy", "degraded"}}, "optional": m{"type": "boolean"},
 				"latency_ms": m{"type": "number"}, "error": m{"enum": []string{"timeout", "unavailable"}},
 			}, "name", "status", "latency_ms")},
 			"system": obj(m{
@@ -281,7 +312,11 @@ func openAPI() map[string]any {
 				"process_rss_bytes": m{"type": "integer"}, "goroutines": m{"type": "integer"},
 			}),
 			"system_partial": m{"type": "boolean", "description": "Some system readings failed; they are 0 in `system`."},
-		}, "status", "version", "timestamp", "checks"),
+		}, "status", "version", "timestamp", "checks", "dependencies"),
+		"ResourceCheck": obj(m{
+			"status":        m{"enum": []string{"healthy", "warning"}, "description": "`warning` at 90% memory or 80% CPU and above."},
+			"usage_percent": m{"type": "number", "minimum": 0, "maximum": 100},
+		}, "status", "usage_percent"),
 	}
 	header := func(desc string) m { return m{"description": desc, "schema": m{"type": "integer"}} }
 	return m{
@@ -294,8 +329,12 @@ func openAPI() map[string]any {
 		},
 		"paths": paths,
 		"components": m{
-			"schemas":         schemas,
-			"securitySchemes": m{"bearer": m{"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+			"schemas": schemas,
+			"securitySchemes": m{
+				"bearer": m{"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+				"oauth2": m{"type": "oauth2", "description": "The password flow: Swagger UI's Authorize posts the username and password as a form to the token URL and sends the token it gets as a bearer token.",
+					"flows": m{"password": m{"tokenUrl": "/api/v1/auth/login", "scopes": m{}}}},
+			},
 			"headers": m{
 				"RateLimit-Limit":     header("The quota's burst size."),
 				"RateLimit-Remaining": header("Requests left now."),

@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/glasshouse-dev/glasshouse/app"
+	"github.com/glasshouse-dev/glasshouse/app/errtrack"
 	"github.com/glasshouse-dev/glasshouse/telemetry"
 )
 
@@ -55,11 +56,46 @@ func writeInvalidToken(w http.ResponseWriter, r *http.Request) {
 // that the availability SLO counts.
 const StatusClientClosedRequest = 499
 
+// errorLog is where respondErr reports a failure: the logger, and the
+// tracker that counts, groups and alerts on 5xx (nil: none).
+type errorLog struct {
+	log   *slog.Logger
+	track *errtrack.Tracker
+}
+
+// report hands a 5xx to the error tracker with the request's route, request
+// ID and trace ID, and the stack of respondErr's caller.
+func (el *errorLog) report(r *http.Request, errorType string, err error) {
+	if el.track == nil {
+		return
+	}
+	el.track.Report(errtrack.Event{Route: requestRoute(r), ErrorType: errorType, Err: err,
+		RequestID: telemetry.RequestID(r.Context()), TraceID: traceID(r.Context()), Stack: errtrack.Callers(2)})
+}
+
+// requestRoute is r's route template for metric labels.
+func requestRoute(r *http.Request) string {
+	if route := telemetry.Route(r.Context()); route != "" {
+		return route
+	}
+	return telemetry.Unmatched
+}
+
+// traceID is the request span's trace ID, or "" without one.
+func traceID(ctx context.Context) string {
+	if sc := trace.SpanContextFromContext(ctx); sc.HasTraceID() {
+		return sc.TraceID().String()
+	}
+	return ""
+}
+
 // respondErr is the one table from errors to responses. 5xx are logged here,
-// once, at Error (with the trace and request IDs the logger adds), and their
-// cause is recorded on the request's span (the middleware sets its status);
-// the client sees only a safe message.
-func respondErr(log *slog.Logger, w http.ResponseWriter, r *http.Request, err error) {
+// once, at Error (with the trace and request IDs the logger adds), their
+// cause is recorded on the request's span (the middleware sets its status),
+// and they are reported to the error tracker (counted, alerted); the client
+// sees only a safe message.
+func respondErr(el *errorLog, w http.ResponseWriter, r *http.Request, err error) {
+	log := el.log
 	var p Problem
 	re, isReq := errors.AsType[*requestError](err)
 	ve, isInvalid := errors.AsType[*app.ValidationError](err)
@@ -86,12 +122,18 @@ func respondErr(log *slog.Logger, w http.ResponseWriter, r *http.Request, err er
 	case errors.Is(err, app.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		log.LogAttrs(r.Context(), slog.LevelWarn, "dependency unavailable", slog.String("err", err.Error()))
 		trace.SpanFromContext(r.Context()).RecordError(err)
+		errorType := errtrack.TypeUnavailable
+		if errors.Is(err, context.DeadlineExceeded) {
+			errorType = errtrack.TypeTimeout
+		}
+		el.report(r, errorType, err)
 		w.Header().Set("Retry-After", "1")
 		p = Problem{Status: http.StatusServiceUnavailable, Code: "unavailable",
 			Detail: "a dependency is unavailable; retry shortly"}
 	default:
 		log.LogAttrs(r.Context(), slog.LevelError, "internal error", slog.String("err", err.Error()))
 		trace.SpanFromContext(r.Context()).RecordError(err)
+		el.report(r, errtrack.TypeInternal, err)
 		p = Problem{Status: http.StatusInternalServerError, Code: "internal", Detail: "internal server error"}
 	}
 	writeProblem(w, r, p)

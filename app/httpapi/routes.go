@@ -14,7 +14,7 @@ type router interface {
 // limited.
 func addRoutes(mux router, s *server) {
 	authed := s.requireAuth
-	log, store := s.log, s.opts.Store
+	log, store := s.errs, s.opts.Store
 
 	mux.Handle("POST /api/v1/users", handleSignup(log, store, s.opts.Hasher, s.tel, s.metrics, s.hashGate))
 	mux.Handle("POST /api/v1/auth/login", handleLogin(s, store))

@@ -3,10 +3,10 @@
 // production middleware chain, JSON decoding and RFC 9457 problem
 // responses, health checks and the OpenAPI document.
 //
-// It imports app, app/auth, app/ratelimit, telemetry, the OpenTelemetry
-// trace API (to record a 5xx's cause on the span) and the Prometheus client
-// (its own counters); never a storage adapter, cmd chooses those
-// (TestImports).
+// It imports app, app/auth, app/errtrack, app/ratelimit, telemetry, the
+// OpenTelemetry trace API (to record a 5xx's cause on the span) and the
+// Prometheus client (its own counters); never a storage adapter, cmd
+// chooses those (TestImports).
 package httpapi
 
 import (
@@ -18,6 +18,7 @@ import (
 
 	"github.com/glasshouse-dev/glasshouse/app"
 	"github.com/glasshouse-dev/glasshouse/app/auth"
+	"github.com/glasshouse-dev/glasshouse/app/errtrack"
 	"github.com/glasshouse-dev/glasshouse/app/ratelimit"
 	"github.com/glasshouse-dev/glasshouse/telemetry"
 )
@@ -82,7 +83,7 @@ type Options struct {
 	// beyond); default DefaultHashQueue.
 	HashQueue int
 	// ReadyCacheTTL is how long a readiness result is served before the
-	// checks run again (one run at a time); default 1s.
+	// checks run again (one run at a time); default DefaultReadyCacheTTL.
 	ReadyCacheTTL time.Duration
 	// SystemDetails adds host and process resource use (CPU, memory, RSS,
 	// goroutines) to /health/detailed. Off by default: the public port
@@ -91,6 +92,9 @@ type Options struct {
 	CORSOrigins   []string      // allowed origins; "*" allows any; empty allows none
 	TLS           bool          // sets Strict-Transport-Security
 	CheckTimeout  time.Duration // per readiness run; default 2s
+	// Errors counts every 5xx and recovered panic in app_errors_total and
+	// alerts on them (app/errtrack); nil counts nothing.
+	Errors *errtrack.Tracker
 	// Inject, when set, wraps the chain just inside the telemetry
 	// middleware, so the latency and 5xx it injects (app/fault) are
 	// measured like real ones.
@@ -100,9 +104,13 @@ type Options struct {
 // DefaultMaxBodyBytes is the request body limit when Options.MaxBodyBytes is 0.
 const DefaultMaxBodyBytes = 1 << 20
 
+// DefaultReadyCacheTTL is Options.ReadyCacheTTL when it is 0.
+const DefaultReadyCacheTTL = time.Second
+
 type server struct {
 	opts    Options
 	log     *slog.Logger
+	errs    *errorLog // respondErr's logger and error tracker
 	tel     *telemetry.Telemetry
 	metrics *metrics
 	mux     *http.ServeMux
@@ -136,7 +144,7 @@ func newServer(o Options) *server {
 		o.HashQueue = DefaultHashQueue
 	}
 	if o.ReadyCacheTTL <= 0 {
-		o.ReadyCacheTTL = time.Second
+		o.ReadyCacheTTL = DefaultReadyCacheTTL
 	}
 	if o.Draining == nil {
 		o.Draining = new(atomic.Bool)
@@ -151,6 +159,7 @@ func newServer(o Options) *server {
 		cors:     map[string]bool{},
 		hashGate: newHashGate(o.HashQueue),
 	}
+	s.errs = &errorLog{log: s.log, track: o.Errors}
 	s.ready = &readiness{ttl: o.ReadyCacheTTL, now: o.Now, run: s.runChecks}
 	s.systemStats = o.Telemetry.SystemStats
 	for _, origin := range o.CORSOrigins {

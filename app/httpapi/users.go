@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"errors"
-	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -19,7 +18,8 @@ type signupRequest struct {
 	Password string `json:"password"`
 }
 
-// loginRequest is the body of POST /api/v1/auth/login.
+// loginRequest is the body of POST /api/v1/auth/login, as JSON or as an
+// OAuth2 password-grant form (decodeLogin).
 type loginRequest struct {
 	Username string `json:"username"`
 	Password string `json:"password"`
@@ -44,7 +44,7 @@ type tokenResponse struct {
 	ExpiresIn   int64  `json:"expires_in"` // seconds
 }
 
-func handleSignup(log *slog.Logger, store app.Store, hasher *auth.Hasher, tel *telemetry.Telemetry, m *metrics, gate *hashGate) http.Handler {
+func handleSignup(log *errorLog, store app.Store, hasher *auth.Hasher, tel *telemetry.Telemetry, m *metrics, gate *hashGate) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		req, err := decode[signupRequest](r)
 		if err != nil {
@@ -85,12 +85,12 @@ func handleSignup(log *slog.Logger, store app.Store, hasher *auth.Hasher, tel *t
 // over all usernames are limited (LoginIP), then its attempts at this
 // username (Login); past the hash gate, attempts get a fast 503.
 func handleLogin(s *server, store app.Store) http.Handler {
-	log, hasher, tokens, tel := s.log, s.opts.Hasher, s.opts.Tokens, s.tel
+	log, hasher, tokens, tel := s.errs, s.opts.Hasher, s.opts.Tokens, s.tel
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.allow(w, r, "login_ip", "login_ip:"+clientIP(r), s.opts.Limits.LoginIP) {
 			return
 		}
-		req, err := decode[loginRequest](r)
+		req, err := decodeLogin(r)
 		if err != nil {
 			respondErr(log, w, r, err)
 			return
@@ -136,7 +136,7 @@ func handleLogin(s *server, store app.Store) http.Handler {
 	})
 }
 
-func handleMe(log *slog.Logger, store app.Store) http.Handler {
+func handleMe(log *errorLog, store app.Store) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u, err := store.UserByID(r.Context(), userID(r.Context()))
 		if errors.Is(err, app.ErrNotFound) {

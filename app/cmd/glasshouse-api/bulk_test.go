@@ -65,7 +65,7 @@ func TestBulkCreateThroughRun(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			req.Header.Set("Content-Type", "application/json") // the admin listener refuses anything else
+			req.Header.Set("Content-Type", "application/json") // /debug/fault takes JSON only
 			resp, err := depClient.Do(req)
 			if err != nil || resp.StatusCode != http.StatusOK {
 				t.Fatalf("PUT /debug/fault: %v %v", resp, err)

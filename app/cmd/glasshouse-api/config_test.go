@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -123,6 +124,12 @@ func TestParseLimit(t *testing.T) {
 			t.Errorf("parseLimit(%q) = %+v, %v; want %+v", in, got, err, want)
 		}
 	}
+	for _, want := range []ratelimit.Limit{{}, {Rate: 5, Period: time.Minute, Burst: 5}, {Rate: 1, Period: 90 * time.Minute, Burst: 3},
+		{Rate: 100, Period: 250 * time.Millisecond, Burst: 200}} {
+		if got, err := parseLimit(formatLimit(want)); err != nil || got != want {
+			t.Errorf("parseLimit(formatLimit(%+v)) = %+v, %v", want, got, err)
+		}
+	}
 	for _, in := range []string{"", "5", "5/", "/1s", "a/1s", "5/x", "5/1s:0", "0/1s", "5/-1s", "5/1s:b"} {
 		if _, err := parseLimit(in); err == nil {
 			t.Errorf("parseLimit(%q) accepted", in)
@@ -146,9 +153,13 @@ func TestRateLimitOverride(t *testing.T) {
 func TestProductionRefusesTheDevelopmentKey(t *testing.T) {
 	addr := freeAddr(t)
 	for name, secret := range map[string]string{"unset": "", "development key": auth.DevelopmentKey} {
-		err := run(t.Context(), []string{"api", "-env-file="}, envOf(map[string]string{
+		// A hang guard only: a server that starts anyway serves until
+		// ctx ends, and its nil error fails the test.
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		err := run(ctx, []string{"api", "-env-file="}, envOf(map[string]string{
 			"APP_ENV": "production", "JWT_SECRET": secret, "ADDR": addr, "ADMIN_ADDR": "", "DATA_DIR": t.TempDir(), "LOG_FORMAT": "json",
 		}), nil, io.Discard, io.Discard)
+		cancel()
 		if err == nil || !strings.Contains(err.Error(), "JWT_SECRET") {
 			t.Errorf("%s: run = %v, want a JWT_SECRET error", name, err)
 		}
@@ -216,5 +227,113 @@ func TestEdgeSettings(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("bad %s: error %v does not name it", name, err)
 		}
+	}
+}
+
+func TestErrorTrackingSettings(t *testing.T) {
+	secretFile := filepath.Join(t.TempDir(), "error_webhook_url")
+	if err := os.WriteFile(secretFile, []byte("https://hooks.slack.com/services/T0/B0/fromfile\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"defaults", nil, "webhook= interval=10m0s sentry="},
+		{"from env", map[string]string{"ERROR_WEBHOOK_URL": "http://127.0.0.1:9095/hooks/x", "ERROR_ALERT_INTERVAL": "1m",
+			"SENTRY_DSN": "https://key@o1.ingest.sentry.io/42"},
+			"webhook=http://127.0.0.1:9095/hooks/x interval=1m0s sentry=https://key@o1.ingest.sentry.io/42"},
+		{"from a file", map[string]string{"ERROR_WEBHOOK_URL_FILE": secretFile},
+			"webhook=https://hooks.slack.com/services/T0/B0/fromfile interval=10m0s sentry="},
+	} {
+		c, err := parseConfig([]string{"api", "-env-file="}, envOf(tt.env), io.Discard)
+		if err != nil {
+			t.Errorf("%s: %v", tt.name, err)
+			continue
+		}
+		got := fmt.Sprintf("webhook=%s interval=%v sentry=%s", c.ErrorWebhookURL.Reveal(), c.ErrorAlertInterval, c.SentryDSN.Reveal())
+		if got != tt.want {
+			t.Errorf("%s: %s, want %s", tt.name, got, tt.want)
+		}
+		if logged := fmt.Sprint(c.LogValue()); strings.Contains(logged, "fromfile") || strings.Contains(logged, "key@") {
+			t.Errorf("%s: a secret is logged: %s", tt.name, logged)
+		}
+	}
+	for _, tt := range []struct {
+		env  map[string]string
+		name string
+	}{
+		{map[string]string{"ERROR_WEBHOOK_URL": "hooks.slack.com/secretpart"}, "ERROR_WEBHOOK_URL:"},
+		{map[string]string{"ERROR_WEBHOOK_URL_FILE": "/nonexistent/secret"}, "ERROR_WEBHOOK_URL_FILE:"},
+		{map[string]string{"ERROR_WEBHOOK_URL_FILE": secretFile, "ERROR_WEBHOOK_URL": "https://a.example/x"}, "ERROR_WEBHOOK_URL_FILE:"},
+		{map[string]string{"ERROR_ALERT_INTERVAL": "often"}, "ERROR_ALERT_INTERVAL:"},
+		{map[string]string{"SENTRY_DSN": "not-a-dsn-secretpart"}, "SENTRY_DSN:"},
+	} {
+		_, err := parseConfig([]string{"api", "-env-file="}, envOf(tt.env), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tt.name) {
+			t.Errorf("%v: error %v does not name %s", tt.env, err, tt.name)
+			continue
+		}
+		if strings.Contains(err.Error(), "secretpart") {
+			t.Errorf("the error repeats a secret: %v", err)
+		}
+	}
+}
+
+// TestSettingsTable: each setting has its own flag and variable, its
+// default is valid, and -h shows its variable and default.
+func TestSettingsTable(t *testing.T) {
+	var usage strings.Builder
+	if _, err := parseConfig([]string{"api", "-h"}, envOf(nil), &usage); err == nil {
+		t.Fatal("-h: no flag.ErrHelp")
+	}
+	var c config
+	flags, envs := map[string]bool{}, map[string]bool{}
+	for _, s := range c.settings() {
+		if flags[s.flag] || envs[s.env] {
+			t.Errorf("%s (-%s) is declared twice", s.env, s.flag)
+		}
+		flags[s.flag], envs[s.env] = true, true
+		if s.usage == "" {
+			t.Errorf("%s has no usage", s.env)
+		}
+		if err := s.set(s.def); err != nil {
+			t.Errorf("%s: default %q: %v", s.env, s.def, err)
+		}
+		if want := fmt.Sprintf("(env %s, default %q)", s.env, s.def); !strings.Contains(usage.String(), "-"+s.flag+" ") || !strings.Contains(usage.String(), want) {
+			t.Errorf("-h does not list -%s with %s:\n%s", s.flag, want, usage.String())
+		}
+	}
+}
+
+// TestSettingsFromEveryLayer: for every setting, a flag beats the
+// environment, which beats the .env file, which beats the default; a bad
+// value in a lower layer is never read once a higher one is set.
+func TestSettingsFromEveryLayer(t *testing.T) {
+	var table config
+	for _, s := range table.settings() {
+		if s.def == "" {
+			continue // no valid value to give every layer
+		}
+		t.Run(s.env, func(t *testing.T) {
+			envFile := filepath.Join(t.TempDir(), ".env")
+			const bad = "not*valid/for=any:setting"
+			for _, tt := range []struct {
+				name        string
+				flag        []string
+				env, dotenv string
+			}{
+				{"flag over env", []string{"-" + s.flag, s.def}, bad, bad},
+				{"env over .env", nil, s.def, bad},
+			} {
+				os.WriteFile(envFile, []byte(s.env+"="+tt.dotenv+"\n"), 0o600)
+				args := append([]string{"api", "-env-file", envFile}, tt.flag...)
+				_, err := parseConfig(args, envOf(map[string]string{s.env: tt.env}), io.Discard)
+				if err != nil && strings.Contains(err.Error(), s.env+":") {
+					t.Errorf("%s: %v", tt.name, err)
+				}
+			}
+		})
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,31 +36,33 @@ type dbConfig struct {
 	QueryTimeout       time.Duration
 }
 
-func (dbConfig) setConns(dst *int32, v string, min int32) error {
-	n, err := strconv.ParseInt(v, 10, 32)
-	if err != nil || int32(n) < min {
-		return fmt.Errorf("%q is not an integer >= %d", v, min)
-	}
-	*dst = int32(n)
-	return nil
-}
-
-func setDur(dst *time.Duration, v string) error {
-	d, err := time.ParseDuration(v)
-	if err != nil || d <= 0 {
-		return fmt.Errorf("%q is not a positive duration (like 5s or 30m)", v)
-	}
-	*dst = d
-	return nil
-}
-
 // dependencyProbeInterval is how often the dependency checks run in the
 // background, so app_dependency_up stays current without health traffic.
 const dependencyProbeInterval = 5 * time.Second
 
-// openDeps chooses and opens the store and the rate limiter from cfg, and
-// returns the health checks that go with them and a func closing them.
-// It is the only place that picks implementations.
+// dependencies are what openDeps opened for NewServer.
+type dependencies struct {
+	Store   app.Store
+	Limiter ratelimit.Limiter
+	// Checks are the health checks that go with Store and Limiter.
+	Checks  []app.Check
+	closers []func() error
+}
+
+// Close closes what openDeps opened, last opened first, and returns every
+// error. Later calls do nothing.
+func (d *dependencies) Close() error {
+	var errs []error
+	for i := len(d.closers) - 1; i >= 0; i-- {
+		errs = append(errs, d.closers[i]())
+	}
+	d.closers = nil
+	return errors.Join(errs...)
+}
+
+// openDeps chooses and opens the store and the rate limiter from cfg, with
+// the health checks that go with them; the caller closes them with
+// dependencies.Close. It is the only place that picks implementations.
 //
 //   - Store: SQLite in DATA_DIR, or PostgreSQL when DATABASE_URL is a
 //     postgres:// URL (check "database", required).
@@ -74,19 +75,11 @@ const dependencyProbeInterval = 5 * time.Second
 // the dependency itself, so an injected outage takes the same paths as a
 // real one: the cache and the rate limiter fall back, the health checks
 // fail, and app_dependency_up and the dependency logs follow.
-func openDeps(ctx context.Context, cfg config, tel *telemetry.Telemetry, inj *fault.Injector) (_ app.Store, _ ratelimit.Limiter, _ []app.Check, _ func() error, err error) {
-	var closers []func() error
-	closeAll := func() error {
-		var errs []error
-		for i := len(closers) - 1; i >= 0; i-- {
-			errs = append(errs, closers[i]())
-		}
-		closers = nil
-		return errors.Join(errs...)
-	}
+func openDeps(ctx context.Context, cfg config, tel *telemetry.Telemetry, inj *fault.Injector) (_ *dependencies, err error) {
+	d := &dependencies{}
 	defer func() {
 		if err != nil {
-			closeAll()
+			d.Close()
 		}
 	}()
 
@@ -95,19 +88,19 @@ func openDeps(ctx context.Context, cfg config, tel *telemetry.Telemetry, inj *fa
 	case u == "":
 		s, err := openSQLite(ctx, cfg, tel)
 		if err != nil {
-			return nil, nil, nil, nil, err
+			return nil, err
 		}
 		store = s
 	case strings.HasPrefix(u, "postgres://") || strings.HasPrefix(u, "postgresql://"):
 		s, err := openPostgres(ctx, cfg, tel)
 		if err != nil {
-			return nil, nil, nil, nil, err
+			return nil, err
 		}
 		store = s
 	default:
-		return nil, nil, nil, nil, errors.New("DATABASE_URL: want a postgres:// URL, or unset it to use SQLite in DATA_DIR")
+		return nil, errors.New("DATABASE_URL: want a postgres:// URL, or unset it to use SQLite in DATA_DIR")
 	}
-	closers = append(closers, store.Close)
+	d.closers = append(d.closers, store.Close)
 	db := store
 	// Below the cache, as in a real outage: cached item reads still succeed.
 	store = inj.Store("database", store)
@@ -116,21 +109,21 @@ func openDeps(ctx context.Context, cfg config, tel *telemetry.Telemetry, inj *fa
 
 	health, err := newDependencyHealth(tel)
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, err
 	}
 	if cfg.RedisURL != "" {
 		rdb, err := openRedis(ctx, cfg, tel)
 		if err != nil {
-			return nil, nil, nil, nil, err
+			return nil, err
 		}
-		closers = append(closers, rdb.Close)
+		d.closers = append(d.closers, rdb.Close)
 		cacheMetrics, err := rediscache.NewMetrics(tel.Registry)
 		if err != nil {
-			return nil, nil, nil, nil, err
+			return nil, err
 		}
 		fallbackMetrics, err := redislimit.NewMetrics(tel.Registry)
 		if err != nil {
-			return nil, nil, nil, nil, err
+			return nil, err
 		}
 		inj.Register("redis")
 		rdb.AddHook(faultHook{err: func() error { return inj.Err("redis") }})
@@ -157,8 +150,9 @@ func openDeps(ctx context.Context, cfg config, tel *telemetry.Telemetry, inj *fa
 	}
 	checks = health.wrap(checks)
 	stop := health.probe(checks, dependencyProbeInterval)
-	closers = append(closers, func() error { stop(); return nil })
-	return store, limiter, checks, closeAll, nil
+	d.closers = append(d.closers, func() error { stop(); return nil })
+	d.Store, d.Limiter, d.Checks = store, limiter, checks
+	return d, nil
 }
 
 // databaseStore gives the composed store (the cache and the fault

@@ -296,7 +296,7 @@ func TestPostgresOutageThroughTheAPI(t *testing.T) {
 					return fmt.Errorf("status %d", st)
 				}
 				pr := decodeProblem(t, h, b)
-				if !strings.Contains(pr.Detail, "database") || pr.Checks["database"] != "failed" {
+				if !strings.Contains(pr.Detail, "database") || !strings.HasPrefix(pr.Checks["database"], "unhealthy: ") {
 					return fmt.Errorf("503 does not name the database: %s", b)
 				}
 				return nil
@@ -330,7 +330,7 @@ func TestPostgresOutageThroughTheAPI(t *testing.T) {
 				t.Errorf(`app_dependency_up{dependency="database"} = %v (present %v), want 0`, v, ok)
 			}
 			st, _, b := api.get(t, "/health/detailed", "")
-			if st != http.StatusOK || !bytes.Contains(b, []byte(`"status":"unavailable"`)) {
+			if st != http.StatusOK || !bytes.Contains(b, []byte(`"status":"unhealthy"`)) {
 				t.Errorf("/health/detailed with the database down: %d %s", st, b)
 			}
 
@@ -520,22 +520,23 @@ func TestRedisOutageThroughTheAPI(t *testing.T) {
 			}
 			st, _, b := api.get(t, "/health/detailed", "")
 			var detailed struct {
-				Status string `json:"status"`
-				Checks []struct {
+				Status string         `json:"status"`
+				Checks map[string]any `json:"checks"`
+				Deps   []struct {
 					Name, Status string
 					Optional     bool
-				} `json:"checks"`
+				} `json:"dependencies"`
 			}
 			if err := json.Unmarshal(b, &detailed); err != nil || st != http.StatusOK {
 				t.Fatalf("/health/detailed: %d %s", st, b)
 			}
 			var redisStatus string
-			for _, c := range detailed.Checks {
+			for _, c := range detailed.Deps {
 				if c.Name == "redis" {
 					redisStatus = c.Status
 				}
 			}
-			if detailed.Status != "degraded" || redisStatus != "degraded" {
+			if detailed.Status != "degraded" || redisStatus != "degraded" || detailed.Checks["redis"] != "unhealthy: unavailable" {
 				t.Errorf("/health/detailed with Redis down: %s", b)
 			}
 			if v, ok := api.metric(t, "app_dependency_up", map[string]string{"dependency": "redis"}); !ok || v != 0 {
@@ -750,12 +751,13 @@ func TestDepsSpansAndPoolMetrics(t *testing.T) {
 		RedisKeyPrefix: redistest.Prefix(t), CacheTTL: time.Minute, RedisTimeout: time.Second,
 		RedisFailure: redislimit.FailOpen, DB: dbConfig{MinConns: 1, MaxConns: 4},
 	}
-	store, limiter, checks, closeDeps, err := openDeps(t.Context(), cfg, tel, fault.New(fault.Options{}))
+	d, err := openDeps(t.Context(), cfg, tel, fault.New(fault.Options{}))
 	if err != nil {
 		t.Fatal(err)
 	}
+	store, limiter, checks := d.Store, d.Limiter, d.Checks
 	defer func() {
-		if err := closeDeps(); err != nil {
+		if err := d.Close(); err != nil {
 			t.Errorf("close: %v", err)
 		}
 	}()

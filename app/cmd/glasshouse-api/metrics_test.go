@@ -32,7 +32,8 @@ var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 // limits), drives it through every path that creates a series of its own
 // metrics (sign-up, logins that succeed, fail and are rate limited, an
 // item created and read through the cache, a Redis outage the cache and
-// the limiter fall back from) and returns its admin /metrics, parsed.
+// the limiter fall back from, a database outage answered 503) and returns
+// its admin /metrics, parsed.
 func apiFamilies(t *testing.T) map[string]*dto.MetricFamily {
 	t.Helper()
 	api := startDepAPI(t, map[string]string{
@@ -74,6 +75,10 @@ func apiFamilies(t *testing.T) map[string]*dto.MetricFamily {
 	fault("PUT", `{"outages":["redis"]}`)
 	if st, _, b := api.get(t, itemPath, token); st != http.StatusOK { // cache error, limiter fallback
 		t.Fatalf("read during a Redis outage: %d %s", st, b)
+	}
+	fault("PUT", `{"outages":["database"]}`)
+	if st, _ := api.createItem(t, token, "lost"); st != http.StatusServiceUnavailable { // a counted server error
+		t.Fatalf("create during a database outage: %d, want 503", st)
 	}
 	fault("DELETE", "")
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/glasshouse-dev/glasshouse/app/auth"
+	"github.com/glasshouse-dev/glasshouse/app/errtrack"
 	"github.com/glasshouse-dev/glasshouse/app/fault"
 	"github.com/glasshouse-dev/glasshouse/app/httpapi"
 	"github.com/glasshouse-dev/glasshouse/telemetry"
@@ -65,14 +67,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	}()
 	log := tel.Logger
 
+	// parseConfig refuses an unset or development key in production, so
+	// only development falls back to the development key.
 	key := []byte(cfg.JWTSecret.Reveal())
 	if len(key) == 0 {
 		key = []byte(auth.DevelopmentKey)
 		log.Warn("INSECURE: JWT_SECRET is not set; signing tokens with the public development key. " +
 			"Anyone can forge tokens for this server. Set JWT_SECRET (32+ random bytes); APP_ENV=production refuses to start without it.")
-	}
-	if cfg.production() && string(key) == auth.DevelopmentKey {
-		return errors.New("JWT_SECRET: the development key is refused when APP_ENV=production")
 	}
 	tokens, err := auth.NewTokens(key, cfg.JWTTTL, nil)
 	if err != nil {
@@ -85,12 +86,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	inj := fault.New(fault.Options{Route: func(r *http.Request) string { return telemetry.Route(r.Context()) }, Logger: log,
 		// Liveness failing restarts the process: no fault may reach it.
 		Exempt: []string{"/health/live"}})
-	store, limiter, checks, closeDeps, err := openDeps(ctx, cfg, tel, inj)
+	deps, err := openDeps(ctx, cfg, tel, inj)
 	if err != nil {
 		return err
 	}
 	defer func() {
-		if err := closeDeps(); err != nil {
+		if err := deps.Close(); err != nil {
 			log.Error("close dependencies", slog.String("err", err.Error()))
 		}
 	}()
@@ -109,14 +110,36 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		}
 	}
 
+	// Error tracking: every 5xx and panic counted in app_errors_total;
+	// alerts to the webhook and events to Sentry only when configured.
+	errs, err := errtrack.New(errtrack.Options{Registry: tel.Registry, Logger: log,
+		WebhookURL: cfg.ErrorWebhookURL.Reveal(), Interval: cfg.ErrorAlertInterval,
+		SentryDSN: cfg.SentryDSN.Reveal(), Environment: cfg.AppEnv, Release: ver})
+	if err != nil {
+		ln.Close()
+		if adminLn != nil {
+			adminLn.Close()
+		}
+		return fmt.Errorf("SENTRY_DSN: %w", err)
+	}
+	defer func() {
+		// After the servers have stopped: the last requests' alerts and
+		// events are sent, within a bounded time.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := errs.Close(ctx); err != nil {
+			log.Warn("error tracking: not everything sent", slog.String("err", err.Error()))
+		}
+	}()
+
 	draining := new(atomic.Bool)
 	handler := httpapi.NewServer(httpapi.Options{
-		Store:                 store,
-		Limiter:               limiter,
+		Store:                 deps.Store,
+		Limiter:               deps.Limiter,
 		Telemetry:             tel,
 		Hasher:                auth.NewHasher(auth.OWASP, 0),
 		Tokens:                tokens,
-		Checks:                checks,
+		Checks:                deps.Checks,
 		Draining:              draining,
 		Version:               ver,
 		Limits:                cfg.Limits,
@@ -132,6 +155,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		CORSOrigins:           cfg.CORSOrigins,
 		TLS:                   cfg.TLSCertFile != "",
 		Inject:                inj.Middleware,
+		Errors:                errs,
 	})
 	errorLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	srv := &http.Server{
@@ -218,19 +242,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 func runHealth(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("health", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	def := "http://127.0.0.1:8080/health/live"
-	if addr := getenv("ADDR"); addr != "" {
-		host, port, err := net.SplitHostPort(addr)
-		if err == nil {
-			if host == "" || host == "0.0.0.0" || host == "::" {
-				host = "127.0.0.1"
-			}
-			scheme := "http"
-			if getenv("TLS_CERT_FILE") != "" {
-				scheme = "https"
-			}
-			def = scheme + "://" + net.JoinHostPort(host, port) + "/health/live"
+	def := "http://127.0.0.1" + defaultAddr + "/health/live"
+	if host, port, err := net.SplitHostPort(cmp.Or(getenv("ADDR"), defaultAddr)); err == nil {
+		if host == "" || host == "0.0.0.0" || host == "::" {
+			host = "127.0.0.1"
 		}
+		scheme := "http"
+		if getenv("TLS_CERT_FILE") != "" {
+			scheme = "https"
+		}
+		def = scheme + "://" + net.JoinHostPort(host, port) + "/health/live"
 	}
 	url := fs.String("url", def, "URL to check")
 	timeout := fs.Duration("timeout", 3*time.Second, "give up after this long")
