@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -32,6 +31,7 @@ import (
 	"github.com/glasshouse-dev/glasshouse/app/postgres/pgtest"
 	"github.com/glasshouse-dev/glasshouse/app/ratelimit"
 	"github.com/glasshouse-dev/glasshouse/app/redislimit"
+	"github.com/glasshouse-dev/glasshouse/internal/freeport"
 	"github.com/glasshouse-dev/glasshouse/internal/syncbuf"
 	"github.com/glasshouse-dev/glasshouse/telemetry"
 )
@@ -44,12 +44,7 @@ type depAPI struct {
 
 func depFreeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return freeport.Addr(t)
 }
 
 // startDepAPI runs the API with env on free loopback ports and waits until
