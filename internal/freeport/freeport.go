@@ -6,7 +6,7 @@
 // test binary, the one state this package keeps because ports are a
 // process-wide resource.
 //
-// It imports only the standard library.
+// It imports only the standard library (TestImports).
 package freeport
 
 import (

@@ -10,7 +10,7 @@
 // returns every problem at once, each naming its setting. glasshouse-api
 // and glasshouse-load parse their flags this way.
 //
-// It imports only the standard library.
+// It imports only the standard library (TestImports).
 package setting
 
 import (
