@@ -2,7 +2,7 @@
 // validation rules, the Store interface every storage adapter implements and
 // the sentinel errors adapters translate their driver errors into.
 //
-// It imports only the standard library. Adapters (sqlite, postgres,
+// It imports only the standard library (TestImports). Adapters (sqlite, postgres,
 // rediscache, ...) import app; app never imports them.
 package app
 

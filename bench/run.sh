@@ -39,15 +39,16 @@ waitfor() { # URL
   echo "server at $1 did not become ready" >&2; return 1
 }
 
-# seed BASE: sign up, log in and create one item; prints the token.
+# seed BASE: sign up, log in and create one item; prints the token. Any
+# failure stops the benchmark (measuring 4xx answers would be meaningless).
 seed() {
   local base="$1" token
-  curl -fs -o /dev/null "$base/api/v1/users" -H 'Content-Type: application/json' \
-    -d '{"username":"bench_user","email":"bench@example.com","password":"Bench-passw0rd!"}'
-  token=$(curl -fs "$base/api/v1/auth/login" -H 'Content-Type: application/json' \
-    -d '{"username":"bench_user","password":"Bench-passw0rd!"}' | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
-  curl -fs -o /dev/null "$base/api/v1/items" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
-    -d '{"name":"Milk","description":"two litres"}'
+  curl -fsS -o /dev/null "$base/api/v1/users" -H 'Content-Type: application/json' \
+    -d '{"username":"bench_user","email":"bench@example.com","password":"Correct-horse-9!"}' || { echo "seed: sign-up at $base failed" >&2; return 1; }
+  token=$(curl -fsS "$base/api/v1/auth/login" -H 'Content-Type: application/json' \
+    -d '{"username":"bench_user","password":"Correct-horse-9!"}' | sed 's/.*"access_token":"\([^"]*\)".*/\1/') || { echo "seed: login at $base failed" >&2; return 1; }
+  curl -fsS -o /dev/null "$base/api/v1/items" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+    -d '{"name":"Milk","description":"two litres"}' || { echo "seed: item create at $base failed" >&2; return 1; }
   printf '%s' "$token"
 }
 
@@ -62,7 +63,7 @@ start_glasshouse() {
   pids+=($!); pidof[$name]=$!
   base[$name]="http://127.0.0.1:$port"
   waitfor "${base[$name]}/health/ready"
-  token[$name]=$(seed "${base[$name]}")
+  token[$name]=$(seed "${base[$name]}") || exit 1
 }
 
 start_fastapi() {
@@ -77,7 +78,7 @@ start_fastapi() {
   pids+=($!); pidof[fastapi]=$!
   base[fastapi]="http://127.0.0.1:$port"
   waitfor "${base[fastapi]}/health"
-  token[fastapi]=$(seed "${base[fastapi]}")
+  token[fastapi]=$(seed "${base[fastapi]}") || exit 1
 }
 
 # measure NAME: one wrk run against GET /api/v1/items/1; appends

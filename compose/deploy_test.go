@@ -26,6 +26,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/glasshouse-dev/glasshouse/internal/freeport"
 )
 
 // unitFile is a parsed systemd unit: section -> key -> values in order.
@@ -249,12 +251,18 @@ func selfSignedCert(t *testing.T, dir string) (certFile, keyFile string, pool *x
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	return freePorts(t, 1)[0]
+}
+
+// freePorts returns n distinct free loopback ports (freeport never hands
+// out a port twice).
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	ports := make([]int, n)
+	for i := range ports {
+		ports[i] = freeport.Port(t)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return ports
 }
 
 // nginxSite maps glasshouse.conf's deployment paths and ports into a
@@ -366,7 +374,8 @@ func TestNginxConfig(t *testing.T) {
 	api.Start()
 	defer api.Close()
 
-	httpPort, httpsPort := freePort(t), freePort(t)
+	ps := freePorts(t, 2)
+	httpPort, httpsPort := ps[0], ps[1]
 	mainConf := nginxSite(t, prefix, cert, key, api.Listener.Addr().String(), httpPort, httpsPort)
 
 	out, err := exec.CommandContext(t.Context(), nginx, "-t", "-p", prefix, "-e", prefix+"/logs/error.log", "-c", mainConf).CombinedOutput()

@@ -1,7 +1,6 @@
 package compose_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -16,25 +15,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/glasshouse-dev/glasshouse/internal/syncbuf"
 )
-
-// lockedBuffer collects a process's output written from several goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestNginxEdgeInFrontOfAPI runs the real Debian nginx with
 // deploy/nginx/glasshouse.conf in its Unix socket variant, in front of the
@@ -63,7 +46,7 @@ func TestNginxEdgeInFrontOfAPI(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	apiOut := &lockedBuffer{}
+	apiOut := &syncbuf.Buffer{}
 	api := exec.Command(bin, "-env-file=")
 	api.Env = append(os.Environ(), "ADDR=unix:"+sock, "UNIX_SOCKET_MODE=0666", "TRUSTED_PROXIES=unix",
 		"ADMIN_ADDR="+fmt.Sprintf("127.0.0.1:%d", freePort(t)), "DATA_DIR="+t.TempDir(), "LOG_FORMAT=json")
@@ -136,7 +119,7 @@ func TestNginxEdgeInFrontOfAPI(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, nginx, "-p", prefix, "-e", prefix+"/logs/error.log", "-c", mainConf)
-	var nginxOut lockedBuffer
+	var nginxOut syncbuf.Buffer
 	cmd.Stdout, cmd.Stderr = &nginxOut, &nginxOut
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -282,7 +265,7 @@ func TestComposeEdgeConfig(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, nginx, "-p", prefix, "-c", mainPath, "-g", "daemon off;")
-	var out lockedBuffer
+	var out syncbuf.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

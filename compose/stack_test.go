@@ -47,9 +47,10 @@ func TestNativeStackUpDown(t *testing.T) {
 		"OTEL_EXPORTER_OTLP_ENDPOINT=",
 	)
 	ports := map[string]int{}
-	for _, k := range []string{"STACK_API_PORT", "STACK_API_ADMIN_PORT", "STACK_PROMETHEUS_PORT", "STACK_ALERTMANAGER_PORT", "STACK_SLACKSINK_PORT", "STACK_LOAD_PORT"} {
-		ports[k] = freePort(t)
-		env = append(env, fmt.Sprintf("%s=%d", k, ports[k]))
+	keys := []string{"STACK_API_PORT", "STACK_API_ADMIN_PORT", "STACK_PROMETHEUS_PORT", "STACK_ALERTMANAGER_PORT", "STACK_SLACKSINK_PORT", "STACK_LOAD_PORT"}
+	for i, p := range freePorts(t, len(keys)) {
+		ports[keys[i]] = p
+		env = append(env, fmt.Sprintf("%s=%d", keys[i], p))
 	}
 	// The first build of the API compiles every dependency; the stack itself
 	// starts in seconds.
@@ -431,11 +432,10 @@ func TestNativeStackFailureStopsEverything(t *testing.T) {
 	}
 	runDir := filepath.Join(dir, "run")
 	vals := map[string]string{"STACK_RUN_DIR": runDir, "PROMETHEUS_BIN": fake}
-	var used []int
-	for _, k := range []string{"STACK_API_PORT", "STACK_API_ADMIN_PORT", "STACK_PROMETHEUS_PORT", "STACK_ALERTMANAGER_PORT", "STACK_SLACKSINK_PORT", "STACK_LOAD_PORT"} {
-		p := freePort(t)
-		used = append(used, p)
-		vals[k] = fmt.Sprint(p)
+	keys := []string{"STACK_API_PORT", "STACK_API_ADMIN_PORT", "STACK_PROMETHEUS_PORT", "STACK_ALERTMANAGER_PORT", "STACK_SLACKSINK_PORT", "STACK_LOAD_PORT"}
+	used := freePorts(t, len(keys))
+	for i, k := range keys {
+		vals[k] = fmt.Sprint(used[i])
 	}
 	cfg, err := stack.FromEnv(repo(t), func(k string) string { return vals[k] })
 	if err != nil {
@@ -483,8 +483,9 @@ func TestNativeStackWithoutPrometheus(t *testing.T) {
 		"PROMETHEUS_BIN":   filepath.Join(dir, "no-prometheus"),
 		"ALERTMANAGER_BIN": filepath.Join(dir, "no-alertmanager"),
 	}
-	for _, k := range []string{"STACK_API_PORT", "STACK_API_ADMIN_PORT", "STACK_PROMETHEUS_PORT", "STACK_ALERTMANAGER_PORT", "STACK_SLACKSINK_PORT", "STACK_LOAD_PORT"} {
-		vals[k] = fmt.Sprint(freePort(t))
+	keys := []string{"STACK_API_PORT", "STACK_API_ADMIN_PORT", "STACK_PROMETHEUS_PORT", "STACK_ALERTMANAGER_PORT", "STACK_SLACKSINK_PORT", "STACK_LOAD_PORT"}
+	for i, p := range freePorts(t, len(keys)) {
+		vals[keys[i]] = fmt.Sprint(p)
 	}
 	cfg, err := stack.FromEnv(repo(t), func(k string) string { return vals[k] })
 	if err != nil {

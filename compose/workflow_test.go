@@ -278,3 +278,20 @@ func TestWorkflowRelease(t *testing.T) {
 		t.Errorf("k8s/kustomization.yaml images = %+v, want one entry for %s (what the release job pushes)", k.Images, want)
 	}
 }
+
+// TestWorkflowUploadsCoverage: a job runs make cover and uploads its
+// profile and summary, so coverage is a CI artifact.
+func TestWorkflowUploadsCoverage(t *testing.T) {
+	j, ok := readWorkflow(t).Jobs["cover"]
+	if !ok {
+		t.Fatal("no cover job")
+	}
+	var runs, uploads bool
+	for _, s := range j.Steps {
+		runs = runs || strings.Contains(s.Run, "make cover")
+		uploads = uploads || (strings.HasPrefix(s.Uses, "actions/upload-artifact@") && strings.Contains(s.with("path"), "cover.out"))
+	}
+	if !runs || !uploads {
+		t.Errorf("cover job: runs make cover %v, uploads cover.out %v", runs, uploads)
+	}
+}

@@ -5,8 +5,9 @@
 // expression with its template variables substituted so tests can parse it
 // and evaluate it against a real Prometheus.
 //
-// It imports the SLO spec package (alerts/slo) and nothing else from this
-// repository: the SLO dashboard is derived from alerts/slo.yaml.
+// From this repository it imports only the SLO spec (alerts/slo) and its
+// rule names (alerts/rules): the SLO dashboard is derived from
+// alerts/slo.yaml (TestImports).
 package dashboards
 
 import (

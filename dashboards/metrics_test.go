@@ -20,6 +20,7 @@ import (
 // Where the metric names the dashboards may use come from.
 const (
 	telemetryGolden = "../telemetry/testdata/metrics.golden"
+	apiGolden       = "../app/cmd/glasshouse-api/testdata/metrics.golden"
 	loadtestGolden  = "../loadtest/promexport/testdata/metrics.golden"
 	loadtestReadme  = "../loadtest/README.md"
 )
@@ -152,12 +153,13 @@ func loadtestNames(t *testing.T) []string {
 }
 
 // TestEveryMetricExists fails when a panel names a series that neither the
-// API exposes (golden exposition of the telemetry package plus the real
-// registry's collectors), nor a recording rule records, nor the load
+// API exposes (the golden of the whole API's /metrics, that of the
+// telemetry package alone, and the real registry's collectors), nor a recording rule records, nor the load
 // generator exports. A typo or a renamed metric turns into a red test
 // instead of a "No data" panel.
 func TestEveryMetricExists(t *testing.T) {
 	sources := map[string][]string{
+		"API golden":         expositionNames(t, apiGolden),
 		"telemetry golden":   expositionNames(t, telemetryGolden),
 		"telemetry registry": registryNames(t),
 		"recording rules":    ruleNames(t),
@@ -180,7 +182,7 @@ func TestEveryMetricExists(t *testing.T) {
 			for _, n := range names {
 				used[n] = true
 				if _, ok := known[n]; !ok {
-					t.Errorf("%s uses %s, which no source defines (telemetry golden/registry, recording rules, load generator)", q, n)
+					t.Errorf("%s uses %s, which no source defines (API or telemetry golden, telemetry registry, recording rules, load generator)", q, n)
 				}
 			}
 		}

@@ -46,6 +46,19 @@ func (s *scenarioRun) runArrivalRate(a *arrivals, pre, maxVUs int) {
 		}
 	}()
 	base := s.startedAt.Load()
+	// dropDue ends a dispatcher that fell behind when the scenario stops:
+	// the iterations from i on that were already due are neither run nor
+	// forgotten. They count as scheduled and dropped, so the accounting
+	// (scheduled = started + dropped) still holds; those not yet due (an
+	// abort mid-run) were never scheduled.
+	dropDue := func(i int64) {
+		for off, ok := a.at(i); ok && base+int64(off) <= r.nanos(); off, ok = a.at(i) {
+			s.scheduled.Add(1)
+			s.droppedIters.Add(1)
+			r.reg.recordSink(s.dropSink, 1, time.Now())
+			i++
+		}
+	}
 	w := newWaiter(r)
 	defer w.close()
 	for i := int64(0); ; i++ {
@@ -56,20 +69,14 @@ func (s *scenarioRun) runArrivalRate(a *arrivals, pre, maxVUs int) {
 		intended := base + int64(off)
 		if d := intended - r.nanos(); d > 0 {
 			if !w.until(intended, s.stopCh, s.ctx.Done()) {
+				// Stopped while waiting. On a busy machine the stop and
+				// this iteration's start can both have passed by the time
+				// the dispatcher runs again.
+				dropDue(i)
 				return
 			}
 		} else if s.stopping() {
-			// The dispatcher fell behind and the scenario is stopping:
-			// the iterations that were already due are neither run nor
-			// forgotten. Count them as scheduled and dropped, so the
-			// accounting (scheduled = started + dropped) still holds;
-			// those not yet due (an abort mid-run) were never scheduled.
-			for now := r.nanos(); ok && base+int64(off) <= now; off, ok = a.at(i) {
-				s.scheduled.Add(1)
-				s.droppedIters.Add(1)
-				r.reg.recordSink(s.dropSink, 1, time.Now())
-				i++
-			}
+			dropDue(i)
 			return
 		}
 		s.scheduled.Add(1)

@@ -2,7 +2,6 @@ package telemetry
 
 import (
 	"bytes"
-	"errors"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -14,7 +13,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -45,30 +43,8 @@ func fixedSequence(t *testing.T, e *testEnv) {
 			t.Fatalf("%s %s: status %d, want %d", r.method, r.target, got, r.code)
 		}
 	}
-	e.tel.RateLimited("/items/{id}", "anonymous")
-	e.tel.RateLimited("/items", "user")
 	e.tel.ConcurrencyRejected()
 	e.tel.PanicRecovered("/panic")
-	e.tel.SignedUp()
-	e.tel.LoginAttempt("success")
-	e.tel.LoginAttempt("failure")
-	e.tel.LoginAttempt("failure")
-	e.tel.ItemCreated()
-	e.tel.ObserveDependency("database", 3*time.Millisecond, nil)
-	e.tel.ObserveDependency("redis", 40*time.Millisecond, errors.New("timeout"))
-	e.tel.SetDependencyUp("database", true)
-	e.tel.SetDependencyUp("redis", false)
-	e.tel.CacheRequest("items", "hit")
-	e.tel.CacheRequest("items", "miss")
-	e.tel.RateLimitFallback("open")
-	if err := e.tel.RegisterDBPool("sqlite", func() DBPoolStats {
-		return DBPoolStats{Acquired: 1, Idle: 3, Total: 4, Max: 8, WaitCount: 2, WaitDuration: 1500 * time.Millisecond}
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.tel.RegisterRedisPool(func() RedisPoolStats { return RedisPoolStats{Total: 5, Idle: 4, Stale: 1} }); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // nondeterministic families depend on the machine, the Go version or time.
@@ -299,23 +275,6 @@ func TestNoExemplarWhenNotSampled(t *testing.T) {
 	}
 	if !strings.Contains(body, `http_server_request_duration_seconds_count{code="200",method="GET",route="/items/{id}"} 1`) {
 		t.Error("unsampled request not counted")
-	}
-}
-
-func TestRegisterPoolTwice(t *testing.T) {
-	e := newTestEnv(t, nil)
-	stats := func() DBPoolStats { return DBPoolStats{} }
-	if err := e.tel.RegisterDBPool("postgres", stats); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.tel.RegisterDBPool("sqlite", stats); err != nil {
-		t.Errorf("second store: %v", err)
-	}
-	if err := e.tel.RegisterDBPool("postgres", stats); err == nil {
-		t.Error("registering postgres twice: no error")
-	}
-	if err := e.tel.RegisterDBPool("x", nil); err == nil {
-		t.Error("nil stats func: no error")
 	}
 }
 

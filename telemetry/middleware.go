@@ -58,10 +58,35 @@ type Router interface {
 // attributes, one ResponseWriter wrapper instead of two, no OTel metric
 // instruments (Prometheus has the RED metrics), and the name is known
 // before the span starts; see BenchmarkMiddleware.
-func (t *Telemetry) Middleware(mux Router) http.Handler {
+//
+// The ResponseWriter it hands down is the only wrapper a service needs:
+// it keeps http.Hijacker, io.ReaderFrom, http.Flusher and Unwrap, so
+// anything that must act when the header is written (such as
+// WithProcessTimeHeader) belongs here rather than in a second wrapper
+// that would hide them.
+func (t *Telemetry) Middleware(mux Router, opts ...MiddlewareOption) http.Handler {
+	var o middlewareOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		t.serve(w, r, mux)
+		t.serve(w, r, mux, &o)
 	})
+}
+
+// MiddlewareOption configures one Middleware.
+type MiddlewareOption func(*middlewareOptions)
+
+type middlewareOptions struct {
+	processTimeHeader string // canonical; "" sets none
+}
+
+// WithProcessTimeHeader makes Middleware set the response header name
+// (such as "X-Process-Time") on every response to the seconds, with
+// microsecond resolution, from the start of the request to the moment its
+// header is written. Without it no such header is set.
+func WithProcessTimeHeader(name string) MiddlewareOption {
+	return func(o *middlewareOptions) { o.processTimeHeader = http.CanonicalHeaderKey(name) }
 }
 
 // serverSpan is the start option of every server span, built once.
@@ -74,7 +99,7 @@ type requestState struct {
 	ctx  requestCtx
 	info requestInfo
 	rw   responseWriter
-	hdr  [2]string // X-Request-Id, Traceresponse
+	hdr  [3]string // X-Request-Id, Traceresponse, the process-time header
 }
 
 // requestCtx is the request's context: the span's context plus the
@@ -95,7 +120,7 @@ func (c *requestCtx) Value(key any) any {
 // SetAttributes copies them into the span.
 var attrPool = sync.Pool{New: func() any { return new([maxRequestAttrs]attribute.KeyValue) }}
 
-func (t *Telemetry) serve(w http.ResponseWriter, r *http.Request, mux Router) {
+func (t *Telemetry) serve(w http.ResponseWriter, r *http.Request, mux Router, o *middlewareOptions) {
 	start := t.now()
 	_, pattern := mux.Handler(r)
 	re := t.routes.lookup(pattern)
@@ -120,6 +145,9 @@ func (t *Telemetry) serve(w http.ResponseWriter, r *http.Request, mux Router) {
 
 	st := &requestState{info: requestInfo{route: re.route, id: RequestID(ctx)}}
 	st.rw.ResponseWriter = w
+	if o.processTimeHeader != "" {
+		st.rw.timeHeader, st.rw.now, st.rw.start, st.rw.timeValue = o.processTimeHeader, t.now, start, st.hdr[2:3:3]
+	}
 	info := &st.info
 	generateID := false
 	if info.id == "" {
@@ -224,6 +252,11 @@ func (t *Telemetry) serve(w http.ResponseWriter, r *http.Request, mux Router) {
 	}()
 	mux.ServeHTTP(st.rw.wrap(), r.WithContext(ctx))
 	completed = true
+	if st.rw.status == 0 && st.rw.timeHeader != "" {
+		// Nothing was written: net/http will send 200 once the handler
+		// returns; send it now so that it carries the header.
+		st.rw.WriteHeader(http.StatusOK)
+	}
 }
 
 const (
@@ -345,6 +378,24 @@ type responseWriter struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
+
+	// With WithProcessTimeHeader: the header's name, the clock, the
+	// request's start and the header's value slice.
+	timeHeader string
+	now        func() time.Time
+	start      time.Time
+	timeValue  []string
+}
+
+// begin records the final status just before the header is written and
+// sets the process-time header, if any.
+func (rw *responseWriter) begin(code int) {
+	rw.status = code
+	if rw.timeHeader != "" {
+		var buf [32]byte
+		rw.timeValue[0] = string(strconv.AppendFloat(buf[:0], rw.now().Sub(rw.start).Seconds(), 'f', 6, 64))
+		rw.Header()[rw.timeHeader] = rw.timeValue
+	}
 }
 
 // hijackWriter adds http.Hijacker for writers that support it (HTTP/1).
@@ -359,15 +410,20 @@ func (rw *responseWriter) wrap() http.ResponseWriter {
 
 func (rw *responseWriter) WriteHeader(code int) {
 	// 1xx responses (103 Early Hints) are not the final status.
-	if rw.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
-		rw.status = code
+	if rw.status == 0 {
+		switch {
+		case code >= 200:
+			rw.begin(code)
+		case code == http.StatusSwitchingProtocols:
+			rw.status = code
+		}
 	}
 	rw.ResponseWriter.WriteHeader(code)
 }
 
 func (rw *responseWriter) Write(b []byte) (int, error) {
 	if rw.status == 0 {
-		rw.status = http.StatusOK
+		rw.begin(http.StatusOK)
 	}
 	n, err := rw.ResponseWriter.Write(b)
 	rw.bytes += int64(n)
@@ -376,7 +432,7 @@ func (rw *responseWriter) Write(b []byte) (int, error) {
 
 func (rw *responseWriter) WriteString(s string) (int, error) {
 	if rw.status == 0 {
-		rw.status = http.StatusOK
+		rw.begin(http.StatusOK)
 	}
 	n, err := io.WriteString(rw.ResponseWriter, s)
 	rw.bytes += int64(n)
@@ -385,7 +441,7 @@ func (rw *responseWriter) WriteString(s string) (int, error) {
 
 func (rw *responseWriter) ReadFrom(src io.Reader) (int64, error) {
 	if rw.status == 0 {
-		rw.status = http.StatusOK
+		rw.begin(http.StatusOK)
 	}
 	var n int64
 	var err error
@@ -400,7 +456,7 @@ func (rw *responseWriter) ReadFrom(src io.Reader) (int64, error) {
 
 func (rw *responseWriter) Flush() {
 	if rw.status == 0 {
-		rw.status = http.StatusOK
+		rw.begin(http.StatusOK)
 	}
 	_ = http.NewResponseController(rw.ResponseWriter).Flush()
 }
@@ -421,9 +477,10 @@ func (hw hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // writerOnly hides ReadFrom so io.Copy does not recurse into it.
 type writerOnly struct{ io.Writer }
 
-// routeFromPattern turns a ServeMux pattern into the route label:
-// "GET /api/v1/items/{id}" -> "/api/v1/items/{id}", "" -> "unmatched".
-func routeFromPattern(p string) string {
+// RouteFromPattern turns a ServeMux pattern (Request.Pattern) into the
+// route label Middleware uses: "GET /api/v1/items/{id}" ->
+// "/api/v1/items/{id}", "" (no pattern matched) -> Unmatched.
+func RouteFromPattern(p string) string {
 	if p == "" {
 		return Unmatched
 	}
@@ -489,7 +546,7 @@ func (rs *routeSet) lookup(pattern string) *routeEntry {
 	if e, ok := rs.byPattern.Load(pattern); ok {
 		return e.(*routeEntry)
 	}
-	route := routeFromPattern(pattern)
+	route := RouteFromPattern(pattern)
 	if route == Unmatched {
 		return rs.unmatched
 	}

@@ -27,8 +27,8 @@ func TestRouteFromPattern(t *testing.T) {
 		{"DELETE   /api/v1/items/{id}", "/api/v1/items/{id}"},
 		{"GET example.com/x/{$}", "example.com/x/{$}"},
 	} {
-		if got := routeFromPattern(tc.in); got != tc.want {
-			t.Errorf("routeFromPattern(%q) = %q, want %q", tc.in, got, tc.want)
+		if got := RouteFromPattern(tc.in); got != tc.want {
+			t.Errorf("RouteFromPattern(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
 }
@@ -421,5 +421,44 @@ func TestWriterInterfaces(t *testing.T) {
 	e.tel.Middleware(mux2).ServeHTTP(httptest.NewRecorder(), httptest.NewRequestWithContext(t.Context(), http.MethodGet, "/x", nil))
 	if isHijacker {
 		t.Error("wrapper claims http.Hijacker over a ResponseRecorder")
+	}
+}
+
+// TestProcessTimeHeader: WithProcessTimeHeader sets the header to the
+// fake clock's elapsed seconds on every kind of response (a body, a bare
+// status, nothing written, an error); without it no such header is set.
+func TestProcessTimeHeader(t *testing.T) {
+	e := newTestEnv(t, nil)
+	mux := testMux(e.tel, e.clock)
+	mux.HandleFunc("GET /empty", func(http.ResponseWriter, *http.Request) { e.clock.Advance(time.Millisecond) })
+	mux.HandleFunc("GET /hints", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusEarlyHints) // not the final header
+		e.clock.Advance(3 * time.Millisecond)
+		w.WriteHeader(http.StatusAccepted)
+	})
+	with := e.tel.Middleware(mux, WithProcessTimeHeader("x-process-time"))
+	without := e.tel.Middleware(mux)
+	for _, tc := range []struct {
+		target string
+		code   int
+		want   string
+	}{
+		{"/items/1", 200, "0.030000"},
+		{"/slow", 204, "0.600000"},
+		{"/empty", 200, "0.001000"},
+		{"/fail", 500, "0.002000"},
+		{"/hints", 103, "0.003000"}, // the recorder keeps the first status; the header is the final one's
+		{"/nope", 404, "0.000000"},
+	} {
+		w := httptest.NewRecorder()
+		with.ServeHTTP(w, httptest.NewRequest("GET", tc.target, nil))
+		if w.Code != tc.code || w.Header().Get("X-Process-Time") != tc.want {
+			t.Errorf("GET %s: %d, X-Process-Time %q; want %d, %q", tc.target, w.Code, w.Header().Get("X-Process-Time"), tc.code, tc.want)
+		}
+		w = httptest.NewRecorder()
+		without.ServeHTTP(w, httptest.NewRequest("GET", tc.target, nil))
+		if v, ok := w.Header()["X-Process-Time"]; ok {
+			t.Errorf("GET %s without the option: X-Process-Time %q", tc.target, v)
+		}
 	}
 }

@@ -4,8 +4,8 @@
 // metrics (exemplars carrying trace IDs), system and runtime collectors, and
 // a slog logger whose records carry trace_id, span_id and request_id.
 //
-// It must not import anything from this repository's app/ tree: services
-// import telemetry, never the other way round. It sets no globals (no
+// It imports nothing from this repository, app/ included (TestImports):
+// services import telemetry, never the other way round. It sets no globals (no
 // otel.SetTracerProvider, no prometheus.DefaultRegisterer); callers pass
 // TracerProvider and Registry to the libraries that need them.
 package telemetry
@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -32,7 +33,7 @@ import (
 // os.Stdout (JSON unless stdout is a terminal), no trace export, access log
 // on, system gauges sampled at most once a second.
 type Config struct {
-	ServiceName    string // default "glasshouse-api"; OTEL_SERVICE_NAME wins
+	ServiceName    string // default "unknown_service:<executable>", as OpenTelemetry's; OTEL_SERVICE_NAME wins
 	ServiceVersion string // default: the main module version from the build info
 	Environment    string // "development", "production", ...; "production" forces JSON logs in "auto"
 
@@ -128,7 +129,7 @@ func New(ctx context.Context, cfg Config) (*Telemetry, error) {
 		cfg.Now = time.Now
 	}
 	if cfg.ServiceName == "" {
-		cfg.ServiceName = "glasshouse-api"
+		cfg.ServiceName = defaultServiceName()
 	}
 	if cfg.ServiceVersion == "" {
 		cfg.ServiceVersion = mainVersion()
@@ -192,6 +193,15 @@ func New(ctx context.Context, cfg Config) (*Telemetry, error) {
 		return nil, fmt.Errorf("register system collector: %w", err)
 	}
 	return t, nil
+}
+
+// defaultServiceName is OpenTelemetry's fallback service.name:
+// "unknown_service:" and the executable's name.
+func defaultServiceName() string {
+	if len(os.Args) > 0 && os.Args[0] != "" {
+		return "unknown_service:" + filepath.Base(os.Args[0])
+	}
+	return "unknown_service"
 }
 
 // CheckEnv reports every malformed OTEL_* variable read through getenv

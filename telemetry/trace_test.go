@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +19,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
@@ -526,5 +530,43 @@ func TestEndpointErrorNamesItsVariable(t *testing.T) {
 		if err != nil && strings.Contains(err.Error(), "hunter2") {
 			t.Errorf("%s: the endpoint's password is in the error: %v", v, err)
 		}
+	}
+}
+
+// TestDefaultServiceName: without ServiceName or OTEL_SERVICE_NAME, spans
+// carry OpenTelemetry's default "unknown_service:<executable>", never a
+// name of some other service.
+func TestDefaultServiceName(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		env  []string
+		want string
+	}{
+		{"default", Config{}, nil, "unknown_service:" + filepath.Base(os.Args[0])},
+		{"config", Config{ServiceName: "orders"}, nil, "orders"},
+		{"env wins", Config{ServiceName: "orders"}, []string{"OTEL_SERVICE_NAME", "billing"}, "billing"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := tracetest.NewSpanRecorder()
+			cfg := tc.cfg
+			cfg.LogWriter, cfg.LogFormat, cfg.Getenv = io.Discard, "json", envMap(tc.env...)
+			cfg.SpanProcessors = []sdktrace.SpanProcessor{rec}
+			tel, err := New(t.Context(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
+			_, span := tel.Span(t.Context(), "x")
+			span.End()
+			spans := rec.Ended()
+			if len(spans) != 1 {
+				t.Fatalf("%d spans, want 1", len(spans))
+			}
+			got, _ := spans[0].Resource().Set().Value(semconv.ServiceNameKey)
+			if got.AsString() != tc.want {
+				t.Errorf("service.name = %q, want %q", got.AsString(), tc.want)
+			}
+		})
 	}
 }

@@ -1,7 +1,8 @@
 // Package rules turns an SLO spec (package slo) into Prometheus recording
 // and multi-window, multi-burn-rate alerting rules.
 //
-// It imports the standard library, package slo and a YAML encoder; it knows
+// It imports the standard library, package slo and a YAML encoder
+// (TestImports); it knows
 // nothing about the API. cmd/rulegen writes its output to
 // alerts/generated/slo-rules.yaml; the gameday renders the same spec with
 // compressed windows.
@@ -11,8 +12,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -286,15 +289,7 @@ func leMatcher(v float64) string {
 
 // seriesSelector renders labels as a PromQL selector with sorted keys.
 func seriesSelector(labels map[string]string) string {
-	keys := make([]string, 0, len(labels))
-	for k := range labels {
-		keys = append(keys, k)
-	}
-	for i := 1; i < len(keys); i++ {
-		for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
-			keys[j], keys[j-1] = keys[j-1], keys[j]
-		}
-	}
+	keys := slices.Sorted(maps.Keys(labels))
 	parts := make([]string, len(keys))
 	for i, k := range keys {
 		parts[i] = fmt.Sprintf("%s=%q", k, labels[k])

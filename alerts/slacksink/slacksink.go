@@ -5,7 +5,7 @@
 // Slack workspace sees exactly what would have been posted, and tests can
 // assert on it.
 //
-// It imports only the standard library.
+// It imports only the standard library (TestImports).
 package slacksink
 
 import (

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/glasshouse-dev/glasshouse/alerts/slacksink"
+	"github.com/glasshouse-dev/glasshouse/internal/syncbuf"
 )
 
 // alertmanagerBody is shaped like what Alertmanager 0.25's Slack notifier posts.
@@ -22,26 +23,9 @@ const alertmanagerBody = `{"channel":"#glasshouse-alerts","username":"Alertmanag
 "text":"*FIRING* The availability SLO is burning.\n<https://runbooks.example/slo-availability.md|Runbook> · <http://g:3000/d/glasshouse-slo|Dashboard>",
 "fallback":"x","color":"danger","footer":"glasshouse","mrkdwn_in":["fallback","pretext","text"]}]}`
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func newServer(t *testing.T, opt slacksink.Options) (*httptest.Server, *syncBuffer) {
+func newServer(t *testing.T, opt slacksink.Options) (*httptest.Server, *syncbuf.Buffer) {
 	t.Helper()
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	if opt.Out == nil {
 		opt.Out = out
 	}

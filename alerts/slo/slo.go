@@ -1,7 +1,8 @@
 // Package slo holds the Go types and loader for alerts/slo.yaml, the single
 // SLO spec that the rule generator, the dashboards and the load tests read.
 //
-// It imports only the standard library and a YAML decoder; it must stay small.
+// It imports only the standard library and a YAML decoder (TestImports);
+// it must stay small.
 package slo
 
 import (

@@ -1,8 +1,9 @@
 // Package auth holds the API's credentials: argon2id password hashes and
 // HS256 access tokens (JWT).
 //
-// It imports the standard library, golang.org/x/crypto/argon2 and
-// github.com/golang-jwt/jwt/v5; never app's adapters or httpapi.
+// Its imports outside the standard library are golang.org/x/crypto/argon2
+// and github.com/golang-jwt/jwt/v5 (TestImports); never app's adapters or
+// httpapi.
 package auth
 
 import (

@@ -11,7 +11,7 @@
 // bounded asynchronous transport.
 //
 // It imports the Prometheus client, the Sentry SDK and the standard
-// library; never app or an adapter.
+// library; never app or an adapter (TestImports).
 package errtrack
 
 import (

@@ -5,7 +5,8 @@
 // listener (Handler, served at /debug/fault), never on the public port.
 //
 // With no fault configured the middleware costs one atomic load per
-// request. It imports only the standard library and package app.
+// request. Its imports are limited to the standard library, package app
+// and telemetry (TestImports).
 package fault
 
 import (
@@ -26,6 +27,7 @@ import (
 	"time"
 
 	"github.com/glasshouse-dev/glasshouse/app"
+	"github.com/glasshouse-dev/glasshouse/telemetry"
 )
 
 // Limits on a configuration, so a typo cannot hang the server for hours.
@@ -63,7 +65,7 @@ type Config struct {
 	Latency []LatencyFault `json:"latency,omitempty"`
 	Errors  []ErrorFault   `json:"errors,omitempty"`
 	// Outages lists dependencies ("database", "redis") whose calls fail with
-	// app.ErrUnavailable, as registered with Store, Check or Register.
+	// app.ErrUnavailable, as registered with Store or Register.
 	Outages []string `json:"outages,omitempty"`
 }
 
@@ -94,7 +96,8 @@ func (c Config) Empty() bool { return len(c.Latency) == 0 && len(c.Errors) == 0 
 type Options struct {
 	// Route names a request's route, matched against each rule's Route.
 	// Default: the pattern the ServeMux matched without its method
-	// (r.Pattern), which is empty outside the mux; pass
+	// (telemetry.RouteFromPattern of r.Pattern), "unmatched" outside the
+	// mux; pass
 	// func(r) string { return telemetry.Route(r.Context()) } when the
 	// middleware runs inside telemetry.Middleware.
 	Route func(*http.Request) string
@@ -128,13 +131,7 @@ type state struct {
 // New returns an Injector with no fault active.
 func New(opt Options) *Injector {
 	if opt.Route == nil {
-		opt.Route = func(r *http.Request) string {
-			_, path, _ := strings.Cut(r.Pattern, " ")
-			if path == "" {
-				return r.Pattern
-			}
-			return path
-		}
+		opt.Route = func(r *http.Request) string { return telemetry.RouteFromPattern(r.Pattern) }
 	}
 	if opt.Rand == nil {
 		opt.Rand = rand.Float64
@@ -331,29 +328,6 @@ func (i *Injector) Register(dep string) { i.register(dep) }
 func (i *Injector) Store(dep string, s app.Store) app.Store {
 	i.register(dep)
 	return &store{next: s, dep: dep, inj: i}
-}
-
-// Check returns c decorated so that it fails while c.Name is listed in
-// Outages: /health/ready and /health/detailed then report the outage.
-func (i *Injector) Check(c app.Check) app.Check {
-	i.register(c.Name)
-	next := c.Check
-	c.Check = func(ctx context.Context) error {
-		if err := i.Err(c.Name); err != nil {
-			return err
-		}
-		return next(ctx)
-	}
-	return c
-}
-
-// Checks decorates every check with Check.
-func (i *Injector) Checks(cs []app.Check) []app.Check {
-	out := make([]app.Check, len(cs))
-	for n, c := range cs {
-		out[n] = i.Check(c)
-	}
-	return out
 }
 
 // Handler serves the configuration at /debug/fault:

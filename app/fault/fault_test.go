@@ -246,24 +246,15 @@ func TestStoreOutage(t *testing.T) {
 	}
 }
 
-func TestCheckOutage(t *testing.T) {
+func TestRegisteredOutage(t *testing.T) {
 	inj := fault.New(fault.Options{})
-	var ran int
-	cs := inj.Checks([]app.Check{
-		{Name: "database", Check: func(context.Context) error { ran++; return nil }},
-		{Name: "redis", Optional: true, Check: func(context.Context) error { return nil }},
-	})
-	if got, want := inj.Dependencies(), []string{"database", "redis"}; !cmp.Equal(got, want) {
+	inj.Register("redis")
+	inj.Register("queue")
+	if got, want := inj.Dependencies(), []string{"queue", "redis"}; !cmp.Equal(got, want) {
 		t.Errorf("Dependencies() = %v, want %v", got, want)
 	}
-	if err := inj.Set(fault.Config{Outages: []string{"redis"}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := cs[1].Check(t.Context()); !errors.Is(err, app.ErrUnavailable) || !cs[1].Optional {
-		t.Errorf("redis check during outage = %v (optional %v)", err, cs[1].Optional)
-	}
-	if err := cs[0].Check(t.Context()); err != nil || ran != 1 {
-		t.Errorf("database check = %v, ran %d", err, ran)
+	if err := inj.Set(fault.Config{Outages: []string{"unknown"}}); err == nil {
+		t.Error("an outage of an unregistered dependency was accepted")
 	}
 	inj.Register("queue")
 	if err := inj.Set(fault.Config{Outages: []string{"queue"}}); err != nil {

@@ -83,7 +83,7 @@ func (s *server) limitClient(next http.Handler) http.Handler {
 		ip := clientIP(r)
 		if perIP > 0 {
 			if !gate.acquire(ip, perIP) {
-				s.tel.RateLimited(s.route(r), "in_flight")
+				s.metrics.rateLimited(s.route(r), "in_flight")
 				rejectEarly(w, r, Problem{Status: http.StatusTooManyRequests, Code: "too_many_in_flight",
 					Detail: fmt.Sprintf("this client already has %d requests in flight; retry when one completes", perIP)})
 				return
@@ -130,7 +130,7 @@ func (s *server) route(r *http.Request) string {
 	if route := telemetry.Route(r.Context()); route != "" {
 		return route
 	}
-	return routeOf(r.Pattern)
+	return telemetry.RouteFromPattern(r.Pattern)
 }
 
 // errBodyTooSlow is what bodyRateReader returns when the body falls below

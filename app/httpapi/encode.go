@@ -14,9 +14,13 @@ import (
 	"unicode/utf8"
 )
 
+// jsonContentType is the Content-Type value of every JSON response, one
+// slice shared by all of them (nothing modifies a header value in place).
+var jsonContentType = []string{"application/json"}
+
 // encode writes v as JSON with status.
 func encode[T any](w http.ResponseWriter, status int, v T) error {
-	w.Header().Set("Content-Type", "application/json")
+	w.Header()["Content-Type"] = jsonContentType
 	w.WriteHeader(status)
 	if err := json.NewEncoder(w).Encode(v); err != nil {
 		return fmt.Errorf("encode %T: %w", v, err)

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -9,7 +8,6 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,6 +16,7 @@ import (
 	"github.com/glasshouse-dev/glasshouse/app/auth"
 	"github.com/glasshouse-dev/glasshouse/app/ratelimit"
 	"github.com/glasshouse-dev/glasshouse/app/sqlite"
+	"github.com/glasshouse-dev/glasshouse/internal/syncbuf"
 	"github.com/glasshouse-dev/glasshouse/telemetry"
 )
 
@@ -27,31 +26,13 @@ var (
 	cheapHash = auth.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
 )
 
-// syncBuffer collects log output written from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type fixture struct {
 	srv      *server
 	h        http.Handler
 	store    app.Store
 	tel      *telemetry.Telemetry
 	tokens   *auth.Tokens
-	logs     *syncBuffer
+	logs     *syncbuf.Buffer
 	draining *atomic.Bool
 }
 
@@ -84,7 +65,7 @@ func openStore(t testing.TB) *sqlite.Store {
 // the Options (wrap the store, change limits, add checks).
 func newFixture(t testing.TB, mods ...func(*Options)) *fixture {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	tel := newTelemetry(t, logs)
 	tokens, err := auth.NewTokens(testKey, 15*time.Minute, nil)
 	if err != nil {

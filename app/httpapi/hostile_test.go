@@ -161,7 +161,7 @@ func TestHostileInput(t *testing.T) {
 		{name: "chunked valid body", method: "POST", path: signup, body: validSignup, chunked: true, status: 201},
 	}
 	if len(cases) < 60 {
-		t.Fatalf("only %d hostile cases; the issue asks for at least 60", len(cases))
+		t.Fatalf("only %d hostile cases; the table is meant to cover at least 60 attacks", len(cases))
 	}
 	client := ts.Client()
 	for _, c := range cases {

@@ -149,7 +149,7 @@ func fingerprint(in app.ItemInput) string {
 // by the same user within app.IdempotencyWindow gets the first answer
 // again (201 and the item as first created, with Idempotent-Replayed:
 // true) instead of a second item; the same key with another body is 422.
-func handleItemCreate(log *errorLog, store app.Store, tel *telemetry.Telemetry) http.Handler {
+func handleItemCreate(log *errorLog, store app.Store, m *metrics) http.Handler {
 	idem, _ := store.(app.IdempotentStore)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key, err := idempotencyKey(r.Header)
@@ -181,7 +181,7 @@ func handleItemCreate(log *errorLog, store app.Store, tel *telemetry.Telemetry) 
 		if replayed {
 			w.Header().Set("Idempotent-Replayed", "true")
 		} else {
-			tel.ItemCreated()
+			m.itemCreated()
 		}
 		w.Header().Set("Location", "/api/v1/items/"+strconv.FormatInt(it.ID, 10))
 		encode(w, http.StatusCreated, it)
@@ -287,7 +287,7 @@ func invalidEnvelope() error {
 // or 500 "internal" each); the client retries those. Idempotency-Key is
 // refused (400): deduplicating every item of a partial success is not
 // offered.
-func handleItemBulkCreate(log *errorLog, store app.Store, tel *telemetry.Telemetry) http.Handler {
+func handleItemBulkCreate(log *errorLog, store app.Store, m *metrics) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if len(r.Header.Values("Idempotency-Key")) > 0 {
 			respondErr(log, w, r, badRequest("invalid_idempotency_key",
@@ -346,7 +346,7 @@ func handleItemBulkCreate(log *errorLog, store app.Store, tel *telemetry.Telemet
 		for _, res := range resp.Results {
 			if res.Status == http.StatusCreated {
 				resp.Created++
-				tel.ItemCreated()
+				m.itemCreated()
 			} else {
 				resp.Failed++
 			}

@@ -21,11 +21,11 @@ import (
 
 // chain wraps mux in the production middleware, outermost first:
 //
-//	processTime       X-Process-Time on every response, measured around everything
 //	recoverPanic      last resort, in case telemetry itself panics
 //	compress          gzip for bodies >= 1 KiB when the client accepts it; Vary: Accept-Encoding (compress.go)
 //	resolveClient     client IP behind TRUSTED_PROXIES (X-Forwarded-For, X-Real-IP) (clientip.go)
-//	telemetry         span, request ID, RED metrics, access log (sees every status below)
+//	telemetry         span, request ID, RED metrics, access log (sees every status below),
+//	                  X-Process-Time; inside compress, its ResponseWriter is the chain's only wrapper
 //	recoverPanic      handler panics -> 500 problem, logged once with the stack and route
 //	securityHeaders   nosniff, frame DENY, referrer and permissions policy, CSP, HSTS on TLS
 //	allowHost         400 invalid_host for a Host outside ALLOWED_HOSTS, health probes included (hosts.go)
@@ -57,12 +57,15 @@ func (s *server) chain(mux *http.ServeMux) http.Handler {
 	if s.opts.Inject != nil {
 		h = s.opts.Inject(h)
 	}
-	h = s.tel.Middleware(routed{next: h, mux: mux})
+	h = s.tel.Middleware(routed{next: h, mux: mux}, telemetry.WithProcessTimeHeader(processTimeHeader))
 	h = s.resolveClient(h)
 	h = compress(h)
-	h = s.recoverPanic(h)
-	return processTime(s.opts.Now, h)
+	return s.recoverPanic(h)
 }
+
+// processTimeHeader is set on every response to the seconds spent before
+// its header was written.
+const processTimeHeader = "X-Process-Time"
 
 // routed gives telemetry.Middleware the mux's route resolution while the
 // request flows through the inner middleware first.
@@ -141,47 +144,6 @@ func canonicalPath(p string) bool {
 	}
 	return c == p
 }
-
-// processTime sets X-Process-Time (seconds, microsecond resolution) on
-// every response, just before the header is written.
-func processTime(now func() time.Time, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tw := &timingWriter{ResponseWriter: w, now: now, start: now()}
-		next.ServeHTTP(tw, r)
-		if !tw.wrote {
-			tw.WriteHeader(http.StatusOK)
-		}
-	})
-}
-
-type timingWriter struct {
-	http.ResponseWriter
-	now   func() time.Time
-	start time.Time
-	wrote bool
-	value [1]string // the header's value slice, allocated with the writer
-}
-
-func (tw *timingWriter) WriteHeader(code int) {
-	if !tw.wrote && code >= 200 {
-		tw.wrote = true
-		elapsed := tw.now().Sub(tw.start)
-		var buf [32]byte
-		tw.value[0] = string(strconv.AppendFloat(buf[:0], elapsed.Seconds(), 'f', 6, 64))
-		tw.Header()["X-Process-Time"] = tw.value[:]
-	}
-	tw.ResponseWriter.WriteHeader(code)
-}
-
-func (tw *timingWriter) Write(b []byte) (int, error) {
-	if !tw.wrote {
-		tw.WriteHeader(http.StatusOK)
-	}
-	return tw.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the connection (Flush, deadlines).
-func (tw *timingWriter) Unwrap() http.ResponseWriter { return tw.ResponseWriter }
 
 // recoverPanic turns a panic below it into a 500 problem, logged once with
 // the stack, counted in app_http_panics_recovered_total, and reported to the
@@ -468,9 +430,9 @@ func (s *server) allow(w http.ResponseWriter, r *http.Request, scope, key string
 	}
 	route := telemetry.Route(r.Context())
 	if route == "" {
-		route = routeOf(r.Pattern)
+		route = telemetry.RouteFromPattern(r.Pattern)
 	}
-	s.tel.RateLimited(route, scope)
+	s.metrics.rateLimited(route, scope)
 	if r.ContentLength != 0 && !bodyRead(r) {
 		h.Set("Connection", "close") // do not wait for the body at the client's pace
 	}
@@ -481,14 +443,3 @@ func (s *server) allow(w http.ResponseWriter, r *http.Request, scope, key string
 }
 
 func ceilSeconds(d time.Duration) int64 { return int64(math.Ceil(d.Seconds())) }
-
-// routeOf strips the method from a ServeMux pattern.
-func routeOf(pattern string) string {
-	if _, p, ok := strings.Cut(pattern, " "); ok {
-		return p
-	}
-	if pattern == "" {
-		return telemetry.Unmatched
-	}
-	return pattern
-}

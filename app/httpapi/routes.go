@@ -16,13 +16,13 @@ func addRoutes(mux router, s *server) {
 	authed := s.requireAuth
 	log, store := s.errs, s.opts.Store
 
-	mux.Handle("POST /api/v1/users", handleSignup(log, store, s.opts.Hasher, s.tel, s.hashGate))
+	mux.Handle("POST /api/v1/users", handleSignup(log, store, s.opts.Hasher, s.tel, s.metrics, s.hashGate))
 	mux.Handle("POST /api/v1/auth/login", handleLogin(s, store))
 	mux.Handle("GET /api/v1/users/me", authed(handleMe(log, store)))
 
 	mux.Handle("GET /api/v1/items", authed(handleItemList(log, store)))
-	mux.Handle("POST /api/v1/items", authed(handleItemCreate(log, store, s.tel)))
-	mux.Handle("POST /api/v1/items/bulk", authed(handleItemBulkCreate(log, store, s.tel)))
+	mux.Handle("POST /api/v1/items", authed(handleItemCreate(log, store, s.metrics)))
+	mux.Handle("POST /api/v1/items/bulk", authed(handleItemBulkCreate(log, store, s.metrics)))
 	mux.Handle("GET /api/v1/items/{id}", authed(handleItemGet(log, store)))
 	mux.Handle("PUT /api/v1/items/{id}", authed(handleItemUpdate(log, store)))
 	mux.Handle("DELETE /api/v1/items/{id}", authed(handleItemDelete(log, store)))

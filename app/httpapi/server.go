@@ -3,9 +3,10 @@
 // production middleware chain, JSON decoding and RFC 9457 problem
 // responses, health checks and the OpenAPI document.
 //
-// It imports app, app/auth, app/errtrack, app/ratelimit, telemetry and
-// the OpenTelemetry trace API (to record a 5xx's cause on the span); never
-// a storage adapter (cmd chooses those).
+// It imports app, app/auth, app/errtrack, app/ratelimit, telemetry, the
+// OpenTelemetry trace API (to record a 5xx's cause on the span) and the
+// Prometheus client (its own counters); never a storage adapter, cmd
+// chooses those (TestImports).
 package httpapi
 
 import (
@@ -51,7 +52,7 @@ var DefaultLimits = Limits{
 type Options struct {
 	Store     app.Store
 	Limiter   ratelimit.Limiter
-	Telemetry *telemetry.Telemetry
+	Telemetry *telemetry.Telemetry // the API registers its own counters on its Registry
 	Hasher    *auth.Hasher
 	Tokens    *auth.Tokens
 	// Checks run on /health/ready and /health/detailed.
@@ -117,6 +118,7 @@ type server struct {
 	log     *slog.Logger
 	errs    *errorLog // respondErr's logger and error tracker
 	tel     *telemetry.Telemetry
+	metrics *metrics
 	mux     *http.ServeMux
 	started time.Time
 	cors    map[string]bool
@@ -157,6 +159,7 @@ func newServer(o Options) *server {
 		opts:     o,
 		log:      o.Telemetry.Logger,
 		tel:      o.Telemetry,
+		metrics:  newMetrics(o.Telemetry.Registry),
 		mux:      http.NewServeMux(),
 		started:  o.Now(),
 		cors:     map[string]bool{},

@@ -44,7 +44,7 @@ type tokenResponse struct {
 	ExpiresIn   int64  `json:"expires_in"` // seconds
 }
 
-func handleSignup(log *errorLog, store app.Store, hasher *auth.Hasher, tel *telemetry.Telemetry, gate *hashGate) http.Handler {
+func handleSignup(log *errorLog, store app.Store, hasher *auth.Hasher, tel *telemetry.Telemetry, m *metrics, gate *hashGate) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		req, err := decode[signupRequest](r)
 		if err != nil {
@@ -74,7 +74,7 @@ func handleSignup(log *errorLog, store app.Store, hasher *auth.Hasher, tel *tele
 			respondErr(log, w, r, err)
 			return
 		}
-		tel.SignedUp()
+		m.signedUp()
 		encode(w, http.StatusCreated, toUserResponse(u))
 	})
 }
@@ -121,7 +121,7 @@ func handleLogin(s *server, store app.Store) http.Handler {
 			return
 		}
 		if !ok {
-			tel.LoginAttempt("failure")
+			s.metrics.loginAttempt("failure")
 			writeProblem(w, r, Problem{Status: http.StatusUnauthorized, Code: "invalid_credentials",
 				Detail: "username or password is incorrect"})
 			return
@@ -131,7 +131,7 @@ func handleLogin(s *server, store app.Store) http.Handler {
 			respondErr(log, w, r, err)
 			return
 		}
-		tel.LoginAttempt("success")
+		s.metrics.loginAttempt("success")
 		encode(w, http.StatusOK, tokenResponse{AccessToken: token, TokenType: "bearer", ExpiresIn: int64(tokens.TTL().Seconds())})
 	})
 }

@@ -14,7 +14,8 @@
 // app.ErrUnavailable instead of hanging. Driver errors become app.ErrNotFound,
 // app.ErrConflict or app.ErrUnavailable here, at the boundary.
 //
-// It imports app, never httpapi, telemetry or cmd.
+// It imports app, pgx and the OpenTelemetry API, never httpapi, telemetry
+// or cmd (TestImports).
 package postgres
 
 import (

@@ -2,7 +2,7 @@
 // consumes, and its in-process implementation. Distributed backends (for
 // example app/redislimit) implement Limiter in their own packages.
 //
-// It imports only the standard library.
+// It imports only the standard library (TestImports).
 package ratelimit
 
 import (

@@ -32,7 +32,8 @@
 // instances sharing the Redis do not learn of this instance's failed
 // invalidations: for them an entry can stay stale until its TTL.
 //
-// It imports app and go-redis, never redislimit, httpapi or cmd.
+// It imports app, go-redis and the Prometheus client (for Metrics), never
+// redislimit, httpapi or cmd (TestImports).
 package rediscache
 
 import (
@@ -69,7 +70,7 @@ type Client interface {
 	redis.Scripter
 }
 
-// Recorder counts cache lookups. *telemetry.Telemetry satisfies it
+// Recorder counts cache lookups. *Metrics satisfies it
 // (app_cache_requests_total{cache,result}).
 type Recorder interface {
 	// CacheRequest counts one lookup; result is "hit", "miss" or "error".

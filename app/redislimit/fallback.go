@@ -42,7 +42,7 @@ const ClosedRetryAfter = time.Second
 // it failed, unless FallbackOptions.Cooldown is set.
 const DefaultCooldown = time.Second
 
-// Recorder receives Fallback's events. *telemetry.Telemetry satisfies it
+// Recorder receives Fallback's events. *Metrics satisfies it
 // (app_ratelimit_fallback_total{mode}).
 type Recorder interface {
 	// RateLimitFallback counts one decision made without the shared limiter.

@@ -3,8 +3,8 @@ package sqlite
 import "database/sql"
 
 // Stats returns the reader pool's and the writer's sql.DBStats added
-// together, for the app_db_pool_* metrics (cmd registers them with
-// telemetry.RegisterDBPool under db="sqlite"). A non-zero WaitCount means
+// together, for the app_db_pool_* metrics (glasshouse-api registers them
+// under db="sqlite"). A non-zero WaitCount means
 // requests queued for the single writer or for a reader.
 func (s *Store) Stats() sql.DBStats {
 	r, w := s.r.Stats(), s.w.Stats()

@@ -6,7 +6,7 @@
 // decorator does not implement app.IdempotentStore).
 //
 // It imports app and the standard library (plus go-cmp) only; it never
-// imports an implementation.
+// imports an implementation (TestImports).
 package storetest
 
 import (

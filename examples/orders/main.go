@@ -1,6 +1,7 @@
 // Command orders is a minimal second service on the glasshouse stack: it
-// imports only the telemetry package and gets traces, RED metrics with
-// exemplars, system gauges, correlated logs and an admin listener from it.
+// imports only the telemetry package (TestImports) and gets traces, RED
+// metrics with exemplars, system gauges, correlated logs and an admin
+// listener from it.
 // Its SLO spec (slo.yaml) renders its rules, alerts, dashboards and load
 // thresholds into generated/ (make fork-rules).
 //

@@ -8,7 +8,7 @@
 // loop): Short skips a test that needs a real service or binary, and Skip
 // never fails under -short, since a short run asks for no services.
 //
-// It imports only the standard library.
+// It imports only the standard library (TestImports).
 package integration
 
 import (

@@ -9,13 +9,11 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 
 	"github.com/glasshouse-dev/glasshouse/alerts/kit"
@@ -24,9 +22,7 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	if err := run(ctx, os.Args, os.Getenv, os.Stdin, os.Stdout, os.Stderr); err != nil {
+	if err := run(os.Args, os.Stdout, os.Stderr); err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(os.Stderr, "rulegen:", err)
 		}
@@ -34,7 +30,9 @@ func main() {
 	}
 }
 
-func run(_ context.Context, args []string, _ func(string) string, _ io.Reader, stdout, stderr io.Writer) error {
+// run is the whole command: it reads only its arguments and the files they
+// name, so it takes no context, environment or stdin.
+func run(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("rulegen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	specPath := fs.String("spec", "alerts/slo.yaml", "SLO spec to read")

@@ -12,7 +12,7 @@ import (
 func TestRun(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "sub", "rules.yaml")
 	var stdout bytes.Buffer
-	if err := run(t.Context(), []string{"rulegen", "-spec", "../../slo.yaml", "-out", out}, os.Getenv, nil, &stdout, io.Discard); err != nil {
+	if err := run([]string{"rulegen", "-spec", "../../slo.yaml", "-out", out}, &stdout, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	got, err := os.ReadFile(out)
@@ -34,7 +34,7 @@ func TestRun(t *testing.T) {
 	}
 
 	stdout.Reset()
-	if err := run(t.Context(), []string{"rulegen", "-spec", "../../slo.yaml", "-out", "-", "-compress", "60"}, os.Getenv, nil, &stdout, io.Discard); err != nil {
+	if err := run([]string{"rulegen", "-spec", "../../slo.yaml", "-out", "-", "-compress", "60"}, &stdout, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	if s := stdout.String(); !strings.Contains(s, "slo:sli_error:ratio_rate5s") || !strings.Contains(s, "compressed 60x") {
@@ -61,7 +61,7 @@ func TestRunErrors(t *testing.T) {
 		{[]string{"-spec", "../../slo.yaml", "-out", "-", "-compress", "-2"}, "compress: -2"},
 		{[]string{"extra"}, "unexpected arguments"},
 	} {
-		err := run(t.Context(), append([]string{"rulegen"}, tt.args...), os.Getenv, nil, io.Discard, io.Discard)
+		err := run(append([]string{"rulegen"}, tt.args...), io.Discard, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("run %v = %v, want an error containing %q", tt.args, err, tt.want)
 		}
@@ -71,7 +71,7 @@ func TestRunErrors(t *testing.T) {
 func TestRunDir(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "orders")
 	var stdout bytes.Buffer
-	if err := run(t.Context(), []string{"rulegen", "-spec", "../../../examples/orders/slo.yaml", "-dir", dir}, os.Getenv, nil, &stdout, io.Discard); err != nil {
+	if err := run([]string{"rulegen", "-spec", "../../../examples/orders/slo.yaml", "-dir", dir}, &stdout, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range []string{"slo-rules.yaml", "symptoms.yaml", "tests/slo.test.yaml", "runbooks/slo-latency.md", "dashboards/orders-slo.json", "load-thresholds.json"} {
@@ -82,7 +82,7 @@ func TestRunDir(t *testing.T) {
 			t.Errorf("stdout does not list %s:\n%s", f, stdout.String())
 		}
 	}
-	err := run(t.Context(), []string{"rulegen", "-spec", "../../slo.yaml", "-dir", dir, "-compress", "60"}, os.Getenv, nil, io.Discard, io.Discard)
+	err := run([]string{"rulegen", "-spec", "../../slo.yaml", "-dir", dir, "-compress", "60"}, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "-compress applies to -out only") {
 		t.Errorf("-dir with -compress = %v, want an error", err)
 	}

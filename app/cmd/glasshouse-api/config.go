@@ -19,6 +19,7 @@ import (
 	"github.com/glasshouse-dev/glasshouse/app/httpapi"
 	"github.com/glasshouse-dev/glasshouse/app/postgres"
 	"github.com/glasshouse-dev/glasshouse/app/redislimit"
+	"github.com/glasshouse-dev/glasshouse/internal/setting"
 	"github.com/glasshouse-dev/glasshouse/telemetry"
 )
 
@@ -100,19 +101,22 @@ const defaultAddr = ":8080"
 
 // settings is every setting of the API server, each declared once, bound
 // to the fields of c. The -h output lists them sorted by flag.
-func (c *config) settings() []setting {
-	return []setting{
-		text(&c.Addr, "addr", "ADDR", defaultAddr, "public listen address: host:port, or unix:/path/to/api.sock for a Unix socket").then(func() error {
+func (c *config) settings() []setting.Setting {
+	return []setting.Setting{
+		setting.Text(&c.Addr, "addr", "ADDR", defaultAddr, "public listen address: host:port, or unix:/path/to/api.sock for a Unix socket").Then(func() error {
 			if c.Addr == "" {
 				return errors.New("must not be empty")
 			}
 			if p, ok := strings.CutPrefix(c.Addr, "unix:"); ok && p == "" {
 				return errors.New("unix: needs a socket path, like unix:/run/glasshouse/api.sock")
 			}
+			if p, ok := strings.CutPrefix(c.Addr, "unix:"); ok && p == "" {
+				return errors.New("unix: needs a socket path, like unix:/run/glasshouse/api.sock")
+			}
 			return nil
 		}),
-		{flag: "unix-socket-mode", env: "UNIX_SOCKET_MODE", def: "0660",
-			usage: "permission (octal) of the Unix socket ADDR=unix:PATH creates: who may connect", set: func(v string) error {
+		{Flag: "unix-socket-mode", Env: "UNIX_SOCKET_MODE", Default: "0660", Arg: "mode",
+			Usage: "permission (octal) of the Unix socket ADDR=unix:PATH creates: who may connect", Set: func(v string) error {
 				m, err := strconv.ParseUint(v, 8, 32)
 				if err != nil || m > 0o777 {
 					return fmt.Errorf("%q is not an octal permission like 0660", v)
@@ -120,44 +124,44 @@ func (c *config) settings() []setting {
 				c.SocketMode = os.FileMode(m)
 				return nil
 			}},
-		text(&c.AdminAddr, "admin-addr", "ADMIN_ADDR", "127.0.0.1:8081", "admin listen address (/metrics, /debug/pprof/); keep it private").then(func() error {
+		setting.Text(&c.AdminAddr, "admin-addr", "ADMIN_ADDR", "127.0.0.1:8081", "admin listen address (/metrics, /debug/pprof/); keep it private").Then(func() error {
 			if c.AdminAddr != "" && c.AdminAddr == c.Addr {
 				return errors.New("must differ from ADDR: /metrics and /debug/pprof/ never share the public port")
 			}
 			return nil
 		}),
-		list(&c.AdminHosts, "admin-hosts", "ADMIN_HOSTS", "comma-separated host names the admin listener answers besides IP addresses and localhost (e.g. the name Prometheus scrapes it by)",
+		setting.List(&c.AdminHosts, "admin-hosts", "ADMIN_HOSTS", "comma-separated host names the admin listener answers besides IP addresses and localhost (e.g. the name Prometheus scrapes it by)",
 			func(h string) (string, error) { return strings.ToLower(h), nil }),
-		choice(&c.AppEnv, "env", "APP_ENV", "development", []string{"development", "production"}, "environment: development or production"),
+		setting.Choice(&c.AppEnv, "env", "APP_ENV", "development", []string{"development", "production"}, "environment: development or production"),
 		level(&c.LogLevel, "log-level", "LOG_LEVEL", slog.LevelInfo, "log level: debug, info, warn, error"),
-		choice(&c.LogFormat, "log-format", "LOG_FORMAT", "auto", []string{"auto", "json", "text"}, "log format: auto (colour on a terminal, JSON otherwise), json, text"),
-		boolean(&c.AccessLog, "access-log", "ACCESS_LOG", true, "log one record per request"),
-		text(&c.LogFile, "log-file", "LOG_FILE", "", "write JSON logs to this rotating file instead of stdout"),
-		boolean(&c.LogFileTee, "log-file-tee", "LOG_FILE_TEE", false, "with LOG_FILE, also keep writing logs to stdout (two writes per record)"),
-		integer(&c.LogBuffer, "log-buffer", "LOG_BUFFER", 0, 0, "buffer this many bytes of log output, flushed every 100ms and at shutdown; 0 writes each record at once"),
-		integer(&c.LogFileMaxSizeMB, "log-file-max-size-mb", "LOG_FILE_MAX_SIZE_MB", 100, 1, "rotate LOG_FILE when it reaches this many MB"),
-		integer(&c.LogFileMaxBackups, "log-file-max-backups", "LOG_FILE_MAX_BACKUPS", 5, 1, "rotated LOG_FILE copies to keep"),
-		text(&c.DataDir, "data-dir", "DATA_DIR", "./data", "directory of the embedded SQLite database (glasshouse.db)"),
-		secret(&c.DatabaseURL, "database-url", "DATABASE_URL", "postgres://... selects PostgreSQL instead of SQLite"),
-		secret(&c.RedisURL, "redis-url", "REDIS_URL", "redis://... enables the Redis cache and shared rate limits"),
-		optional(integer(&c.DB.MinConns, "db-min-conns", "DB_MIN_CONNS", 0, 1, "PostgreSQL pool: connections kept open"),
+		setting.Choice(&c.LogFormat, "log-format", "LOG_FORMAT", "auto", []string{"auto", "json", "text"}, "log format: auto (colour on a terminal, JSON otherwise), json, text"),
+		setting.Bool(&c.AccessLog, "access-log", "ACCESS_LOG", true, "log one record per request"),
+		setting.Text(&c.LogFile, "log-file", "LOG_FILE", "", "write JSON logs to this rotating file instead of stdout"),
+		setting.Bool(&c.LogFileTee, "log-file-tee", "LOG_FILE_TEE", false, "with LOG_FILE, also keep writing logs to stdout (two writes per record)"),
+		setting.Int(&c.LogBuffer, "log-buffer", "LOG_BUFFER", 0, 0, "buffer this many bytes of log output, flushed every 100ms and at shutdown; 0 writes each record at once"),
+		setting.Int(&c.LogFileMaxSizeMB, "log-file-max-size-mb", "LOG_FILE_MAX_SIZE_MB", 100, 1, "rotate LOG_FILE when it reaches this many MB"),
+		setting.Int(&c.LogFileMaxBackups, "log-file-max-backups", "LOG_FILE_MAX_BACKUPS", 5, 1, "rotated LOG_FILE copies to keep"),
+		setting.Text(&c.DataDir, "data-dir", "DATA_DIR", "./data", "directory of the embedded SQLite database (glasshouse.db)"),
+		setting.Text(&c.DatabaseURL, "database-url", "DATABASE_URL", "", "postgres://... selects PostgreSQL instead of SQLite"),
+		setting.Text(&c.RedisURL, "redis-url", "REDIS_URL", "", "redis://... enables the Redis cache and shared rate limits"),
+		setting.Optional(setting.Int(&c.DB.MinConns, "db-min-conns", "DB_MIN_CONNS", 0, 1, "PostgreSQL pool: connections kept open"),
 			fmt.Sprintf("pool_min_conns in DATABASE_URL, else %d", postgres.DefaultMinConns), nil),
-		optional(integer(&c.DB.MaxConns, "db-max-conns", "DB_MAX_CONNS", 0, 1, "PostgreSQL pool: most connections"),
+		setting.Optional(setting.Int(&c.DB.MaxConns, "db-max-conns", "DB_MAX_CONNS", 0, 1, "PostgreSQL pool: most connections"),
 			fmt.Sprintf("pool_max_conns in DATABASE_URL, else %d", postgres.DefaultMaxConns), nil),
-		optional(duration(&c.DB.MaxConnLifetime, "db-max-conn-lifetime", "DB_MAX_CONN_LIFETIME", 0, time.Nanosecond, "PostgreSQL: retire connections after this age"),
-			formatDuration(postgres.DefaultMaxConnLifetime), nil),
-		optional(duration(&c.DB.MaxConnIdleTime, "db-max-conn-idle-time", "DB_MAX_CONN_IDLE_TIME", 0, time.Nanosecond, "PostgreSQL: close connections idle this long"),
-			formatDuration(postgres.DefaultMaxConnIdleTime), nil),
-		optional(duration(&c.DB.ConnectTimeout, "db-connect-timeout", "DB_CONNECT_TIMEOUT", 0, time.Nanosecond, "PostgreSQL: dial and authenticate one connection within this"),
-			formatDuration(postgres.DefaultConnectTimeout), nil),
-		optional(duration(&c.DB.QueryTimeout, "db-query-timeout", "DB_QUERY_TIMEOUT", 0, time.Nanosecond, "PostgreSQL command timeout: each store call, waiting for a connection included, and statement_timeout"),
-			formatDuration(postgres.DefaultQueryTimeout), nil),
-		text(&c.RedisKeyPrefix, "redis-key-prefix", "REDIS_KEY_PREFIX", "glasshouse:", "prefix of every Redis key (cache and rate limits), so deployments can share one Redis"),
-		duration(&c.CacheTTL, "cache-ttl", "CACHE_TTL", time.Minute, time.Second, "lifetime of an item in the Redis cache"),
-		duration(&c.RedisTimeout, "redis-timeout", "REDIS_TIMEOUT", 100*time.Millisecond, time.Millisecond, "bound on each cache or rate-limit call to Redis; past it the API goes on without Redis"),
-		choice(&c.RedisFailure, "rate-limit-redis-failure", "RATE_LIMIT_REDIS_FAILURE", redislimit.FailOpen, []redislimit.Mode{redislimit.FailOpen, redislimit.FailClosed},
+		setting.Optional(setting.Duration(&c.DB.MaxConnLifetime, "db-max-conn-lifetime", "DB_MAX_CONN_LIFETIME", 0, time.Nanosecond, "PostgreSQL: retire connections after this age"),
+			setting.FormatDuration(postgres.DefaultMaxConnLifetime), nil),
+		setting.Optional(setting.Duration(&c.DB.MaxConnIdleTime, "db-max-conn-idle-time", "DB_MAX_CONN_IDLE_TIME", 0, time.Nanosecond, "PostgreSQL: close connections idle this long"),
+			setting.FormatDuration(postgres.DefaultMaxConnIdleTime), nil),
+		setting.Optional(setting.Duration(&c.DB.ConnectTimeout, "db-connect-timeout", "DB_CONNECT_TIMEOUT", 0, time.Nanosecond, "PostgreSQL: dial and authenticate one connection within this"),
+			setting.FormatDuration(postgres.DefaultConnectTimeout), nil),
+		setting.Optional(setting.Duration(&c.DB.QueryTimeout, "db-query-timeout", "DB_QUERY_TIMEOUT", 0, time.Nanosecond, "PostgreSQL command timeout: each store call, waiting for a connection included, and statement_timeout"),
+			setting.FormatDuration(postgres.DefaultQueryTimeout), nil),
+		setting.Text(&c.RedisKeyPrefix, "redis-key-prefix", "REDIS_KEY_PREFIX", "glasshouse:", "prefix of every Redis key (cache and rate limits), so deployments can share one Redis"),
+		setting.Duration(&c.CacheTTL, "cache-ttl", "CACHE_TTL", time.Minute, time.Second, "lifetime of an item in the Redis cache"),
+		setting.Duration(&c.RedisTimeout, "redis-timeout", "REDIS_TIMEOUT", 100*time.Millisecond, time.Millisecond, "bound on each cache or rate-limit call to Redis; past it the API goes on without Redis"),
+		setting.Choice(&c.RedisFailure, "rate-limit-redis-failure", "RATE_LIMIT_REDIS_FAILURE", redislimit.FailOpen, []redislimit.Mode{redislimit.FailOpen, redislimit.FailClosed},
 			"rate limits while Redis is unreachable: open (in-process limits per instance) or closed (refuse with 429)"),
-		secret(&c.JWTSecret, "jwt-secret", "JWT_SECRET", "HS256 key, at least 32 bytes; required in production").then(func() error {
+		setting.Text(&c.JWTSecret, "jwt-secret", "JWT_SECRET", "", "HS256 key, at least 32 bytes; required in production").Then(func() error {
 			switch {
 			case len(c.JWTSecret) > 0 && len(c.JWTSecret) < 32:
 				return fmt.Errorf("is %d bytes; use at least 32 random bytes (e.g. openssl rand -base64 48)", len(c.JWTSecret))
@@ -168,26 +172,26 @@ func (c *config) settings() []setting {
 			}
 			return nil
 		}),
-		duration(&c.JWTTTL, "jwt-ttl", "JWT_TTL", 30*time.Minute, time.Minute, "access token lifetime"),
-		list(&c.CORSOrigins, "cors-origins", "CORS_ORIGINS", "comma-separated allowed origins (* for any); none by default", func(o string) (string, error) {
+		setting.Duration(&c.JWTTTL, "jwt-ttl", "JWT_TTL", 30*time.Minute, time.Minute, "access token lifetime"),
+		setting.List(&c.CORSOrigins, "cors-origins", "CORS_ORIGINS", "comma-separated allowed origins (* for any); none by default", func(o string) (string, error) {
 			if o != "*" && !strings.HasPrefix(o, "http://") && !strings.HasPrefix(o, "https://") {
 				return "", fmt.Errorf("%q is not an origin like https://app.example.com", o)
 			}
 			return strings.TrimSuffix(o, "/"), nil
 		}),
-		{flag: "trusted-proxies", env: "TRUSTED_PROXIES",
-			usage: "comma-separated CIDRs (and unix, for peers on a Unix socket) of proxies whose X-Forwarded-For (right-most untrusted entry), then X-Real-IP, name the client; none by default",
-			set: func(v string) (err error) {
+		{Flag: "trusted-proxies", Env: "TRUSTED_PROXIES", Arg: "cidrs",
+			Usage: "comma-separated CIDRs (and unix, for peers on a Unix socket) of proxies whose X-Forwarded-For (right-most untrusted entry), then X-Real-IP, name the client; none by default",
+			Set: func(v string) (err error) {
 				c.TrustedProxies, err = httpapi.ParseTrustedProxies(v)
 				return err
 			}},
-		{flag: "allowed-hosts", env: "ALLOWED_HOSTS",
-			usage: "comma-separated Host names answered (*.example.com for subdomains; list the pod IP for probes); any by default",
-			set: func(v string) (err error) {
+		{Flag: "allowed-hosts", Env: "ALLOWED_HOSTS", Arg: "hosts",
+			Usage: "comma-separated Host names answered (*.example.com for subdomains; list the pod IP for probes); any by default",
+			Set: func(v string) (err error) {
 				c.AllowedHosts, err = httpapi.ParseAllowedHosts(v)
 				return err
 			}},
-		boolean(&c.RateLimitEnabled, "rate-limit-enabled", "RATE_LIMIT_ENABLED", true, "false disables every rate limit (load tests)").then(func() error {
+		setting.Bool(&c.RateLimitEnabled, "rate-limit-enabled", "RATE_LIMIT_ENABLED", true, "false disables every rate limit (load tests)").Then(func() error {
 			if !c.RateLimitEnabled {
 				c.Limits = httpapi.Limits{}
 				c.ConcurrencyLimitPerIP = 0
@@ -198,26 +202,26 @@ func (c *config) settings() []setting {
 		limit(&c.Limits.User, "rate-limit-user", "RATE_LIMIT_USER", httpapi.DefaultLimits.User, "per user on authenticated routes"),
 		limit(&c.Limits.Login, "rate-limit-login", "RATE_LIMIT_LOGIN", httpapi.DefaultLimits.Login, "per client IP and username on login"),
 		limit(&c.Limits.LoginIP, "rate-limit-login-ip", "RATE_LIMIT_LOGIN_IP", httpapi.DefaultLimits.LoginIP, "per client IP over all usernames on login, before any password is hashed"),
-		integer(&c.PasswordHashQueue, "password-hash-queue", "PASSWORD_HASH_QUEUE", httpapi.DefaultHashQueue, 1, "signups and logins hashing or waiting to hash at once, a quarter of it per client IP; beyond either a fast 503"),
-		integer(&c.MaxBodyBytes, "max-body-bytes", "MAX_BODY_BYTES", httpapi.DefaultMaxBodyBytes, 1024, "largest request body (413 beyond)"),
-		integer(&c.MaxHeaderBytes, "max-header-bytes", "MAX_HEADER_BYTES", 64<<10, 4096, "largest request header section net/http accepts"),
-		integer(&c.ConcurrencyLimit, "concurrency-limit", "CONCURRENCY_LIMIT", 1024, 0, "in-flight requests before fast 503s; 0 disables"),
-		optional(integer(&c.ConcurrencyLimitPerIP, "concurrency-limit-per-ip", "CONCURRENCY_LIMIT_PER_IP", 0, 0, "in-flight requests of one client IP before 429s"),
+		setting.Int(&c.PasswordHashQueue, "password-hash-queue", "PASSWORD_HASH_QUEUE", httpapi.DefaultHashQueue, 1, "signups and logins hashing or waiting to hash at once, a quarter of it per client IP; beyond either a fast 503"),
+		setting.Int(&c.MaxBodyBytes, "max-body-bytes", "MAX_BODY_BYTES", httpapi.DefaultMaxBodyBytes, 1024, "largest request body (413 beyond)"),
+		setting.Int(&c.MaxHeaderBytes, "max-header-bytes", "MAX_HEADER_BYTES", 64<<10, 4096, "largest request header section net/http accepts"),
+		setting.Int(&c.ConcurrencyLimit, "concurrency-limit", "CONCURRENCY_LIMIT", 1024, 0, "in-flight requests before fast 503s; 0 disables"),
+		setting.Optional(setting.Int(&c.ConcurrencyLimitPerIP, "concurrency-limit-per-ip", "CONCURRENCY_LIMIT_PER_IP", 0, 0, "in-flight requests of one client IP before 429s"),
 			"CONCURRENCY_LIMIT/8, at least 1; 0 disables; RATE_LIMIT_ENABLED=false disables", func() {
 				if c.RateLimitEnabled && c.ConcurrencyLimit > 0 {
 					c.ConcurrencyLimitPerIP = max(c.ConcurrencyLimit/8, 1)
 				}
 			}),
-		integer(&c.MinBodyRate, "min-body-rate", "MIN_BODY_RATE", httpapi.DefaultMinBodyRate, 0, "slowest request body, bytes/s on average after MIN_BODY_RATE_GRACE, before a 408; 0 disables"),
-		duration(&c.MinBodyRateGrace, "min-body-rate-grace", "MIN_BODY_RATE_GRACE", httpapi.DefaultBodyRateGrace, 0, "time a request body may take before MIN_BODY_RATE applies"),
-		duration(&c.ReadyCacheTTL, "ready-cache-ttl", "READY_CACHE_TTL", httpapi.DefaultReadyCacheTTL, time.Millisecond, "reuse a /health/ready result this long; the dependency checks run at most once at a time"),
-		boolean(&c.HealthDetailedSystem, "health-detailed-system", "HEALTH_DETAILED_SYSTEM", false, "show host and process resource use (CPU, memory, RSS, goroutines) on the public /health/detailed"),
-		secret(&c.ErrorWebhookURL, "error-webhook-url", "ERROR_WEBHOOK_URL",
-			"Slack incoming-webhook URL that gets an alert for the first 5xx or panic of each kind (a secret; or use ERROR_WEBHOOK_URL_FILE)").then(func() error {
+		setting.Int(&c.MinBodyRate, "min-body-rate", "MIN_BODY_RATE", httpapi.DefaultMinBodyRate, 0, "slowest request body, bytes/s on average after MIN_BODY_RATE_GRACE, before a 408; 0 disables"),
+		setting.Duration(&c.MinBodyRateGrace, "min-body-rate-grace", "MIN_BODY_RATE_GRACE", httpapi.DefaultBodyRateGrace, 0, "time a request body may take before MIN_BODY_RATE applies"),
+		setting.Duration(&c.ReadyCacheTTL, "ready-cache-ttl", "READY_CACHE_TTL", httpapi.DefaultReadyCacheTTL, time.Millisecond, "reuse a /health/ready result this long; the dependency checks run at most once at a time"),
+		setting.Bool(&c.HealthDetailedSystem, "health-detailed-system", "HEALTH_DETAILED_SYSTEM", false, "show host and process resource use (CPU, memory, RSS, goroutines) on the public /health/detailed"),
+		setting.Text(&c.ErrorWebhookURL, "error-webhook-url", "ERROR_WEBHOOK_URL", "",
+			"Slack incoming-webhook URL that gets an alert for the first 5xx or panic of each kind (a secret; or use ERROR_WEBHOOK_URL_FILE)").Then(func() error {
 			return checkWebhookURL(c.ErrorWebhookURL)
 		}),
-		file(&c.ErrorWebhookURLFile, "error-webhook-url-file", "ERROR_WEBHOOK_URL_FILE",
-			"file holding ERROR_WEBHOOK_URL (a mounted secret, as Alertmanager's slack_api_url_file)").then(func() error {
+		setting.File(&c.ErrorWebhookURLFile, "error-webhook-url-file", "ERROR_WEBHOOK_URL_FILE",
+			"file holding ERROR_WEBHOOK_URL (a mounted secret, as Alertmanager's slack_api_url_file)").Then(func() error {
 			if c.ErrorWebhookURLFile == "" {
 				return nil
 			}
@@ -231,9 +235,9 @@ func (c *config) settings() []setting {
 			c.ErrorWebhookURL = telemetry.Secret(strings.TrimSpace(string(b)))
 			return checkWebhookURL(c.ErrorWebhookURL)
 		}),
-		duration(&c.ErrorAlertInterval, "error-alert-interval", "ERROR_ALERT_INTERVAL", 10*time.Minute, time.Second,
+		setting.Duration(&c.ErrorAlertInterval, "error-alert-interval", "ERROR_ALERT_INTERVAL", 10*time.Minute, time.Second,
 			"at most one error alert per kind (error type and top stack frames) per this interval"),
-		secret(&c.SentryDSN, "sentry-dsn", "SENTRY_DSN", "also send every 5xx and panic to Sentry (https://KEY@HOST/PROJECT), tagged with its trace_id").then(func() error {
+		setting.Text(&c.SentryDSN, "sentry-dsn", "SENTRY_DSN", "", "also send every 5xx and panic to Sentry (https://KEY@HOST/PROJECT), tagged with its trace_id").Then(func() error {
 			if d := c.SentryDSN.Reveal(); d != "" {
 				if _, err := sentry.NewDsn(d); err != nil {
 					return errors.New("is not a Sentry DSN like https://KEY@o0.ingest.sentry.io/PROJECT")
@@ -241,19 +245,19 @@ func (c *config) settings() []setting {
 			}
 			return nil
 		}),
-		duration(&c.ReadHeaderTimeout, "read-header-timeout", "READ_HEADER_TIMEOUT", 5*time.Second, time.Millisecond, "time to read request headers"),
-		duration(&c.ReadTimeout, "read-timeout", "READ_TIMEOUT", 15*time.Second, time.Millisecond, "time to read a whole request"),
-		duration(&c.WriteTimeout, "write-timeout", "WRITE_TIMEOUT", 30*time.Second, time.Millisecond, "time to write a response"),
-		duration(&c.IdleTimeout, "idle-timeout", "IDLE_TIMEOUT", 120*time.Second, time.Millisecond, "keep-alive idle time"),
-		duration(&c.ShutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 20*time.Second, 0, "grace period for in-flight requests on SIGTERM"),
-		duration(&c.DrainDelay, "drain-delay", "SHUTDOWN_DRAIN_DELAY", 0, 0, "on SIGTERM, answer /health/ready with 503 this long before closing the listener (set ~5s behind a load balancer)"),
-		file(&c.TLSCertFile, "tls-cert-file", "TLS_CERT_FILE", "TLS certificate (PEM); enables HTTPS and HTTP/2").then(func() error {
+		setting.Duration(&c.ReadHeaderTimeout, "read-header-timeout", "READ_HEADER_TIMEOUT", 5*time.Second, time.Millisecond, "time to read request headers"),
+		setting.Duration(&c.ReadTimeout, "read-timeout", "READ_TIMEOUT", 15*time.Second, time.Millisecond, "time to read a whole request"),
+		setting.Duration(&c.WriteTimeout, "write-timeout", "WRITE_TIMEOUT", 30*time.Second, time.Millisecond, "time to write a response"),
+		setting.Duration(&c.IdleTimeout, "idle-timeout", "IDLE_TIMEOUT", 120*time.Second, time.Millisecond, "keep-alive idle time"),
+		setting.Duration(&c.ShutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 20*time.Second, 0, "grace period for in-flight requests on SIGTERM"),
+		setting.Duration(&c.DrainDelay, "drain-delay", "SHUTDOWN_DRAIN_DELAY", 0, 0, "on SIGTERM, answer /health/ready with 503 this long before closing the listener (set ~5s behind a load balancer)"),
+		setting.File(&c.TLSCertFile, "tls-cert-file", "TLS_CERT_FILE", "TLS certificate (PEM); enables HTTPS and HTTP/2").Then(func() error {
 			if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 				return errors.New("and TLS_KEY_FILE must be set together")
 			}
 			return nil
 		}),
-		file(&c.TLSKeyFile, "tls-key-file", "TLS_KEY_FILE", "TLS private key (PEM)"),
+		setting.File(&c.TLSKeyFile, "tls-key-file", "TLS_KEY_FILE", "TLS private key (PEM)"),
 	}
 }
 
@@ -266,51 +270,19 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	envFile := fs.String("env-file", ".env", "optional KEY=VALUE file read before the environment")
-	flagVals := make(map[string]*string, len(table))
-	for _, s := range table {
-		flagVals[s.flag] = fs.String(s.flag, "", s.usage+" (env "+s.env+", default "+strconv.Quote(s.def)+")")
-	}
+	given := setting.Register(fs, table)
 	if err := fs.Parse(args[1:]); err != nil {
 		return config{}, err
 	}
 	if fs.NArg() > 0 {
 		return config{}, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	fromFlag := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { fromFlag[f.Name] = true })
-	var errs lines
+	var errs setting.Problems
 	dotenv, err := readDotEnv(*envFile)
 	if err != nil {
 		errs = append(errs, err)
 	}
-	report := func(env string, err error) {
-		if err == nil {
-			return
-		}
-		if multi, ok := err.(interface{ Unwrap() []error }); ok {
-			for _, e := range multi.Unwrap() {
-				errs = append(errs, fmt.Errorf("%s: %w", env, e))
-			}
-			return
-		}
-		errs = append(errs, fmt.Errorf("%s: %w", env, err))
-	}
-	for _, s := range table {
-		v := s.def
-		if fromFlag[s.flag] {
-			v = *flagVals[s.flag]
-		} else if e := getenv(s.env); e != "" {
-			v = e
-		} else if d, ok := dotenv[s.env]; ok {
-			v = d
-		}
-		report(s.env, s.set(v))
-	}
-	for _, s := range table {
-		if s.after != nil {
-			report(s.env, s.after())
-		}
-	}
+	errs = append(errs, setting.Resolve(table, given, setting.Getenv(getenv), setting.Map(dotenv))...)
 	// OTEL_* are telemetry's; checked here so that they are reported with
 	// the rest.
 	c.Getenv = func(k string) string {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -291,18 +292,19 @@ func TestSettingsTable(t *testing.T) {
 	var c config
 	flags, envs := map[string]bool{}, map[string]bool{}
 	for _, s := range c.settings() {
-		if flags[s.flag] || envs[s.env] {
-			t.Errorf("%s (-%s) is declared twice", s.env, s.flag)
+		if flags[s.Flag] || envs[s.Env] {
+			t.Errorf("%s (-%s) is declared twice", s.Env, s.Flag)
 		}
-		flags[s.flag], envs[s.env] = true, true
-		if s.usage == "" {
-			t.Errorf("%s has no usage", s.env)
+		flags[s.Flag], envs[s.Env] = true, true
+		if s.Usage == "" || s.Env == "" {
+			t.Errorf("-%s has no usage or no environment variable", s.Flag)
 		}
-		if err := s.set(s.def); err != nil {
-			t.Errorf("%s: default %q: %v", s.env, s.def, err)
+		if err := s.Set(s.Default); err != nil {
+			t.Errorf("%s: default %q: %v", s.Env, s.Default, err)
 		}
-		if want := fmt.Sprintf("(env %s, default %q)", s.env, s.def); !strings.Contains(usage.String(), "-"+s.flag+" ") || !strings.Contains(usage.String(), want) {
-			t.Errorf("-h does not list -%s with %s:\n%s", s.flag, want, usage.String())
+		want := fmt.Sprintf("(env %s, default %q)", s.Env, s.Default)
+		if !regexp.MustCompile(`(?m)^  -`+s.Flag+`\b`).MatchString(usage.String()) || !strings.Contains(usage.String(), want) {
+			t.Errorf("-h does not list -%s with %s:\n%s", s.Flag, want, usage.String())
 		}
 	}
 }
@@ -313,10 +315,10 @@ func TestSettingsTable(t *testing.T) {
 func TestSettingsFromEveryLayer(t *testing.T) {
 	var table config
 	for _, s := range table.settings() {
-		if s.def == "" {
+		if s.Default == "" {
 			continue // no valid value to give every layer
 		}
-		t.Run(s.env, func(t *testing.T) {
+		t.Run(s.Env, func(t *testing.T) {
 			envFile := filepath.Join(t.TempDir(), ".env")
 			const bad = "not*valid/for=any:setting"
 			for _, tt := range []struct {
@@ -324,16 +326,64 @@ func TestSettingsFromEveryLayer(t *testing.T) {
 				flag        []string
 				env, dotenv string
 			}{
-				{"flag over env", []string{"-" + s.flag, s.def}, bad, bad},
-				{"env over .env", nil, s.def, bad},
+				{"flag over env", []string{"-" + s.Flag + "=" + s.Default}, bad, bad},
+				{"env over .env", nil, s.Default, bad},
 			} {
-				os.WriteFile(envFile, []byte(s.env+"="+tt.dotenv+"\n"), 0o600)
+				os.WriteFile(envFile, []byte(s.Env+"="+tt.dotenv+"\n"), 0o600)
 				args := append([]string{"api", "-env-file", envFile}, tt.flag...)
-				_, err := parseConfig(args, envOf(map[string]string{s.env: tt.env}), io.Discard)
-				if err != nil && strings.Contains(err.Error(), s.env+":") {
+				_, err := parseConfig(args, envOf(map[string]string{s.Env: tt.env}), io.Discard)
+				if err != nil && strings.Contains(err.Error(), s.Env+":") {
 					t.Errorf("%s: %v", tt.name, err)
 				}
 			}
 		})
+	}
+}
+
+// TestBoolFlagAlone: a boolean setting's flag alone means true.
+func TestBoolFlagAlone(t *testing.T) {
+	c, err := parseConfig([]string{"api", "-env-file=", "-health-detailed-system", "-access-log=false"}, envOf(nil), io.Discard)
+	if err != nil || !c.HealthDetailedSystem || c.AccessLog {
+		t.Errorf("-health-detailed-system -access-log=false: system %v, access log %v, %v; want true, false", c.HealthDetailedSystem, c.AccessLog, err)
+	}
+}
+
+// TestREADMEConfigTable: the configuration table in README.md names every
+// setting, and only settings (OTEL_* belong to telemetry).
+func TestREADMEConfigTable(t *testing.T) {
+	readme, err := os.ReadFile("../../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "\n## Configuration\n")
+	if !ok {
+		t.Fatal("README.md has no ## Configuration section")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	documented := map[string]bool{}
+	for _, line := range strings.Split(section, "\n") {
+		cells := strings.Split(line, "|")
+		if len(cells) < 3 || !strings.HasPrefix(strings.TrimSpace(cells[1]), "`") {
+			continue
+		}
+		for _, m := range regexp.MustCompile("`([A-Z0-9_*]+)`").FindAllStringSubmatch(cells[1], -1) {
+			documented[m[1]] = true
+		}
+	}
+	if len(documented) < 10 {
+		t.Fatalf("found only %d variables in README.md's configuration table; has its format changed?", len(documented))
+	}
+	var c config
+	declared := map[string]bool{}
+	for _, s := range c.settings() {
+		declared[s.Env] = true
+		if !documented[s.Env] {
+			t.Errorf("%s is a setting but not in README.md's configuration table", s.Env)
+		}
+	}
+	for env := range documented {
+		if !declared[env] && !strings.HasPrefix(env, "OTEL_") {
+			t.Errorf("README.md's configuration table documents %s, which is no setting", env)
+		}
 	}
 }

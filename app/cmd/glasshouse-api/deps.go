@@ -107,25 +107,36 @@ func openDeps(ctx context.Context, cfg config, tel *telemetry.Telemetry, inj *fa
 	checks := []app.Check{{Name: "database", Check: store.Ping}}
 	var limiter ratelimit.Limiter = ratelimit.NewMemory(nil)
 
-	health := newDependencyHealth(tel)
+	health, err := newDependencyHealth(tel)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.RedisURL != "" {
 		rdb, err := openRedis(ctx, cfg, tel)
 		if err != nil {
 			return nil, err
 		}
 		d.closers = append(d.closers, rdb.Close)
+		cacheMetrics, err := rediscache.NewMetrics(tel.Registry)
+		if err != nil {
+			return nil, err
+		}
+		fallbackMetrics, err := redislimit.NewMetrics(tel.Registry)
+		if err != nil {
+			return nil, err
+		}
 		inj.Register("redis")
 		rdb.AddHook(faultHook{err: func() error { return inj.Err("redis") }})
 		onRedis := func(err error) { health.report("redis", err) }
 		// The closers already close the store underneath the cache.
 		store = rediscache.New(store, rdb, rediscache.Options{
 			Prefix: cfg.RedisKeyPrefix + "cache:v1:", TTL: cfg.CacheTTL, Timeout: cfg.RedisTimeout,
-			Recorder: tel, OnError: onRedis,
+			Recorder: cacheMetrics, OnError: onRedis,
 		})
 		limiter = redislimit.NewFallback(
 			redislimit.New(rdb, redislimit.Options{Prefix: cfg.RedisKeyPrefix + "ratelimit:", Timeout: cfg.RedisTimeout}),
 			limiter,
-			redislimit.FallbackOptions{Mode: cfg.RedisFailure, Recorder: tel, OnError: onRedis},
+			redislimit.FallbackOptions{Mode: cfg.RedisFailure, Recorder: fallbackMetrics, OnError: onRedis},
 		)
 		checks = append(checks, app.Check{Name: "redis", Optional: true, Check: func(ctx context.Context) error {
 			return rdb.Ping(ctx).Err()
@@ -178,9 +189,9 @@ func openSQLite(ctx context.Context, cfg config, tel *telemetry.Telemetry) (*sql
 	if err != nil {
 		return nil, err
 	}
-	err = tel.RegisterDBPool("sqlite", func() telemetry.DBPoolStats {
+	err = registerDBPool(tel.Registry, "sqlite", func() dbPoolStats {
 		st := store.Stats()
-		return telemetry.DBPoolStats{
+		return dbPoolStats{
 			Acquired: int64(st.InUse), Idle: int64(st.Idle), Total: int64(st.OpenConnections),
 			Max: int64(st.MaxOpenConnections), WaitCount: uint64(st.WaitCount), WaitDuration: st.WaitDuration,
 		}
@@ -218,9 +229,9 @@ func openPostgres(ctx context.Context, cfg config, tel *telemetry.Telemetry) (*p
 	if err != nil {
 		return nil, fmt.Errorf("DATABASE_URL: %w", err)
 	}
-	err = tel.RegisterDBPool("postgres", func() telemetry.DBPoolStats {
+	err = registerDBPool(tel.Registry, "postgres", func() dbPoolStats {
 		st := store.Pool().Stat()
-		return telemetry.DBPoolStats{
+		return dbPoolStats{
 			Acquired: int64(st.AcquiredConns()), Idle: int64(st.IdleConns()), Total: int64(st.TotalConns()),
 			Max: int64(st.MaxConns()), WaitCount: uint64(st.EmptyAcquireCount()), WaitDuration: st.EmptyAcquireWaitTime(),
 		}
@@ -273,9 +284,9 @@ func openRedis(ctx context.Context, cfg config, tel *telemetry.Telemetry) (*redi
 		rdb.Close()
 		return nil, fmt.Errorf("redis tracing: %w", err)
 	}
-	if err := tel.RegisterRedisPool(func() telemetry.RedisPoolStats {
+	if err := registerRedisPool(tel.Registry, func() redisPoolStats {
 		st := rdb.PoolStats()
-		return telemetry.RedisPoolStats{Total: st.TotalConns, Idle: st.IdleConns, Stale: st.StaleConns}
+		return redisPoolStats{Total: st.TotalConns, Idle: st.IdleConns, Stale: st.StaleConns}
 	}); err != nil {
 		rdb.Close()
 		return nil, err
@@ -294,13 +305,18 @@ func openRedis(ctx context.Context, cfg config, tel *telemetry.Telemetry) (*redi
 // learns about a dependency (health checks, the background probe, the
 // cache's and rate limiter's own calls) and logs each change of state once.
 type dependencyHealth struct {
-	tel   *telemetry.Telemetry
-	mu    sync.Mutex
-	state map[string]bool // known states; absent until first report
+	tel     *telemetry.Telemetry
+	metrics *depMetrics
+	mu      sync.Mutex
+	state   map[string]bool // known states; absent until first report
 }
 
-func newDependencyHealth(tel *telemetry.Telemetry) *dependencyHealth {
-	return &dependencyHealth{tel: tel, state: map[string]bool{}}
+func newDependencyHealth(tel *telemetry.Telemetry) (*dependencyHealth, error) {
+	m, err := newDepMetrics(tel.Registry)
+	if err != nil {
+		return nil, err
+	}
+	return &dependencyHealth{tel: tel, metrics: m, state: map[string]bool{}}, nil
 }
 
 // report records one outcome for dependency dep (err nil means up).
@@ -310,7 +326,7 @@ func (h *dependencyHealth) report(dep string, err error) {
 	was, known := h.state[dep]
 	h.state[dep] = up
 	h.mu.Unlock()
-	h.tel.SetDependencyUp(dep, up)
+	h.metrics.setUp(dep, up)
 	switch {
 	case known && was == up:
 	case !up:
@@ -332,7 +348,7 @@ func (h *dependencyHealth) wrap(checks []app.Check) []app.Check {
 			if errors.Is(ctx.Err(), context.Canceled) {
 				return err
 			}
-			h.tel.ObserveDependency(c.Name, time.Since(start), err)
+			h.metrics.observe(c.Name, time.Since(start), err)
 			h.report(c.Name, err)
 			return err
 		}

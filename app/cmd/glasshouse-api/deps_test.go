@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -32,32 +31,20 @@ import (
 	"github.com/glasshouse-dev/glasshouse/app/postgres/pgtest"
 	"github.com/glasshouse-dev/glasshouse/app/ratelimit"
 	"github.com/glasshouse-dev/glasshouse/app/redislimit"
+	"github.com/glasshouse-dev/glasshouse/internal/freeport"
+	"github.com/glasshouse-dev/glasshouse/internal/syncbuf"
 	"github.com/glasshouse-dev/glasshouse/telemetry"
 )
-
-// depLog is a goroutine-safe log sink.
-type depLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *depLog) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
-func (l *depLog) String() string              { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // depAPI is one API started through run.
 type depAPI struct {
 	base, admin string
-	logs        *depLog
+	logs        *syncbuf.Buffer
 }
 
 func depFreeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return freeport.Addr(t)
 }
 
 // startDepAPI runs the API with env on free loopback ports and waits until
@@ -75,7 +62,7 @@ func startDepAPI(t *testing.T, env map[string]string) *depAPI {
 	for k, v := range env {
 		e[k] = v
 	}
-	a := &depAPI{base: "http://" + e["ADDR"], admin: "http://" + e["ADMIN_ADDR"], logs: &depLog{}}
+	a := &depAPI{base: "http://" + e["ADDR"], admin: "http://" + e["ADMIN_ADDR"], logs: &syncbuf.Buffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -477,6 +464,7 @@ func TestRedisOutageThroughTheAPI(t *testing.T) {
 				"REDIS_KEY_PREFIX":         redistest.Prefix(t),
 				"RATE_LIMIT_REDIS_FAILURE": string(mode),
 				"RATE_LIMIT_USER":          "100/1s:100",
+				"READY_CACHE_TTL":          "1ms", // /health/detailed must run the checks, not reuse start-up's
 			})
 			token := api.signup(t, "cacheuser")
 			_, id := api.createItem(t, token, "cached")
@@ -584,6 +572,7 @@ func TestRedisFaultInjection(t *testing.T) {
 		"REDIS_KEY_PREFIX":         redistest.Prefix(t),
 		"RATE_LIMIT_REDIS_FAILURE": string(redislimit.FailOpen),
 		"RATE_LIMIT_USER":          "100/1s:100",
+		"READY_CACHE_TTL":          "1ms", // /health/detailed must run the checks, not reuse start-up's
 	})
 	token := api.signup(t, "faultuser")
 	_, id := api.createItem(t, token, "cached")
@@ -726,7 +715,7 @@ func TestBadDependencyURLsFailStartClearly(t *testing.T) {
 		for k, v := range tc.env {
 			e[k] = v
 		}
-		var logs depLog
+		var logs syncbuf.Buffer
 		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 		err := run(ctx, []string{"glasshouse-api", "-env-file="}, func(k string) string { return e[k] }, strings.NewReader(""), &logs, &logs)
 		cancel()

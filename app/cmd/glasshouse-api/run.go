@@ -44,6 +44,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	}
 	ver := buildVersion()
 	tel, err := telemetry.New(ctx, telemetry.Config{
+		ServiceName:       "glasshouse-api", // OTEL_SERVICE_NAME still wins
 		ServiceVersion:    ver,
 		Environment:       cfg.AppEnv,
 		LogLevel:          cfg.LogLevel,

@@ -10,36 +10,16 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/glasshouse-dev/glasshouse/internal/freeport"
+	"github.com/glasshouse-dev/glasshouse/internal/syncbuf"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return freeport.Addr(t)
 }
 
 type instance struct {
@@ -47,7 +27,7 @@ type instance struct {
 	dataDir     string
 	cancel      context.CancelFunc
 	done        chan error
-	logs        *syncBuffer
+	logs        *syncbuf.Buffer
 }
 
 // start calls run with env (on top of free loopback ports, a temp data
@@ -64,7 +44,7 @@ func start(t *testing.T, env map[string]string) *instance {
 		e[k] = v
 	}
 	ctx, cancel := context.WithCancel(t.Context())
-	in := &instance{base: "http://" + e["ADDR"], admin: "http://" + e["ADMIN_ADDR"], dataDir: e["DATA_DIR"], cancel: cancel, done: make(chan error, 1), logs: &syncBuffer{}}
+	in := &instance{base: "http://" + e["ADDR"], admin: "http://" + e["ADMIN_ADDR"], dataDir: e["DATA_DIR"], cancel: cancel, done: make(chan error, 1), logs: &syncbuf.Buffer{}}
 	go func() {
 		in.done <- run(ctx, []string{"glasshouse-api", "-env-file="}, func(k string) string { return e[k] }, strings.NewReader(""), in.logs, in.logs)
 	}()

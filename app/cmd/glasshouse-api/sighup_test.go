@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/glasshouse-dev/glasshouse/internal/syncbuf"
 )
 
 // TestSIGHUPReopensLogFile builds the real binary with LOG_FILE set, does
@@ -31,7 +33,7 @@ func TestSIGHUPReopensLogFile(t *testing.T) {
 	logFile := filepath.Join(dir, "api.log")
 	addr := freeAddr(t)
 	base := "http://" + addr
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	cmd := exec.Command(bin, "-env-file=")
 	cmd.Env = append(os.Environ(), "ADDR="+addr, "ADMIN_ADDR="+freeAddr(t), "DATA_DIR="+t.TempDir(), "LOG_FILE="+logFile)
 	cmd.Stdout, cmd.Stderr = out, out

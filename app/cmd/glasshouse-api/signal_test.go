@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/glasshouse-dev/glasshouse/internal/syncbuf"
 )
 
 // TestSIGTERMCompletesInFlightRequest builds the real binary, starts it,
@@ -34,7 +36,7 @@ func TestSIGTERMCompletesInFlightRequest(t *testing.T) {
 	}
 	addr, adminAddr := freeAddr(t), freeAddr(t)
 	base := "http://" + addr
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	cmd := exec.Command(bin, "-env-file=")
 	cmd.Env = append(os.Environ(), "ADDR="+addr, "ADMIN_ADDR="+adminAddr, "DATA_DIR="+t.TempDir(),
 		"LOG_FORMAT=json", "SHUTDOWN_TIMEOUT=10s", "RATE_LIMIT_ENABLED=false")

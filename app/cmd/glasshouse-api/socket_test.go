@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/glasshouse-dev/glasshouse/internal/syncbuf"
 )
 
 // shortDir is a temporary directory with a path short enough for a Unix
@@ -54,7 +56,7 @@ func TestUnixSocket(t *testing.T) {
 
 	env := map[string]string{"ADDR": "unix:" + sock, "UNIX_SOCKET_MODE": "0600", "ADMIN_ADDR": depFreeAddr(t),
 		"DATA_DIR": t.TempDir(), "LOG_FORMAT": "json", "TRUSTED_PROXIES": "unix", "RATE_LIMIT_ANONYMOUS": "1/1h:1"}
-	logs := &depLog{}
+	logs := &syncbuf.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {

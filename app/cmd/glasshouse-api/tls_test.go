@@ -18,6 +18,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/glasshouse-dev/glasshouse/internal/syncbuf"
 )
 
 // selfSigned writes a certificate for 127.0.0.1 and its key, returning the paths.
@@ -56,7 +58,7 @@ func TestTLSServesHTTP2WithHSTS(t *testing.T) {
 	addr := freeAddr(t)
 	env := map[string]string{"ADDR": addr, "ADMIN_ADDR": freeAddr(t), "DATA_DIR": t.TempDir(), "LOG_FORMAT": "json",
 		"TLS_CERT_FILE": cert, "TLS_KEY_FILE": key}
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	done := make(chan error, 1)
 	ctx, cancel := context.WithCancel(t.Context())
 	go func() { done <- run(ctx, []string{"api", "-env-file="}, envOf(env), nil, logs, logs) }()

@@ -3,7 +3,7 @@
 // restored from the test, which makes the server look down to the code under
 // test without disturbing anyone else using that server.
 //
-// It imports only the standard library and is meant for tests.
+// It imports only the standard library (TestImports) and is meant for tests.
 package tcpproxy
 
 import (

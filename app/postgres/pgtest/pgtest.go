@@ -2,7 +2,8 @@
 // on the server named by TEST_DATABASE_URL, so tests (and other packages'
 // tests sharing the server) never see each other's rows.
 //
-// It imports pgx and the standard library only.
+// It imports pgx, internal/integration and the standard library only
+// (TestImports).
 package pgtest
 
 import (

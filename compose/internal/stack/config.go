@@ -8,8 +8,8 @@
 // process's PID together with its start time, so a PID reused by an unrelated
 // process is never signalled.
 //
-// It imports nothing from the rest of the repository; it builds and runs the
-// other programs as a user would.
+// It imports nothing from the rest of the repository (TestImports); it
+// builds and runs the other programs as a user would.
 package stack
 
 import (

@@ -21,6 +21,7 @@ import (
 
 	"github.com/glasshouse-dev/glasshouse/alerts"
 	"github.com/glasshouse-dev/glasshouse/alerts/slo"
+	"github.com/glasshouse-dev/glasshouse/internal/setting"
 	"github.com/glasshouse-dev/glasshouse/loadtest"
 	"github.com/glasshouse-dev/glasshouse/loadtest/promexport"
 	"github.com/glasshouse-dev/glasshouse/loadtest/report"
@@ -48,89 +49,101 @@ type config struct {
 	coarseSchedule               bool
 }
 
-type tagFlag map[string]string
-
-func (t tagFlag) String() string { return "" }
-func (t tagFlag) Set(s string) error {
-	k, v, ok := strings.Cut(s, "=")
-	if !ok || k == "" {
-		return fmt.Errorf("%q is not key=value", s)
+// settings is every flag of glasshouse-load, each declared once, bound to
+// the fields of c (whose tags map must not be nil).
+func (c *config) settings() []setting.Setting {
+	names := scenarios.Names()
+	httpURL := func(v *string, want string) func() error {
+		return func() error {
+			if *v == "" {
+				return nil
+			}
+			if u, err := url.Parse(*v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return fmt.Errorf("%q: want %s", *v, want)
+			}
+			return nil
+		}
 	}
-	t[k] = v
-	return nil
+	return []setting.Setting{
+		setting.Text(&c.target, "target", "TARGET", "http://127.0.0.1:8080", "API base URL"),
+		setting.Text(&c.scenario, "scenario", "SCENARIO", "smoke", "API scenario: "+strings.Join(names, ", ")).Then(func() error {
+			if c.url == "" && !slices.Contains(names, c.scenario) {
+				return fmt.Errorf("%q is not %s", c.scenario, setting.OrList(names))
+			}
+			return nil
+		}),
+		setting.Optional(setting.Text(&c.sloPath, "slo", "SLO_FILE", "", "SLO spec the thresholds are derived from"),
+			"the alerts/slo.yaml built into the binary", nil),
+		setting.Int(&c.users, "users", "", 0, 0, "users signed up and logged in during setup (0: per scenario)"),
+		setting.Int(&c.rate, "rate", "", 0, 0, "iterations per second: steady rate of arrival-rate scenarios, peak of spike/breakpoint; with -url, 0 runs a closed loop"),
+		setting.Int(&c.vus, "vus", "", 0, 0, "VUs of the smoke scenario; with -url, pre-allocated VUs (0: 50)"),
+		setting.Int(&c.maxVUs, "max-vus", "", 0, 0, "with -url and -rate: most VUs (0: 4x -vus)"),
+		setting.Duration(&c.duration, "duration", "", 0, 0, "total duration; stages scale with it (0: per scenario; 10s with -url)"),
+		setting.Text(&c.url, "url", "", "", "load this URL with GET requests instead of running an API scenario").Then(
+			httpURL(&c.url, "http(s)://host[:port]/path")),
+		setting.Text(&c.summaryExport, "summary-export", "", "", "write the JSON summary to this file"),
+		setting.Text(&c.out, "out", "", "", "stream every sample as k6 JSON lines: json=FILE").Then(func() error {
+			if c.out != "" && !strings.HasPrefix(c.out, "json=") {
+				return fmt.Errorf("%q: want json=FILE", c.out)
+			}
+			return nil
+		}),
+		{Flag: "tag", Arg: "value", Usage: "tag added to every sample, key=value (repeatable), e.g. -tag testid=ci-42", Set: func(s string) error {
+			if s == "" {
+				return nil
+			}
+			k, v, ok := strings.Cut(s, "=")
+			if !ok || k == "" {
+				return fmt.Errorf("%q is not key=value", s)
+			}
+			c.tags[k] = v
+			return nil
+		}},
+		setting.Bool(&c.prometheus, "prometheus", "", false, "serve the run's metrics for Prometheus at -prometheus-addr"),
+		setting.Text(&c.promAddr, "prometheus-addr", "", "127.0.0.1:9096", "listen address of the Prometheus endpoint (/metrics)").Then(func() error {
+			if !c.prometheus {
+				return nil
+			}
+			if _, _, err := net.SplitHostPort(c.promAddr); err != nil {
+				return fmt.Errorf("%q: %w", c.promAddr, err)
+			}
+			return nil
+		}),
+		setting.Duration(&c.promLinger, "prometheus-linger", "", 0, 0, "keep the Prometheus endpoint up this long after the run (so a last scrape sees the final values)"),
+		setting.Bool(&c.quiet, "quiet", "", false, "no progress line and no summary"),
+		setting.Bool(&c.noSummary, "no-summary", "", false, "do not print the end-of-test summary"),
+		setting.Bool(&c.noProgress, "no-progress", "", false, "no live progress line (it is also off when stderr is not a terminal or CI is set)"),
+		setting.Text(&c.trendStats, "summary-trend-stats", "", "", "trend columns of the summary (empty: avg,min,med,max,p(90),p(95),p(99)), e.g. med,p(99),p(99.9)"),
+		setting.Text(&c.cpuProfile, "cpuprofile", "", "", "write the generator's CPU profile to this file (go tool pprof)"),
+		setting.Text(&c.serverMetrics, "server-metrics", "", "", "the target's Prometheus endpoint (e.g. http://127.0.0.1:8081/metrics): scraped before and after the run, its request count, 5xx ratio and p99 are printed next to the client's and must agree").Then(
+			httpURL(&c.serverMetrics, "http(s)://host:port/metrics")),
+		setting.Text(&c.report, "report", "", "", "write a self-contained HTML report (charts over time, thresholds, checks, options) to this file"),
+		setting.Int(&c.minRequests, "min-requests", "", 0, 0, "fail when fewer requests completed (too few to judge an SLO)"),
+		setting.Bool(&c.coarseSchedule, "coarse-schedule", "", false, "arrival-rate schedule on Go timers alone: iterations may start up to 1 ms late, for less CPU at thousands of it/s"),
+		setting.Bool(&c.noPhases, "no-http-phases", "", false, "skip per-request tracing (no blocked/connecting/sending/waiting/receiving trends)"),
+	}
 }
 
+// parseFlags resolves every flag with precedence flag > environment >
+// default and reports every problem at once, as a loadtest.ConfigError.
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
 	c := config{tags: map[string]string{}}
+	table := c.settings()
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	env := func(k, def string) string {
-		if v := getenv(k); v != "" {
-			return v
-		}
-		return def
-	}
-	fs.StringVar(&c.target, "target", env("TARGET", "http://127.0.0.1:8080"), "API base URL (env TARGET)")
-	fs.StringVar(&c.scenario, "scenario", env("SCENARIO", "smoke"), "API scenario: "+strings.Join(scenarios.Names(), ", ")+" (env SCENARIO)")
-	fs.StringVar(&c.sloPath, "slo", env("SLO_FILE", ""), "SLO spec the thresholds are derived from (env SLO_FILE; default the alerts/slo.yaml built into the binary)")
-	fs.IntVar(&c.users, "users", 0, "users signed up and logged in during setup (default per scenario)")
-	fs.IntVar(&c.rate, "rate", 0, "iterations per second: steady rate of arrival-rate scenarios, peak of spike/breakpoint; with -url, 0 runs a closed loop")
-	fs.IntVar(&c.vus, "vus", 0, "VUs of the smoke scenario; with -url, pre-allocated VUs (default 50)")
-	fs.IntVar(&c.maxVUs, "max-vus", 0, "with -url and -rate: most VUs (default 4x -vus)")
-	fs.DurationVar(&c.duration, "duration", 0, "total duration; stages scale with it (default per scenario; 10s with -url)")
-	fs.StringVar(&c.url, "url", "", "load this URL with GET requests instead of running an API scenario")
-	fs.StringVar(&c.summaryExport, "summary-export", "", "write the JSON summary to this file")
-	fs.StringVar(&c.out, "out", "", "stream every sample as k6 JSON lines: json=FILE")
-	fs.Var(tagFlag(c.tags), "tag", "tag added to every sample, key=value (repeatable), e.g. -tag testid=ci-42")
-	fs.BoolVar(&c.prometheus, "prometheus", false, "serve the run's metrics for Prometheus at -prometheus-addr")
-	fs.StringVar(&c.promAddr, "prometheus-addr", "127.0.0.1:9096", "listen address of the Prometheus endpoint (/metrics)")
-	fs.DurationVar(&c.promLinger, "prometheus-linger", 0, "keep the Prometheus endpoint up this long after the run (so a last scrape sees the final values)")
-	fs.BoolVar(&c.quiet, "quiet", false, "no progress line and no summary")
-	fs.BoolVar(&c.noSummary, "no-summary", false, "do not print the end-of-test summary")
-	fs.BoolVar(&c.noProgress, "no-progress", false, "no live progress line (it is also off when stderr is not a terminal or CI is set)")
-	fs.StringVar(&c.trendStats, "summary-trend-stats", "", "trend columns of the summary (default avg,min,med,max,p(90),p(95),p(99)), e.g. med,p(99),p(99.9)")
-	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write the generator's CPU profile to this file (go tool pprof)")
-	fs.StringVar(&c.serverMetrics, "server-metrics", "", "the target's Prometheus endpoint (e.g. http://127.0.0.1:8081/metrics): scraped before and after the run, its request count, 5xx ratio and p99 are printed next to the client's and must agree")
-	fs.StringVar(&c.report, "report", "", "write a self-contained HTML report (charts over time, thresholds, checks, options) to this file")
-	fs.IntVar(&c.minRequests, "min-requests", 0, "fail when fewer requests completed (too few to judge an SLO)")
-	fs.BoolVar(&c.coarseSchedule, "coarse-schedule", false, "arrival-rate schedule on Go timers alone: iterations may start up to 1 ms late, for less CPU at thousands of it/s")
-	fs.BoolVar(&c.noPhases, "no-http-phases", false, "skip per-request tracing (no blocked/connecting/sending/waiting/receiving trends)")
+	given := setting.Register(fs, table)
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return c, err
 		}
 		return c, &loadtest.ConfigError{Err: err}
 	}
-	var errs []error
+	problems := setting.Resolve(table, given, setting.Getenv(getenv))
 	if fs.NArg() > 0 {
-		errs = append(errs, fmt.Errorf("unexpected arguments %q", fs.Args()))
+		problems = append(problems, fmt.Errorf("unexpected arguments %q", fs.Args()))
 	}
-	if c.url == "" && !slices.Contains(scenarios.Names(), c.scenario) {
-		errs = append(errs, fmt.Errorf("-scenario %q: want one of %s", c.scenario, strings.Join(scenarios.Names(), ", ")))
-	}
-	if c.url != "" {
-		if u, err := url.Parse(c.url); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			errs = append(errs, fmt.Errorf("-url %q: want http(s)://host[:port]/path", c.url))
-		}
-	}
-	if c.users < 0 || c.rate < 0 || c.vus < 0 || c.maxVUs < 0 || c.duration < 0 || c.minRequests < 0 {
-		errs = append(errs, errors.New("-users, -rate, -vus, -max-vus, -duration and -min-requests must not be negative"))
-	}
-	if c.serverMetrics != "" {
-		if u, err := url.Parse(c.serverMetrics); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			errs = append(errs, fmt.Errorf("-server-metrics %q: want http(s)://host:port/metrics", c.serverMetrics))
-		}
-	}
-	if c.out != "" && !strings.HasPrefix(c.out, "json=") {
-		errs = append(errs, fmt.Errorf("-out %q: want json=FILE", c.out))
-	}
-	if c.prometheus {
-		if _, _, err := net.SplitHostPort(c.promAddr); err != nil {
-			errs = append(errs, fmt.Errorf("-prometheus-addr %q: %w", c.promAddr, err))
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return c, &loadtest.ConfigError{Err: err}
+	if len(problems) > 0 {
+		return c, &loadtest.ConfigError{Err: fmt.Errorf("invalid configuration:\n  %w", problems)}
 	}
 	return c, nil
 }

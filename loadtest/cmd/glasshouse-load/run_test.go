@@ -193,3 +193,33 @@ func TestPrometheusEndpointDuringARun(t *testing.T) {
 		t.Error("the endpoint is still up after the run (no -prometheus-linger)")
 	}
 }
+
+// TestFlagsReportEveryProblem: every bad flag is named in one error, and
+// a flag beats its environment variable, which beats the default.
+func TestFlagsReportEveryProblem(t *testing.T) {
+	_, err := parseFlags([]string{"glasshouse-load", "-rate", "-5", "-out", "csv=x", "-tag", "novalue", "-url", "ftp://x/",
+		"-prometheus", "-prometheus-addr", "nope", "-duration", "soon"}, env(nil), io.Discard)
+	if loadtest.ExitCode(err) != loadtest.ExitInvalidConfig {
+		t.Fatalf("err = %v, want exit 104", err)
+	}
+	for _, name := range []string{"-rate:", "-out:", "-tag:", "-url:", "-prometheus-addr:", "-duration:"} {
+		if !strings.Contains(err.Error(), "\n  "+name) {
+			t.Errorf("error does not name %s:\n%v", name, err)
+		}
+	}
+	for _, tt := range []struct {
+		args       []string
+		env        map[string]string
+		wantTarget string
+		wantSLO    string
+	}{
+		{nil, nil, "http://127.0.0.1:8080", ""},
+		{nil, map[string]string{"TARGET": "http://env:1", "SLO_FILE": "env.yaml"}, "http://env:1", "env.yaml"},
+		{[]string{"-target", "http://flag:1", "-slo="}, map[string]string{"TARGET": "http://env:1", "SLO_FILE": "env.yaml"}, "http://flag:1", ""},
+	} {
+		c, err := parseFlags(append([]string{"glasshouse-load"}, tt.args...), env(tt.env), io.Discard)
+		if err != nil || c.target != tt.wantTarget || c.sloPath != tt.wantSLO {
+			t.Errorf("%v %v: target %q slo %q, %v; want %q %q", tt.args, tt.env, c.target, c.sloPath, err, tt.wantTarget, tt.wantSLO)
+		}
+	}
+}

@@ -1,0 +1,18 @@
+package dashboards
+
+import (
+	"testing"
+
+	"github.com/glasshouse-dev/glasshouse/internal/imports"
+)
+
+// TestImports keeps the package comment's account of the imports true:
+// the standard library and the allow-list below.
+func TestImports(t *testing.T) {
+	imports.Allowed(t,
+		"github.com/glasshouse-dev/glasshouse/alerts/slo",
+		"github.com/glasshouse-dev/glasshouse/alerts/rules",
+		"github.com/prometheus/common/model",
+		"github.com/prometheus/prometheus/...",
+	)
+}
