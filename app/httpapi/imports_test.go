@@ -17,5 +17,7 @@ func TestImports(t *testing.T) {
 		"github.com/glasshouse-dev/glasshouse/telemetry",
 		"go.opentelemetry.io/otel/trace",
 		"github.com/prometheus/client_golang/prometheus",
+		"github.com/klauspost/compress/gzhttp",
+		"github.com/klauspost/compress/gzip",
 	)
 }

@@ -4,9 +4,9 @@
 // responses, health checks and the OpenAPI document.
 //
 // It imports app, app/auth, app/errtrack, app/ratelimit, telemetry, the
-// OpenTelemetry trace API (to record a 5xx's cause on the span) and the
-// Prometheus client (its own counters); never a storage adapter, cmd
-// chooses those (TestImports).
+// OpenTelemetry trace API (to record a 5xx's cause on the span), the
+// Prometheus client (its own counters) and klauspost/compress (response
+// gzip); never a storage adapter, cmd chooses those (TestImports).
 package httpapi
 
 import (
