@@ -6,7 +6,8 @@
 # alike. It prints per-variant req/s (median, min-max), p50 and p99 (median),
 # peak RSS under load, and the ratios.
 #
-#   bench/run.sh http     # (a) defaults, (b) tracing off, (c) tracing and access log off; a/c, b/c
+#   bench/run.sh http     # (a) defaults, (b) tracing off, (c) tracing and access log off,
+#                         # (d) defaults with a 64 KiB log buffer; a/c, b/c, d/c
 #   bench/run.sh fastapi  # glasshouse defaults vs the FastAPI baseline in bench/fastapi
 #
 # ROUNDS (default 3) and DURATION seconds per run (default 10) tune it.
@@ -104,11 +105,12 @@ measure() {
 
 case "$mode" in
 http)
-  variants=(a c b)
+  variants=(a c b d)
   start_glasshouse a
   start_glasshouse b OTEL_SDK_DISABLED=true
   start_glasshouse c OTEL_SDK_DISABLED=true ACCESS_LOG=false
-  label() { case "$1" in a) echo "(a) defaults: sampled tracing + access log";; b) echo "(b) tracing off";; c) echo "(c) tracing and access log off";; esac; }
+  start_glasshouse d LOG_BUFFER=65536
+  label() { case "$1" in a) echo "(a) defaults: sampled tracing + access log";; b) echo "(b) tracing off";; c) echo "(c) tracing and access log off";; d) echo "(d) defaults + LOG_BUFFER=65536";; esac; }
   ;;
 fastapi)
   variants=(glasshouse fastapi)
@@ -154,6 +156,7 @@ case "$mode" in
 http)
   echo "a/c = $(ratio "${med[a]}" "${med[c]}") (per round: $(per_round a c))"
   echo "b/c = $(ratio "${med[b]}" "${med[c]}") (per round: $(per_round b c))"
+  echo "d/c = $(ratio "${med[d]}" "${med[c]}") (per round: $(per_round d c))"
   ;;
 fastapi)
   echo "glasshouse/FastAPI req/s = $(ratio "${med[glasshouse]}" "${med[fastapi]}") (per round: $(per_round glasshouse fastapi))"
