@@ -7,6 +7,10 @@
 //
 // It imports app and the standard library (plus go-cmp) only; it never
 // imports an implementation (TestImports).
+//
+// It is one file of about 800 lines on purpose: it is test code, a flat
+// list of independent cases, and a store author reads it top to bottom as
+// the specification of app.Store; splitting it would scatter that list.
 package storetest
 
 import (
