@@ -40,7 +40,7 @@ func TestClientIPFromContext(t *testing.T) {
 			span := spanNamed(t, e.spans.Ended(), "GET /items/{id}")
 			attrs := map[attribute.Key]string{}
 			for _, kv := range span.Attributes() {
-				attrs[kv.Key] = kv.Value.Emit()
+				attrs[kv.Key] = kv.Value.String()
 			}
 			if got := attrs["client.address"]; got != tc.wantClient {
 				t.Errorf("span client.address = %q, want %q", got, tc.wantClient)

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/glasshouse-dev/glasshouse/alerts/slacksink"
 	"github.com/glasshouse-dev/glasshouse/app/errtrack"
@@ -30,12 +29,11 @@ func newClock() *clock {
 	c.set(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	return c
 }
-func (c *clock) set(t time.Time)                           { c.now.Store(&t) }
-func (c *clock) Now() time.Time                            { return *c.now.Load() }
-func (c *clock) advance(d time.Duration)                   { c.set(c.Now().Add(d)) }
-func stackHere() []uintptr                                 { return errtrack.Callers(0) }
-func otherStack() []uintptr                                { return errtrack.Callers(0) }
-func counter(t *testing.T, c prometheus.Collector) float64 { t.Helper(); return testutil.ToFloat64(c) }
+func (c *clock) set(t time.Time)         { c.now.Store(&t) }
+func (c *clock) Now() time.Time          { return *c.now.Load() }
+func (c *clock) advance(d time.Duration) { c.set(c.Now().Add(d)) }
+func stackHere() []uintptr               { return errtrack.Callers(0) }
+func otherStack() []uintptr              { return errtrack.Callers(0) }
 
 // waitMessages waits until the sink holds n messages; the deadline is a
 // hang guard, not a timing assertion.

@@ -368,7 +368,7 @@ func checkWebhookURL(u telemetry.Secret) error {
 		return nil
 	}
 	if pu, err := url.Parse(u.Reveal()); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
-		return errors.New("is not an http(s) URL like https://hooks.slack.com/services/...")
+		return errors.New("is not an http(s) URL (like https://hooks.slack.com/services/T0/B0/X)")
 	}
 	return nil
 }
