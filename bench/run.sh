@@ -4,7 +4,8 @@
 # variant is started once, seeded with a user and an item, then the variants
 # are measured in interleaved rounds so drift on a shared machine hits them
 # alike. It prints per-variant req/s (median, min-max), p50 and p99 (median),
-# peak RSS under load, and the ratios.
+# peak RSS under load, the server's CPU time per request, and the ratios by
+# req/s and by CPU per request.
 #
 #   bench/run.sh http     # (a) defaults, (b) tracing off, (c) tracing and access log off,
 #                         # (d) defaults with a 64 KiB log buffer; a/c, b/c, d/c
@@ -82,11 +83,19 @@ start_fastapi() {
   token[fastapi]=$(seed "${base[fastapi]}") || exit 1
 }
 
+# cputicks PID: the process's user+system CPU time so far, in clock ticks.
+cputicks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
+
 # measure NAME: one wrk run against GET /api/v1/items/1; appends
-# "NAME rps p50_ms p99_ms peak_rss_kib" to $work/results.
+# "NAME rps p50_ms p99_ms peak_rss_kib cpu_us_per_request" to $work/results.
+# CPU per request (the server's user+system time over the requests wrk
+# completed) is the steadier figure on a shared machine: other work on the
+# server's core lowers its req/s but not what each request costs.
 measure() {
-  local name="$1" pid="${pidof[$1]}" out rss=0 peak=0
+  local name="$1" pid="${pidof[$1]}" out rss=0 peak=0 t0 t1
   out="$work/wrk.out"
+  t0=$(cputicks "$pid")
   taskset -c 1 wrk -t1 -c50 -d"${dur}s" --latency -H "Authorization: Bearer ${token[$name]}" \
     "${base[$name]}/api/v1/items/1" >"$out" 2>&1 &
   local wpid=$!
@@ -96,11 +105,12 @@ measure() {
     sleep 0.5
   done
   wait "$wpid"
+  t1=$(cputicks "$pid")
   if grep -q "Non-2xx" "$out"; then echo "$name answered non-2xx during the run:" >&2; cat "$out" >&2; exit 1; fi
-  awk -v name="$name" -v peak="$peak" '
+  awk -v name="$name" -v peak="$peak" -v ticks=$((t1 - t0)) -v hz="$hz" '
     function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
-    /^ +50%/ {p50=ms($2)} /^ +99%/ {p99=ms($2)} /^Requests\/sec:/ {rps=$2}
-    END {printf "%s %.0f %.3f %.3f %d\n", name, rps, p50, p99, peak}' "$out" >>"$work/results"
+    /^ +50%/ {p50=ms($2)} /^ +99%/ {p99=ms($2)} /^Requests\/sec:/ {rps=$2} / requests in / {n=$1}
+    END {printf "%s %.0f %.3f %.3f %d %.2f\n", name, rps, p50, p99, peak, ticks * 1e6 / hz / n}' "$out" >>"$work/results"
 }
 
 case "$mode" in
@@ -135,16 +145,18 @@ done
 echo
 echo "GET /api/v1/items/{id} (bearer token, SQLite), wrk -t1 -c50 -d${dur}s on core 1, server on core 0, $rounds interleaved rounds"
 echo "$(date -u +%F) $(uname -m) $(nproc) cores, load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '%-44s %22s %10s %10s %12s\n' variant "req/s median (min-max)" "p50 ms" "p99 ms" "peak RSS MB"
+printf '%-44s %22s %10s %10s %12s %22s\n' variant "req/s median (min-max)" "p50 ms" "p99 ms" "peak RSS MB" "CPU us/req (min-max)"
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-declare -A med
+declare -A med cpu
 for v in "${variants[@]}"; do
   rows=$(awk -v v="$v" '$1==v' "$work/results")
   med[$v]=$(echo "$rows" | awk '{print $2}' | median)
   lo=$(echo "$rows" | awk '{print $2}' | sort -n | head -1); hi=$(echo "$rows" | awk '{print $2}' | sort -n | tail -1)
   p50=$(echo "$rows" | awk '{print $3}' | median); p99=$(echo "$rows" | awk '{print $4}' | median)
   rss=$(echo "$rows" | awk '{print $5}' | sort -n | tail -1)
-  printf '%-44s %22s %10s %10s %12.1f\n' "$(label "$v")" "${med[$v]} (${lo}-${hi})" "$p50" "$p99" "$(echo "$rss" | awk '{print $1/1024}')"
+  cpu[$v]=$(echo "$rows" | awk '{print $6}' | median)
+  clo=$(echo "$rows" | awk '{print $6}' | sort -n | head -1); chi=$(echo "$rows" | awk '{print $6}' | sort -n | tail -1)
+  printf '%-44s %22s %10s %10s %12.1f %22s\n' "$(label "$v")" "${med[$v]} (${lo}-${hi})" "$p50" "$p99" "$(echo "$rss" | awk '{print $1/1024}')" "${cpu[$v]} (${clo}-${chi})"
 done
 echo
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a/b}'; }
@@ -152,13 +164,22 @@ per_round() { # A B: the ratio in each round, to show the range
   paste <(awk -v v="$1" '$1==v {print $2}' "$work/results") <(awk -v v="$2" '$1==v {print $2}' "$work/results") |
     awk '{printf "%s%.3f", (NR>1?", ":""), $1/$2}'
 }
+per_round_cpu() { # A B: B's CPU per request over A's, in each round
+  paste <(awk -v v="$1" '$1==v {print $6}' "$work/results") <(awk -v v="$2" '$1==v {print $6}' "$work/results") |
+    awk '{printf "%s%.3f", (NR>1?", ":""), $2/$1}'
+}
 case "$mode" in
 http)
   echo "a/c = $(ratio "${med[a]}" "${med[c]}") (per round: $(per_round a c))"
   echo "b/c = $(ratio "${med[b]}" "${med[c]}") (per round: $(per_round b c))"
   echo "d/c = $(ratio "${med[d]}" "${med[c]}") (per round: $(per_round d c))"
+  echo "by CPU per request (the same ratios for a server bound by its core; steadier on a shared machine):"
+  echo "a/c = $(ratio "${cpu[c]}" "${cpu[a]}") (per round: $(per_round_cpu a c))"
+  echo "b/c = $(ratio "${cpu[c]}" "${cpu[b]}") (per round: $(per_round_cpu b c))"
+  echo "d/c = $(ratio "${cpu[c]}" "${cpu[d]}") (per round: $(per_round_cpu d c))"
   ;;
 fastapi)
   echo "glasshouse/FastAPI req/s = $(ratio "${med[glasshouse]}" "${med[fastapi]}") (per round: $(per_round glasshouse fastapi))"
+  echo "glasshouse/FastAPI by CPU per request = $(ratio "${cpu[fastapi]}" "${cpu[glasshouse]}") (per round: $(per_round_cpu glasshouse fastapi))"
   ;;
 esac

@@ -265,11 +265,16 @@ func parseKeyValues(s string) (map[string]string, error) {
 }
 
 // newTracerProvider builds the SDK provider (or a no-op one when
-// OTEL_SDK_DISABLED=true). Without an endpoint, spans are created and
-// sampled, so logs and exemplars carry IDs, but no exporter runs.
+// OTEL_SDK_DISABLED=true). Without an endpoint or extra processors no span
+// could reach anyone, so the provider only gives spans their IDs and
+// sampling decision (idProvider), for logs, exemplars and propagation.
 func newTracerProvider(ctx context.Context, tc traceConfig, extra []sdktrace.SpanProcessor, m *metrics, log *slog.Logger) (trace.TracerProvider, func(context.Context) error, error) {
+	noShutdown := func(context.Context) error { return nil }
 	if tc.disabled {
-		return noop.NewTracerProvider(), func(context.Context) error { return nil }, nil
+		return noop.NewTracerProvider(), noShutdown, nil
+	}
+	if tc.endpointURL == "" && len(extra) == 0 {
+		return newIDProvider(tc.sampler), noShutdown, nil
 	}
 	res, err := resource.New(ctx,
 		resource.WithTelemetrySDK(),

@@ -1,0 +1,157 @@
+package telemetry
+
+import (
+	"context"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// TestIDProviderDecidesAsTheSDK starts the same spans through the SDK's
+// provider and through idProvider, for every sampler and kind of parent,
+// and compares what a span context carries: whether the trace is the
+// parent's, the flags and the trace state. Only the IDs drawn at random
+// differ, and idProvider's spans record nothing.
+func TestIDProviderDecidesAsTheSDK(t *testing.T) {
+	ts, err := trace.ParseTraceState("vendor=value")
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent := func(flags trace.TraceFlags, remote bool) trace.SpanContext {
+		return trace.NewSpanContext(trace.SpanContextConfig{
+			TraceID:    trace.TraceID{0: 1, 15: 2},
+			SpanID:     trace.SpanID{0: 3, 7: 4},
+			TraceFlags: flags,
+			TraceState: ts,
+			Remote:     remote,
+		})
+	}
+	parents := map[string]trace.SpanContext{
+		"no parent":              {},
+		"sampled remote parent":  parent(trace.FlagsSampled, true),
+		"unsampled remote":       parent(0, true),
+		"sampled local parent":   parent(trace.FlagsSampled, false),
+		"unsampled local parent": parent(0, false),
+	}
+	samplers := []string{"", "always_on", "always_off", "parentbased_always_off", "traceidratio", "parentbased_traceidratio"}
+	for _, name := range samplers {
+		for _, arg := range []string{"", "0", "0.5"} {
+			if arg != "" && name != "traceidratio" && name != "parentbased_traceidratio" {
+				continue
+			}
+			s, err := samplerFromEnv(name, arg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sdk := sdktrace.NewTracerProvider(sdktrace.WithSampler(s), sdktrace.WithSpanProcessor(tracetest.NewSpanRecorder())).Tracer("t")
+			ids := newIDProvider(s).Tracer("t")
+			for pname, psc := range parents {
+				for _, newRoot := range []bool{false, true} {
+					opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}
+					if newRoot {
+						opts = append(opts, trace.WithNewRoot())
+					}
+					ctx := trace.ContextWithSpanContext(context.Background(), psc)
+					_, want := sdk.Start(ctx, "GET /", opts...)
+					_, got := ids.Start(ctx, "GET /", opts...)
+					desc := name + "(" + arg + "), " + pname
+					if newRoot {
+						desc += ", new root"
+					}
+					g, w := got.SpanContext(), want.SpanContext()
+					if !g.IsValid() {
+						t.Errorf("%s: span context %v is not valid", desc, g)
+					}
+					if got.IsRecording() {
+						t.Errorf("%s: idProvider's span records", desc)
+					}
+					if g.SpanID() == psc.SpanID() {
+						t.Errorf("%s: the span reuses its parent's span ID", desc)
+					}
+					type view struct {
+						SameTrace  bool
+						Flags      trace.TraceFlags
+						TraceState string
+						Remote     bool
+					}
+					if d := cmp.Diff(
+						view{w.TraceID() == psc.TraceID(), w.TraceFlags(), w.TraceState().String(), w.IsRemote()},
+						view{g.TraceID() == psc.TraceID(), g.TraceFlags(), g.TraceState().String(), g.IsRemote()},
+					); d != "" && arg != "0.5" {
+						t.Errorf("%s: span context (-sdk +idProvider):\n%s", desc, d)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestIDProviderRatioFollowsTheTraceID checks the ratio sampler's
+// decision on idProvider's spans against the trace ID it drew: a trace ID
+// below the ratio's bound is sampled, one above it is not, as the SDK
+// decides from the same trace ID.
+func TestIDProviderRatioFollowsTheTraceID(t *testing.T) {
+	s, err := samplerFromEnv("traceidratio", "0.5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := newIDProvider(s).Tracer("t")
+	var sampled, total int
+	for range 2000 {
+		_, span := ids.Start(context.Background(), "GET /")
+		sc := span.SpanContext()
+		want := s.ShouldSample(sdktrace.SamplingParameters{TraceID: sc.TraceID()}).Decision == sdktrace.RecordAndSample
+		if sc.IsSampled() != want {
+			t.Fatalf("trace %s: sampled = %t, the sampler says %t", sc.TraceID(), sc.IsSampled(), want)
+		}
+		total++
+		if want {
+			sampled++
+		}
+	}
+	if sampled == 0 || sampled == total {
+		t.Errorf("ratio 0.5 sampled %d of %d traces: the decision does not depend on the trace ID", sampled, total)
+	}
+}
+
+// TestDefaultsUseIDProvider pins which provider each configuration gets:
+// idProvider only when no span could be exported or processed.
+func TestDefaultsUseIDProvider(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		env    []string
+		extra  bool
+		wantID bool
+	}{
+		{name: "defaults", wantID: true},
+		{name: "exporter none", env: []string{"OTEL_TRACES_EXPORTER", "none", "OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1"}, wantID: true},
+		{name: "endpoint", env: []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1"}},
+		{name: "span processor", extra: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := Config{ServiceName: "svc", Getenv: envMap(tc.env...)}
+			if tc.extra {
+				cfg.SpanProcessors = []sdktrace.SpanProcessor{tracetest.NewSpanRecorder()}
+			}
+			tel, err := New(t.Context(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
+			_, isID := tel.TracerProvider().(*idProvider)
+			if isID != tc.wantID {
+				t.Errorf("TracerProvider() is %T; want idProvider: %t", tel.TracerProvider(), tc.wantID)
+			}
+			_, span := tel.Tracer.Start(t.Context(), "x")
+			if !span.SpanContext().IsSampled() {
+				t.Errorf("default sampler: span %v not sampled", span.SpanContext())
+			}
+			if span.IsRecording() == tc.wantID {
+				t.Errorf("span recording = %t, want %t", span.IsRecording(), !tc.wantID)
+			}
+		})
+	}
+}
