@@ -8,7 +8,8 @@
 # req/s and by CPU per request.
 #
 #   bench/run.sh http     # (a) defaults, (b) tracing off, (c) tracing and access log off,
-#                         # (d) defaults with a 64 KiB log buffer; a/c, b/c, d/c
+#                         # (d) defaults with a 64 KiB log buffer, (e) defaults exporting every
+#                         # span over OTLP/HTTP to a local sink; a/c, b/c, d/c, e/c
 #   bench/run.sh fastapi  # glasshouse defaults vs the FastAPI baseline in bench/fastapi
 #
 # ROUNDS (default 3) and DURATION seconds per run (default 10) tune it.
@@ -113,14 +114,42 @@ measure() {
     END {printf "%s %.0f %.3f %.3f %d %.2f\n", name, rps, p50, p99, peak, ticks * 1e6 / hz / n}' "$out" >>"$work/results"
 }
 
+# start_otlp_sink: a minimal OTLP/HTTP trace receiver on core 1 (it answers
+# every export with an empty success response), so that variant (e) pays for
+# recording and exporting every span as a deployment with a collector does.
+start_otlp_sink() {
+  local port; port=$(freeport)
+  taskset -c 1 /usr/bin/python3 - "$port" >"$work/otlp-sink.log" 2>&1 <<'PY' &
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+class Sink(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Sink).serve_forever()
+PY
+  pids+=($!)
+  otlp="http://127.0.0.1:$port"
+  for _ in $(seq 1 100); do curl -fs -o /dev/null -X POST --data-binary '' "$otlp/v1/traces" && return 0; sleep 0.05; done
+  echo "the OTLP sink did not start" >&2; return 1
+}
+
 case "$mode" in
 http)
-  variants=(a c b d)
+  variants=(a c b d e)
+  start_otlp_sink
   start_glasshouse a
   start_glasshouse b OTEL_SDK_DISABLED=true
   start_glasshouse c OTEL_SDK_DISABLED=true ACCESS_LOG=false
   start_glasshouse d LOG_BUFFER=65536
-  label() { case "$1" in a) echo "(a) defaults: sampled tracing + access log";; b) echo "(b) tracing off";; c) echo "(c) tracing and access log off";; d) echo "(d) defaults + LOG_BUFFER=65536";; esac; }
+  start_glasshouse e OTEL_EXPORTER_OTLP_ENDPOINT="$otlp"
+  label() { case "$1" in a) echo "(a) defaults: sampled tracing + access log";; b) echo "(b) tracing off";; c) echo "(c) tracing and access log off";; d) echo "(d) defaults + LOG_BUFFER=65536";; e) echo "(e) defaults + OTLP export to a local sink";; esac; }
   ;;
 fastapi)
   variants=(glasshouse fastapi)
@@ -173,10 +202,12 @@ http)
   echo "a/c = $(ratio "${med[a]}" "${med[c]}") (per round: $(per_round a c))"
   echo "b/c = $(ratio "${med[b]}" "${med[c]}") (per round: $(per_round b c))"
   echo "d/c = $(ratio "${med[d]}" "${med[c]}") (per round: $(per_round d c))"
+  echo "e/c = $(ratio "${med[e]}" "${med[c]}") (per round: $(per_round e c))"
   echo "by CPU per request (the same ratios for a server bound by its core; steadier on a shared machine):"
   echo "a/c = $(ratio "${cpu[c]}" "${cpu[a]}") (per round: $(per_round_cpu a c))"
   echo "b/c = $(ratio "${cpu[c]}" "${cpu[b]}") (per round: $(per_round_cpu b c))"
   echo "d/c = $(ratio "${cpu[c]}" "${cpu[d]}") (per round: $(per_round_cpu d c))"
+  echo "e/c = $(ratio "${cpu[c]}" "${cpu[e]}") (per round: $(per_round_cpu e c))"
   ;;
 fastapi)
   echo "glasshouse/FastAPI req/s = $(ratio "${med[glasshouse]}" "${med[fastapi]}") (per round: $(per_round glasshouse fastapi))"
