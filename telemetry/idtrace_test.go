@@ -155,3 +155,34 @@ func TestDefaultsUseIDProvider(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkServerSpan starts a server span under a request-like context
+// (a few values deep) with the default sampler: the SDK's recording span
+// against idProvider's.
+func BenchmarkServerSpan(b *testing.B) {
+	s, err := samplerFromEnv("", "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	type key int
+	ctx := context.Background()
+	for i := range 6 {
+		ctx = context.WithValue(ctx, key(i), i)
+	}
+	for _, tc := range []struct {
+		name string
+		tp   trace.TracerProvider
+	}{
+		{"sdk", sdktrace.NewTracerProvider(sdktrace.WithSampler(s))},
+		{"ids", newIDProvider(s)},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			tr := tc.tp.Tracer("t")
+			b.ReportAllocs()
+			for b.Loop() {
+				_, span := tr.Start(ctx, "GET /api/v1/items/{id}", serverSpan...)
+				span.End()
+			}
+		})
+	}
+}
