@@ -189,27 +189,35 @@ func ptr[T any](v T) *T { return &v }
 
 func baseSteps(color string) []Step { return []Step{{Color: color, Value: nil}} }
 
+// fieldConfig is the field configuration every panel kind starts from: the
+// unit, the colour mode, absolute threshold steps, and no value mappings or
+// overrides. Each kind adds its own (custom settings, bounds, mappings).
+func fieldConfig(unit, colorMode string, steps []Step) *FieldConfig {
+	return &FieldConfig{
+		Defaults: FieldDefaults{
+			Unit:       unit,
+			Color:      Color{Mode: colorMode},
+			Thresholds: Thresholds{Mode: "absolute", Steps: steps},
+			Mappings:   []any{},
+		},
+		Overrides: []Override{},
+	}
+}
+
 // timeseries is a line graph of targets.
 func timeseries(title, desc, unit string, targets ...Target) Panel {
+	fc := fieldConfig(unit, "palette-classic", baseSteps("green"))
+	fc.Defaults.Custom = &FieldCusto{
+		DrawStyle: "line", LineWidth: 1, FillOpacity: 10, GradientMode: "none",
+		ShowPoints: "never", PointSize: 5,
+		Stacking:          &Stacking{Mode: "none", Group: "A"},
+		ThresholdsStyle:   &ThresholdStyle{Mode: "off"},
+		AxisPlacement:     "auto",
+		ScaleDistribution: &ScaleDist{Type: "linear"},
+	}
 	return Panel{
 		Type: "timeseries", Title: title, Description: desc, Datasource: ds,
-		FieldConfig: &FieldConfig{
-			Defaults: FieldDefaults{
-				Unit:       unit,
-				Color:      Color{Mode: "palette-classic"},
-				Thresholds: Thresholds{Mode: "absolute", Steps: baseSteps("green")},
-				Mappings:   []any{},
-				Custom: &FieldCusto{
-					DrawStyle: "line", LineWidth: 1, FillOpacity: 10, GradientMode: "none",
-					ShowPoints: "never", PointSize: 5,
-					Stacking:          &Stacking{Mode: "none", Group: "A"},
-					ThresholdsStyle:   &ThresholdStyle{Mode: "off"},
-					AxisPlacement:     "auto",
-					ScaleDistribution: &ScaleDist{Type: "linear"},
-				},
-			},
-			Overrides: []Override{},
-		},
+		FieldConfig: fc,
 		Options: map[string]any{
 			"legend":  map[string]any{"displayMode": "list", "placement": "bottom", "showLegend": true, "calcs": []string{}},
 			"tooltip": map[string]any{"mode": "multi", "sort": "desc"},
@@ -250,15 +258,7 @@ func stat(title, desc, unit string, t Target, steps ...Step) Panel {
 	t.Range, t.Instant = true, false
 	return Panel{
 		Type: "stat", Title: title, Description: desc, Datasource: ds,
-		FieldConfig: &FieldConfig{
-			Defaults: FieldDefaults{
-				Unit:       unit,
-				Color:      Color{Mode: "thresholds"},
-				Thresholds: Thresholds{Mode: "absolute", Steps: append(baseSteps("green"), steps...)},
-				Mappings:   []any{},
-			},
-			Overrides: []Override{},
-		},
+		FieldConfig: fieldConfig(unit, "thresholds", append(baseSteps("green"), steps...)),
 		Options: map[string]any{
 			"reduceOptions": map[string]any{"calcs": []string{"lastNotNull"}, "fields": "", "values": false},
 			"colorMode":     "value", "graphMode": "area", "justifyMode": "auto",
@@ -271,17 +271,11 @@ func stat(title, desc, unit string, t Target, steps ...Step) Panel {
 
 // gauge is a dial for a bounded value such as budget remaining.
 func gauge(title, desc, unit string, min, max float64, t Target, steps ...Step) Panel {
+	fc := fieldConfig(unit, "thresholds", steps)
+	fc.Defaults.Min, fc.Defaults.Max = ptr(min), ptr(max)
 	return Panel{
 		Type: "gauge", Title: title, Description: desc, Datasource: ds,
-		FieldConfig: &FieldConfig{
-			Defaults: FieldDefaults{
-				Unit: unit, Min: ptr(min), Max: ptr(max),
-				Color:      Color{Mode: "thresholds"},
-				Thresholds: Thresholds{Mode: "absolute", Steps: steps},
-				Mappings:   []any{},
-			},
-			Overrides: []Override{},
-		},
+		FieldConfig: fc,
 		Options: map[string]any{
 			"reduceOptions":        map[string]any{"calcs": []string{"lastNotNull"}, "fields": "", "values": false},
 			"orientation":          "auto",
@@ -297,22 +291,12 @@ func gauge(title, desc, unit string, min, max float64, t Target, steps ...Step) 
 func heatmap(title, desc, yUnit string, t Target) Panel {
 	t.Format = "heatmap"
 	t.LegendFormat = "{{le}}"
+	fc := fieldConfig("reqps", "palette-classic", baseSteps("green"))
+	fc.Defaults.Custom = &FieldCusto{HideFrom: &HideFrom{}, ScaleDistribution: &ScaleDist{Type: "linear"}}
 	return Panel{
 		Type: "heatmap", Title: title, Description: desc, Datasource: ds,
 		MaxDataPoints: 60,
-		FieldConfig: &FieldConfig{
-			Defaults: FieldDefaults{
-				Unit:       "reqps",
-				Color:      Color{Mode: "palette-classic"},
-				Thresholds: Thresholds{Mode: "absolute", Steps: baseSteps("green")},
-				Mappings:   []any{},
-				Custom: &FieldCusto{
-					HideFrom:          &HideFrom{},
-					ScaleDistribution: &ScaleDist{Type: "linear"},
-				},
-			},
-			Overrides: []Override{},
-		},
+		FieldConfig:   fc,
 		Options: map[string]any{
 			"calculate":    false,
 			"cellGap":      1,
@@ -331,18 +315,12 @@ func heatmap(title, desc, yUnit string, t Target) Panel {
 
 // stateTimeline shows discrete states over time (alert state).
 func stateTimeline(title, desc string, mappings []any, t Target) Panel {
+	fc := fieldConfig("none", "thresholds", baseSteps("green"))
+	fc.Defaults.Mappings = mappings
+	fc.Defaults.Custom = &FieldCusto{FillOpacity: 80, LineWidth: 0, HideFrom: &HideFrom{}}
 	return Panel{
 		Type: "state-timeline", Title: title, Description: desc, Datasource: ds,
-		FieldConfig: &FieldConfig{
-			Defaults: FieldDefaults{
-				Unit:       "none",
-				Color:      Color{Mode: "thresholds"},
-				Thresholds: Thresholds{Mode: "absolute", Steps: baseSteps("green")},
-				Mappings:   mappings,
-				Custom:     &FieldCusto{FillOpacity: 80, LineWidth: 0, HideFrom: &HideFrom{}},
-			},
-			Overrides: []Override{},
-		},
+		FieldConfig: fc,
 		Options: map[string]any{
 			"alignValue": "left", "mergeValues": true, "rowHeight": 0.9,
 			"showValue": "auto",

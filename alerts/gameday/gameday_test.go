@@ -77,7 +77,7 @@ func TestGameday(t *testing.T) {
 	// Prometheus scraping the API every second, with compressed rules.
 	promCfg := writePrometheusConfig(t, root, dir, api.adminAddr, strings.TrimPrefix(am.URL, "http://"))
 	prom := testenv.StartPrometheus(t, promCfg)
-	pc := &promClient{base: prom.URL}
+	pc := &promClient{prom}
 
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
@@ -406,31 +406,7 @@ scrape_configs:
 	return path
 }
 
-type promClient struct{ base string }
-
-func (p *promClient) get(ctx context.Context, path string, q url.Values, out any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.base+path+"?"+q.Encode(), nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	var env struct {
-		Status string          `json:"status"`
-		Error  string          `json:"error"`
-		Data   json.RawMessage `json:"data"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {
-		return err
-	}
-	if env.Status != "success" {
-		return fmt.Errorf("%s: %s", path, env.Error)
-	}
-	return json.Unmarshal(env.Data, out)
-}
+type promClient struct{ *testenv.Prometheus }
 
 // value returns the single value of an instant query, or an error.
 func (p *promClient) value(ctx context.Context, query string) (float64, error) {
@@ -439,7 +415,7 @@ func (p *promClient) value(ctx context.Context, query string) (float64, error) {
 			Value [2]any `json:"value"`
 		} `json:"result"`
 	}
-	if err := p.get(ctx, "/api/v1/query", url.Values{"query": {query}}, &data); err != nil {
+	if err := p.API(ctx, "/api/v1/query", url.Values{"query": {query}}, &data); err != nil {
 		return 0, err
 	}
 	if len(data.Result) != 1 {
@@ -459,7 +435,7 @@ func (p *promClient) firing(ctx context.Context, name string) []map[string]strin
 			State  string            `json:"state"`
 		} `json:"alerts"`
 	}
-	if err := p.get(ctx, "/api/v1/alerts", nil, &data); err != nil {
+	if err := p.API(ctx, "/api/v1/alerts", nil, &data); err != nil {
 		return []map[string]string{{"error": err.Error()}}
 	}
 	var out []map[string]string
@@ -479,7 +455,7 @@ func (p *promClient) exemplars(ctx context.Context, selector string, since time.
 		} `json:"exemplars"`
 	}
 	q := url.Values{"query": {selector}, "start": {fmt.Sprint(since.Unix())}, "end": {fmt.Sprint(time.Now().Unix())}}
-	if err := p.get(ctx, "/api/v1/query_exemplars", q, &data); err != nil {
+	if err := p.API(ctx, "/api/v1/query_exemplars", q, &data); err != nil {
 		return 0, err
 	}
 	n := 0
@@ -532,17 +508,8 @@ func waitSinkURL(t *testing.T, p *testenv.Process) string {
 type sinkClient struct{ base string }
 
 func (s *sinkClient) messages(ctx context.Context) ([]slacksink.Message, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.base+"/messages", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
 	var msgs []slacksink.Message
-	return msgs, json.NewDecoder(resp.Body).Decode(&msgs)
+	return msgs, testenv.GetJSON(ctx, s.base+"/messages", &msgs)
 }
 
 // match selects one alert's block in a Slack message.

@@ -218,6 +218,12 @@ func symptomTests(spec slo.Spec, lbl map[string]string) testFile {
 		}
 		return out
 	}
+	// onset is the test of one alert: with input, it has not fired at
+	// quiet and fires at firing, with labels.
+	onset := func(alert, what, interval, quiet, firing string, labels map[string]string, input ...series) testGroup {
+		return testGroup{Name: alert + ": " + what, Interval: interval, InputSeries: input,
+			AlertTests: []alertTest{{quiet, alert, nil}, {firing, alert, expect(alert, labels)}}}
+	}
 	jobInstance := map[string]string{"job": lbl["job"], "instance": lbl["instance"]}
 	absent := maps.Clone(lbl)
 	delete(absent, "instance")
@@ -230,45 +236,19 @@ func symptomTests(spec slo.Spec, lbl map[string]string) testFile {
 			{sel("go_goroutines", lbl), "1500x160"},
 			{sel("app_trace_spans_dropped_total", lbl), "0x160"},
 		}, AlertTests: noAlerts("39m")},
-		{Name: "TargetDown: fires after 1m of failed scrapes", Interval: "15s",
-			InputSeries: []series{{sel("up", lbl), "0x40"}},
-			AlertTests: []alertTest{
-				{"45s", "TargetDown", nil},
-				{"5m", "TargetDown", expect("TargetDown", lbl)},
-			}},
-		{Name: "TargetMissing: no target for 5m", Interval: "15s",
-			InputSeries: []series{{`up{job="some-other-job",instance="other:9100"}`, "1x40"}},
-			AlertTests: []alertTest{
-				{"4m", "TargetMissing", nil},
-				{"6m", "TargetMissing", expect("TargetMissing", absent)},
-			}},
-		{Name: "HostCPUSaturated: above 90% for 10m", Interval: "15s",
-			InputSeries: []series{{sel("system_cpu_utilization_ratio", lbl), "0.95x60"}},
-			AlertTests: []alertTest{
-				{"9m", "HostCPUSaturated", nil},
-				{"11m", "HostCPUSaturated", expect("HostCPUSaturated", lbl)},
-			}},
-		{Name: "HostMemorySaturated: under 10% available for 15m", Interval: "15s",
-			InputSeries: []series{
-				{sel("system_memory_available_bytes", lbl), "5x80"},
-				{sel("system_memory_total_bytes", lbl), "100x80"},
-			},
-			AlertTests: []alertTest{
-				{"14m", "HostMemorySaturated", nil},
-				{"16m", "HostMemorySaturated", expect("HostMemorySaturated", lbl)},
-			}},
-		{Name: "GoroutinesGrowing: over 1000 and +500 an hour", Interval: "1m",
-			InputSeries: []series{{sel("go_goroutines", lbl), "0+20x120"}},
-			AlertTests: []alertTest{
-				{"40m", "GoroutinesGrowing", nil},
-				{"110m", "GoroutinesGrowing", expect("GoroutinesGrowing", lbl)},
-			}},
-		{Name: "TraceSpansDropped: drops for 10m", Interval: "15s",
-			InputSeries: []series{{sel("app_trace_spans_dropped_total", lbl), "0+10x80"}},
-			AlertTests: []alertTest{
-				{"9m", "TraceSpansDropped", nil},
-				{"16m", "TraceSpansDropped", expect("TraceSpansDropped", jobInstance)},
-			}},
+		onset("TargetDown", "fires after 1m of failed scrapes", "15s", "45s", "5m", lbl,
+			series{sel("up", lbl), "0x40"}),
+		onset("TargetMissing", "no target for 5m", "15s", "4m", "6m", absent,
+			series{`up{job="some-other-job",instance="other:9100"}`, "1x40"}),
+		onset("HostCPUSaturated", "above 90% for 10m", "15s", "9m", "11m", lbl,
+			series{sel("system_cpu_utilization_ratio", lbl), "0.95x60"}),
+		onset("HostMemorySaturated", "under 10% available for 15m", "15s", "14m", "16m", lbl,
+			series{sel("system_memory_available_bytes", lbl), "5x80"},
+			series{sel("system_memory_total_bytes", lbl), "100x80"}),
+		onset("GoroutinesGrowing", "over 1000 and +500 an hour", "1m", "40m", "110m", lbl,
+			series{sel("go_goroutines", lbl), "0+20x120"}),
+		onset("TraceSpansDropped", "drops for 10m", "15s", "9m", "16m", jobInstance,
+			series{sel("app_trace_spans_dropped_total", lbl), "0+10x80"}),
 	}
 	return tf
 }

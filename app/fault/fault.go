@@ -16,11 +16,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"mime"
 	"net/http"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -178,12 +178,7 @@ func (i *Injector) register(dep string) {
 func (i *Injector) Dependencies() []string {
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	out := make([]string, 0, len(i.known))
-	for d := range i.known {
-		out = append(out, d)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(i.known))
 }
 
 func (i *Injector) compile(c Config) (*state, error) {

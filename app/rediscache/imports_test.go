@@ -11,6 +11,7 @@ import (
 func TestImports(t *testing.T) {
 	imports.Allowed(t,
 		"github.com/glasshouse-dev/glasshouse/app",
+		"github.com/glasshouse-dev/glasshouse/app/internal/cooldown",
 		"github.com/redis/go-redis/v9",
 		"github.com/prometheus/client_golang/prometheus",
 	)

@@ -32,7 +32,8 @@
 // instances sharing the Redis do not learn of this instance's failed
 // invalidations: for them an entry can stay stale until its TTL.
 //
-// It imports app, go-redis and the Prometheus client (for Metrics), never
+// It imports app, app/internal/cooldown (the failure state it shares with
+// redislimit), go-redis and the Prometheus client (for Metrics), never
 // redislimit, httpapi or cmd (TestImports).
 package rediscache
 
@@ -51,6 +52,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/glasshouse-dev/glasshouse/app"
+	"github.com/glasshouse-dev/glasshouse/app/internal/cooldown"
 )
 
 // Defaults for Options' zero values.
@@ -114,19 +116,15 @@ type Options struct {
 type Store struct {
 	app.Store // calls without caching pass straight through
 
-	rdb      Client
-	ttl      time.Duration
-	genTTL   time.Duration
-	prefix   string
-	timeout  time.Duration
-	cooldown time.Duration
-	name     string
-	rec      Recorder
-	onError  func(error)
-	now      func() time.Time
-
-	failing   atomic.Bool
-	skipUntil atomic.Int64 // Unix nanoseconds
+	rdb     Client
+	ttl     time.Duration
+	genTTL  time.Duration
+	prefix  string
+	timeout time.Duration
+	name    string
+	rec     Recorder
+	now     func() time.Time
+	breaker cooldown.Breaker // skips Redis for a cooldown after it fails
 
 	// Items whose invalidation failed: reads purge them first (see the
 	// package comment). npending mirrors len(pending) for a lock-free
@@ -182,8 +180,8 @@ func New(next app.Store, rdb Client, o Options) *Store {
 		// A generation token must outlive any reader that saw it (a reader
 		// holds it for one store read), so it lives well past the entry.
 		genTTL: o.TTL + time.Minute,
-		prefix: o.Prefix, timeout: o.Timeout, cooldown: o.Cooldown, name: o.Name,
-		rec: o.Recorder, onError: o.OnError, now: o.Now,
+		prefix: o.Prefix, timeout: o.Timeout, name: o.Name, rec: o.Recorder, now: o.Now,
+		breaker: cooldown.Breaker{Cooldown: o.Cooldown, OnError: o.OnError, Now: o.Now},
 		pending: map[int64]purge{}, maxPending: o.MaxPending,
 	}
 }
@@ -213,7 +211,7 @@ return redis.call('DEL', KEYS[1])
 
 // Item implements app.Store, reading through the cache.
 func (s *Store) Item(ctx context.Context, ownerID, id int64) (app.Item, error) {
-	if s.skipping() || s.bypassing() {
+	if s.breaker.Skipping() || s.bypassing() {
 		s.count("error")
 		return s.Store.Item(ctx, ownerID, id)
 	}
@@ -235,7 +233,7 @@ func (s *Store) Item(ctx context.Context, ownerID, id int64) (app.Item, error) {
 		s.count("error")
 		return s.Store.Item(ctx, ownerID, id)
 	}
-	s.succeeded()
+	s.breaker.Succeeded()
 	if raw, ok := vals[0].(string); ok {
 		var it app.Item
 		if err := json.Unmarshal([]byte(raw), &it); err == nil && it.ID == id {
@@ -302,7 +300,7 @@ func (s *Store) invalidate(ctx context.Context, id int64) {
 		s.failed(context.WithoutCancel(ctx), fmt.Errorf("rediscache: invalidate item %d: %w", id, err))
 		return
 	}
-	s.succeeded()
+	s.breaker.Succeeded()
 }
 
 // runInvalidate replaces the item's generation token and deletes its entry.
@@ -325,7 +323,7 @@ func (s *Store) purge(ctx context.Context, id int64, seq uint64) bool {
 		s.failed(ctx, fmt.Errorf("rediscache: purge item %d: %w", id, err))
 		return false
 	}
-	s.succeeded()
+	s.breaker.Succeeded()
 	s.mu.Lock()
 	if p, ok := s.pending[id]; ok && p.seq == seq {
 		delete(s.pending, id)
@@ -391,26 +389,10 @@ func (s *Store) count(result string) {
 	}
 }
 
-func (s *Store) skipping() bool {
-	return s.failing.Load() && s.now().UnixNano() < s.skipUntil.Load()
-}
-
 // failed starts a cooldown. A caller that went away is not Redis's fault.
 func (s *Store) failed(ctx context.Context, err error) {
 	if ctx.Err() != nil {
 		return
 	}
-	if s.cooldown > 0 {
-		s.skipUntil.Store(s.now().Add(s.cooldown).UnixNano())
-	}
-	s.failing.Store(true)
-	if s.onError != nil {
-		s.onError(err)
-	}
-}
-
-func (s *Store) succeeded() {
-	if s.failing.Load() && s.failing.CompareAndSwap(true, false) && s.onError != nil {
-		s.onError(nil)
-	}
+	s.breaker.Failed(err)
 }

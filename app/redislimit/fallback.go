@@ -3,9 +3,9 @@ package redislimit
 import (
 	"context"
 	"fmt"
-	"sync/atomic"
 	"time"
 
+	"github.com/glasshouse-dev/glasshouse/app/internal/cooldown"
 	"github.com/glasshouse-dev/glasshouse/app/ratelimit"
 )
 
@@ -72,16 +72,8 @@ type FallbackOptions struct {
 type Fallback struct {
 	shared, local ratelimit.Limiter
 	mode          Mode
-	cooldown      time.Duration
 	rec           Recorder
-	onError       func(error)
-	now           func() time.Time
-
-	// failing is set while the shared limiter is failing; skipUntil (Unix
-	// nanoseconds) ends the current cooldown. Atomics keep the healthy
-	// path free of a shared lock.
-	failing   atomic.Bool
-	skipUntil atomic.Int64
+	breaker       cooldown.Breaker // skips the shared limiter for a cooldown after it fails
 }
 
 var _ ratelimit.Limiter = (*Fallback)(nil)
@@ -101,8 +93,8 @@ func NewFallback(shared, local ratelimit.Limiter, o FallbackOptions) *Fallback {
 	if local == nil {
 		local = ratelimit.NewMemory(o.Now)
 	}
-	return &Fallback{shared: shared, local: local, mode: o.Mode, cooldown: o.Cooldown,
-		rec: o.Recorder, onError: o.OnError, now: o.Now}
+	return &Fallback{shared: shared, local: local, mode: o.Mode, rec: o.Recorder,
+		breaker: cooldown.Breaker{Cooldown: o.Cooldown, OnError: o.OnError, Now: o.Now}}
 }
 
 // Mode returns the configured failure mode.
@@ -110,10 +102,10 @@ func (f *Fallback) Mode() Mode { return f.mode }
 
 // Allow implements ratelimit.Limiter; its error is always nil.
 func (f *Fallback) Allow(ctx context.Context, key string, l ratelimit.Limit) (ratelimit.Decision, error) {
-	if !f.skipping() {
+	if !f.breaker.Skipping() {
 		d, err := f.shared.Allow(ctx, key, l)
 		if err == nil {
-			f.succeeded()
+			f.breaker.Succeeded()
 			return d, nil
 		}
 		if ctx.Err() != nil {
@@ -121,7 +113,7 @@ func (f *Fallback) Allow(ctx context.Context, key string, l ratelimit.Limit) (ra
 			// backend is not to blame.
 			return ratelimit.Decision{Allowed: false, Limit: l.Burst, RetryAfter: ClosedRetryAfter}, nil
 		}
-		f.failed(err)
+		f.breaker.Failed(err)
 	}
 	if f.rec != nil {
 		f.rec.RateLimitFallback(string(f.mode))
@@ -136,24 +128,4 @@ func (f *Fallback) Allow(ctx context.Context, key string, l ratelimit.Limit) (ra
 		return ratelimit.Decision{Allowed: true, Limit: l.Burst}, nil
 	}
 	return d, nil
-}
-
-func (f *Fallback) skipping() bool {
-	return f.failing.Load() && f.now().UnixNano() < f.skipUntil.Load()
-}
-
-func (f *Fallback) failed(err error) {
-	if f.cooldown > 0 {
-		f.skipUntil.Store(f.now().Add(f.cooldown).UnixNano())
-	}
-	f.failing.Store(true)
-	if f.onError != nil {
-		f.onError(err)
-	}
-}
-
-func (f *Fallback) succeeded() {
-	if f.failing.Load() && f.failing.CompareAndSwap(true, false) && f.onError != nil {
-		f.onError(nil)
-	}
 }

@@ -10,6 +10,7 @@ import (
 // the standard library and the allow-list below.
 func TestImports(t *testing.T) {
 	imports.Allowed(t,
+		"github.com/glasshouse-dev/glasshouse/app/internal/cooldown",
 		"github.com/glasshouse-dev/glasshouse/app/ratelimit",
 		"github.com/redis/go-redis/v9",
 		"github.com/prometheus/client_golang/prometheus",

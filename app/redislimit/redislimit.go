@@ -7,7 +7,8 @@
 // Lua script: a single round trip reads and updates the key atomically, and
 // the script reads Redis's own clock so instances with skewed clocks agree.
 //
-// It imports app/ratelimit, go-redis and the Prometheus client (for
+// It imports app/ratelimit, app/internal/cooldown (the failure state it
+// shares with rediscache), go-redis and the Prometheus client (for
 // Metrics), never rediscache, httpapi or cmd (TestImports).
 package redislimit
 

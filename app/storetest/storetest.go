@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -492,11 +493,13 @@ func testConcurrentUpdates(t *testing.T, s app.Store) {
 	}
 }
 
-func idempotent(t *testing.T, s app.Store) app.IdempotentStore {
+// optional returns s as the optional interface I (app.IdempotentStore,
+// app.BulkStore), or skips t when s does not implement it.
+func optional[I any](t *testing.T, s app.Store) I {
 	t.Helper()
-	is, ok := s.(app.IdempotentStore)
+	is, ok := s.(I)
 	if !ok {
-		t.Skipf("%T does not implement app.IdempotentStore", s)
+		t.Skipf("%T does not implement %s", s, reflect.TypeFor[I]())
 	}
 	return is
 }
@@ -505,7 +508,7 @@ func idempotent(t *testing.T, s app.Store) app.IdempotentStore {
 // again returns the item as first created (even after it changed or was
 // deleted), another request with the key is ErrIdempotencyKeyReused.
 func testIdempotentCreate(t *testing.T, s app.Store) {
-	is := idempotent(t, s)
+	is := optional[app.IdempotentStore](t, s)
 	ctx := t.Context()
 	u, other := mustUser(t, s, "idem"), mustUser(t, s, "idem2")
 	key := app.IdempotencyKey{Key: "k-1", Fingerprint: "fp-a"}
@@ -565,7 +568,7 @@ func testIdempotentCreate(t *testing.T, s app.Store) {
 // testIdempotentCreateConcurrent races one key: one item is created and
 // every caller gets it.
 func testIdempotentCreateConcurrent(t *testing.T, s app.Store) {
-	is := idempotent(t, s)
+	is := optional[app.IdempotentStore](t, s)
 	u := mustUser(t, s, "idemrace")
 	const racers = 12
 	var (
@@ -624,19 +627,10 @@ func testPing(t *testing.T, s app.Store) {
 	}
 }
 
-func bulk(t *testing.T, s app.Store) app.BulkStore {
-	t.Helper()
-	bs, ok := s.(app.BulkStore)
-	if !ok {
-		t.Skipf("%T does not implement app.BulkStore", s)
-	}
-	return bs
-}
-
 // testBulkCreate: CreateItems sets IDs (new, in ascending order) and times
 // on every item, and the items read back as returned.
 func testBulkCreate(t *testing.T, s app.Store) {
-	bs := bulk(t, s)
+	bs := optional[app.BulkStore](t, s)
 	ctx := t.Context()
 	u := mustUser(t, s, "bulk")
 	if err := bs.CreateItems(ctx, nil); err != nil {
@@ -675,7 +669,7 @@ func testBulkCreate(t *testing.T, s app.Store) {
 // testBulkCreateAtomic: one item naming an unknown owner fails the call
 // with ErrUnknownOwner, and nothing of it is committed or returned.
 func testBulkCreateAtomic(t *testing.T, s app.Store) {
-	bs := bulk(t, s)
+	bs := optional[app.BulkStore](t, s)
 	ctx := t.Context()
 	u := mustUser(t, s, "atomic")
 	items := []*app.Item{
@@ -699,7 +693,7 @@ func testBulkCreateAtomic(t *testing.T, s app.Store) {
 
 // testBulkCreateConcurrent: chunks written at once all land, with unique IDs.
 func testBulkCreateConcurrent(t *testing.T, s app.Store) {
-	bs := bulk(t, s)
+	bs := optional[app.BulkStore](t, s)
 	ctx := t.Context()
 	u := mustUser(t, s, "chunks")
 	const writers, per = 4, 10

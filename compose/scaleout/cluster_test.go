@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,7 +21,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 	"gopkg.in/yaml.v3"
 
@@ -172,41 +170,6 @@ func waitOK(t *testing.T, c *http.Client, u string, p *proc, guard time.Duration
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-// freshDatabase creates a database of its own on the server of baseURL and
-// drops it when the test ends, so runs never see each other's rows.
-func freshDatabase(t *testing.T, baseURL string) string {
-	t.Helper()
-	ctx := t.Context()
-	conn, err := pgx.Connect(ctx, baseURL)
-	if err != nil {
-		integration.Skip(t, "PostgreSQL at TEST_DATABASE_URL unreachable: %v", err)
-	}
-	defer conn.Close(ctx)
-	name := "scaleout_" + randomHex(t, 6)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("create database: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		c, err := pgx.Connect(ctx, baseURL)
-		if err != nil {
-			t.Logf("drop database %s: %v", name, err)
-			return
-		}
-		defer c.Close(ctx)
-		if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Logf("drop database %s: %v", name, err)
-		}
-	})
-	u, err := url.Parse(baseURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + name
-	return u.String()
 }
 
 // redisPrefix returns a key prefix of the run's own on the shared Redis and

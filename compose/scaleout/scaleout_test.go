@@ -20,6 +20,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/glasshouse-dev/glasshouse/app/postgres/pgtest"
 	"github.com/glasshouse-dev/glasshouse/internal/integration"
 )
 
@@ -67,7 +68,7 @@ func TestScaleOut(t *testing.T) {
 	dir := t.TempDir()
 	apiBin := goBuild(t, "./app/cmd/glasshouse-api", dir)
 	loadBin := goBuild(t, "./loadtest/cmd/glasshouse-load", dir)
-	db := freshDatabase(t, dbURL)
+	db := pgtest.NewDatabase(t)
 	prefix := redisPrefix(t, redisURL)
 	drain, shutdownTimeout := deployment(t)
 	if brk == "drain-delay-0" {

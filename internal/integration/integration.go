@@ -31,6 +31,18 @@ func Skip(t testing.TB, format string, args ...any) {
 	t.Skip(msg)
 }
 
+// URL returns the value of the environment variable env, the URL of a test
+// server, or skips t through Skip with a message saying to set it to a
+// what URL such as example (the one .ci/run sets).
+func URL(t testing.TB, env, what, example string) string {
+	t.Helper()
+	u := os.Getenv(env)
+	if u == "" {
+		Skip(t, "%s not set; set it to a %s URL (for example %s, as .ci/run does) to run this integration test", env, what, example)
+	}
+	return u
+}
+
 // Short skips t under -short, saying it needs what (a real service or
 // binary, e.g. "a real Prometheus"). Call it first in every test, or test
 // helper, that starts or connects to a real server, so `make test-short` runs

@@ -77,3 +77,29 @@ func child(t *testing.T, test, require string, short bool) (string, error) {
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
+
+// TestURLChild is run by TestURL in a child process; on its own it skips.
+func TestURLChild(t *testing.T) {
+	if os.Getenv("INTEGRATION_CHILD") == "" {
+		t.Skip("run by TestURL")
+	}
+	t.Setenv("INTEGRATION_TEST_URL", "")
+	URL(t, "INTEGRATION_TEST_URL", "Redis", "redis://127.0.0.1:1/0")
+	t.Log("ran past URL")
+}
+
+func TestURL(t *testing.T) {
+	t.Setenv("INTEGRATION_TEST_URL", "redis://example:6379/0")
+	if got, want := URL(t, "INTEGRATION_TEST_URL", "Redis", "redis://127.0.0.1:1/0"), "redis://example:6379/0"; got != want {
+		t.Errorf("URL with the variable set = %q, want %q", got, want)
+	}
+
+	out, err := child(t, "TestURLChild", "", false)
+	if err != nil {
+		t.Errorf("unset variable: failed: %v\n%s", err, out)
+	}
+	want := "INTEGRATION_TEST_URL not set; set it to a Redis URL (for example redis://127.0.0.1:1/0, as .ci/run does)"
+	if !strings.Contains(out, want) || !strings.Contains(out, "--- SKIP: TestURLChild") {
+		t.Errorf("unset variable: output lacks a skip with %q:\n%s", want, out)
+	}
+}

@@ -256,22 +256,8 @@ type Alertmanager struct {
 func StartAlertmanager(t testing.TB, configPath string) *Alertmanager {
 	t.Helper()
 	bin := Binary(t, "prometheus-alertmanager", "alertmanager")
-	dir := t.TempDir()
-	addr := FreeAddr(t)
-	url := "http://" + addr
-	p := Start(t, dir, "alertmanager", bin, []string{
-		"--config.file=" + configPath,
-		"--storage.path=" + filepath.Join(dir, "data"),
-		"--web.listen-address=" + addr,
-		"--web.external-url=" + url,
-		"--cluster.listen-address=",
-		"--log.level=info",
-	}, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := WaitReady(ctx, p, url+"/-/ready"); err != nil {
-		t.Fatal(err)
-	}
+	p, url := startServer(t, "alertmanager", bin, configPath, "--storage.path", 30*time.Second,
+		"--cluster.listen-address=")
 	return &Alertmanager{Process: p, URL: url}
 }
 
@@ -286,23 +272,35 @@ type Prometheus struct {
 func StartPrometheus(t testing.TB, configPath string) *Prometheus {
 	t.Helper()
 	bin := Binary(t, "prometheus")
+	p, url := startServer(t, "prometheus", bin, configPath, "--storage.tsdb.path", 60*time.Second,
+		"--enable-feature=exemplar-storage")
+	return &Prometheus{Process: p, URL: url}
+}
+
+// startServer runs bin, a server of the Prometheus family (Prometheus,
+// Alertmanager: the same config and web flags, the same /-/ready), as name
+// with configPath, its data under storageFlag in a temporary directory and
+// the extra flags, on a free loopback port. It waits up to wait for the
+// server to be ready and returns the process and its URL.
+func startServer(t testing.TB, name, bin, configPath, storageFlag string, wait time.Duration, extra ...string) (*Process, string) {
+	t.Helper()
 	dir := t.TempDir()
 	addr := FreeAddr(t)
 	url := "http://" + addr
-	p := Start(t, dir, "prometheus", bin, []string{
+	args := append([]string{
 		"--config.file=" + configPath,
-		"--storage.tsdb.path=" + filepath.Join(dir, "data"),
+		storageFlag + "=" + filepath.Join(dir, "data"),
 		"--web.listen-address=" + addr,
 		"--web.external-url=" + url,
-		"--enable-feature=exemplar-storage",
 		"--log.level=info",
-	}, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	}, extra...)
+	p := Start(t, dir, name, bin, args, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	if err := WaitReady(ctx, p, url+"/-/ready"); err != nil {
 		t.Fatal(err)
 	}
-	return &Prometheus{Process: p, URL: url}
+	return p, url
 }
 
 // BuildBinary compiles the Go package pkg (an import path or ./dir relative
@@ -343,31 +341,48 @@ func ModuleRoot(t testing.TB) string {
 	}
 }
 
+// API GETs path of the Prometheus HTTP API with the query q and decodes the
+// data of a successful answer into out; an error answer is an error with
+// Prometheus's message.
+func (p *Prometheus) API(ctx context.Context, path string, q url.Values, out any) error {
+	var body struct {
+		Status string          `json:"status"`
+		Error  string          `json:"error"`
+		Data   json.RawMessage `json:"data"`
+	}
+	if err := GetJSON(ctx, p.URL+path+"?"+q.Encode(), &body); err != nil {
+		return err
+	}
+	if body.Status != "success" {
+		return fmt.Errorf("%s: %s", path, body.Error)
+	}
+	return json.Unmarshal(body.Data, out)
+}
+
+// GetJSON GETs url and decodes its JSON body into out, whatever the status.
+func GetJSON(ctx context.Context, url string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
 // Query evaluates expr as an instant query and returns the label sets of
 // the samples whose value is a number (NaN and ±Inf are left out, as "no
 // data" in a panel).
 func (p *Prometheus) Query(ctx context.Context, expr string) ([]map[string]string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.URL+"/api/v1/query?query="+url.QueryEscape(expr), nil)
-	if err != nil {
-		return nil, err
+	var data struct {
+		ResultType string          `json:"resultType"`
+		Result     json.RawMessage `json:"result"`
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	var body struct {
-		Status, Error string
-		Data          struct {
-			ResultType string          `json:"resultType"`
-			Result     json.RawMessage `json:"result"`
-		}
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+	if err := p.API(ctx, "/api/v1/query", url.Values{"query": {expr}}, &data); err != nil {
 		return nil, fmt.Errorf("query %s: %w", expr, err)
-	}
-	if body.Status != "success" {
-		return nil, fmt.Errorf("query %s: %s", expr, body.Error)
 	}
 	number := func(v []any) bool {
 		s, _ := v[1].(string)
@@ -375,13 +390,13 @@ func (p *Prometheus) Query(ctx context.Context, expr string) ([]map[string]strin
 		return err == nil && !math.IsNaN(f) && !math.IsInf(f, 0)
 	}
 	var out []map[string]string
-	switch body.Data.ResultType {
+	switch data.ResultType {
 	case "vector":
 		var vs []struct {
 			Metric map[string]string
 			Value  []any
 		}
-		if err := json.Unmarshal(body.Data.Result, &vs); err != nil {
+		if err := json.Unmarshal(data.Result, &vs); err != nil {
 			return nil, err
 		}
 		for _, v := range vs {
@@ -391,7 +406,7 @@ func (p *Prometheus) Query(ctx context.Context, expr string) ([]map[string]strin
 		}
 	case "scalar":
 		var v []any
-		if err := json.Unmarshal(body.Data.Result, &v); err != nil {
+		if err := json.Unmarshal(data.Result, &v); err != nil {
 			return nil, err
 		}
 		if len(v) == 2 && number(v) {

@@ -3,58 +3,21 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/glasshouse-dev/glasshouse/internal/syncbuf"
+	"github.com/glasshouse-dev/glasshouse/internal/testcert"
 )
-
-// selfSigned writes a certificate for 127.0.0.1 and its key, returning the paths.
-func selfSigned(t *testing.T) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "127.0.0.1"},
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, _ := x509.MarshalECPrivateKey(key)
-	dir := t.TempDir()
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
-	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
-	return certFile, keyFile
-}
 
 // TestTLSServesHTTP2WithHSTS: with a certificate the API speaks HTTPS and
 // HTTP/2 and sends Strict-Transport-Security; the health subcommand
 // follows TLS_CERT_FILE to https.
 func TestTLSServesHTTP2WithHSTS(t *testing.T) {
-	cert, key := selfSigned(t)
+	cert, key, pool := testcert.Write(t, t.TempDir())
 	addr := freeAddr(t)
 	env := map[string]string{"ADDR": addr, "ADMIN_ADDR": freeAddr(t), "DATA_DIR": t.TempDir(), "LOG_FORMAT": "json",
 		"TLS_CERT_FILE": cert, "TLS_KEY_FILE": key}
@@ -64,9 +27,6 @@ func TestTLSServesHTTP2WithHSTS(t *testing.T) {
 	go func() { done <- run(ctx, []string{"api", "-env-file="}, envOf(env), nil, logs, logs) }()
 	t.Cleanup(func() { cancel(); <-done })
 
-	pool := x509.NewCertPool()
-	pem, _ := os.ReadFile(cert)
-	pool.AppendCertsFromPEM(pem)
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}}
 	var resp *http.Response
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {

@@ -28,11 +28,7 @@ const EnvVar = "TEST_REDIS_URL"
 // URL returns TEST_REDIS_URL or skips t with a message saying how to run it.
 func URL(t testing.TB) string {
 	t.Helper()
-	u := os.Getenv(EnvVar)
-	if u == "" {
-		integration.Skip(t, "%s not set; set it to a Redis URL (for example redis://127.0.0.1:56379/0, as .ci/run does) to run this integration test", EnvVar)
-	}
-	return u
+	return integration.URL(t, EnvVar, "Redis", "redis://127.0.0.1:56379/0")
 }
 
 // Options returns client options for the test server with addr (host:port)

@@ -11,7 +11,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net/url"
-	"os"
 	"testing"
 	"time"
 
@@ -26,11 +25,7 @@ const EnvVar = "TEST_DATABASE_URL"
 // to run the test when it is unset.
 func AdminURL(t testing.TB) string {
 	t.Helper()
-	u := os.Getenv(EnvVar)
-	if u == "" {
-		integration.Skip(t, "%s not set; set it to a PostgreSQL URL (for example postgres://postgres@127.0.0.1:55432/glasshouse_test?sslmode=disable, as .ci/run does) to run this integration test", EnvVar)
-	}
-	return u
+	return integration.URL(t, EnvVar, "PostgreSQL", "postgres://postgres@127.0.0.1:55432/glasshouse_test?sslmode=disable")
 }
 
 // NewDatabase creates a database with a random name on the test server and

@@ -370,25 +370,11 @@ func prometheus(c Config, bin string) (component, error) {
 	if err := os.MkdirAll(filepath.Join(c.targetsDir(), LoadJob), 0o755); err != nil {
 		return component{}, err
 	}
-	cfg := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(cfg, rendered, 0o644); err != nil {
-		return component{}, err
-	}
-	return component{
-		name: "prometheus",
-		args: []string{bin,
-			"--config.file=" + cfg,
-			"--storage.tsdb.path=" + filepath.Join(dir, "data"),
-			"--storage.tsdb.retention.time=2d",
-			"--web.listen-address=" + c.addr(c.PrometheusPort),
-			"--web.external-url=" + c.url(c.PrometheusPort, "/"),
-			"--enable-feature=exemplar-storage",
-			"--web.enable-lifecycle",
-		},
-		env:   baseEnv(),
-		dir:   dir,
-		ready: c.url(c.PrometheusPort, "/-/ready"),
-	}, nil
+	return promServer(c, "prometheus", bin, dir, rendered, "--storage.tsdb.path", c.PrometheusPort,
+		"--storage.tsdb.retention.time=2d",
+		"--enable-feature=exemplar-storage",
+		"--web.enable-lifecycle",
+	)
 }
 
 func alertmanager(c Config, bin, src string) (component, error) {
@@ -415,24 +401,28 @@ func alertmanager(c Config, bin, src string) (component, error) {
 	if err := os.WriteFile(filepath.Join(secrets, SlackWebhookFile), []byte(m.MapURL(hook)+"\n"), 0o600); err != nil {
 		return component{}, err
 	}
-	cfg := filepath.Join(dir, "alertmanager.yml")
+	return promServer(c, "alertmanager", bin, dir, rendered, "--storage.path", c.AlertmanagerPort,
+		// A single instance: no gossip listener on the network.
+		"--cluster.listen-address=",
+	)
+}
+
+// promServer writes rendered as dir/NAME.yml and returns the component that
+// runs bin, a server of the Prometheus family (Prometheus, Alertmanager: the
+// same config and web flags, the same /-/ready), as name in dir with that
+// config, its data in dir/data (storageFlag), on port, and the extra flags.
+func promServer(c Config, name, bin, dir string, rendered []byte, storageFlag string, port int, extra ...string) (component, error) {
+	cfg := filepath.Join(dir, name+".yml")
 	if err := os.WriteFile(cfg, rendered, 0o644); err != nil {
 		return component{}, err
 	}
-	return component{
-		name: "alertmanager",
-		args: []string{bin,
-			"--config.file=" + cfg,
-			"--storage.path=" + filepath.Join(dir, "data"),
-			"--web.listen-address=" + c.addr(c.AlertmanagerPort),
-			"--web.external-url=" + c.url(c.AlertmanagerPort, "/"),
-			// A single instance: no gossip listener on the network.
-			"--cluster.listen-address=",
-		},
-		env:   baseEnv(),
-		dir:   dir,
-		ready: c.url(c.AlertmanagerPort, "/-/ready"),
-	}, nil
+	args := append([]string{bin,
+		"--config.file=" + cfg,
+		storageFlag + "=" + filepath.Join(dir, "data"),
+		"--web.listen-address=" + c.addr(port),
+		"--web.external-url=" + c.url(port, "/"),
+	}, extra...)
+	return component{name: name, args: args, env: baseEnv(), dir: dir, ready: c.url(port, "/-/ready")}, nil
 }
 
 // goBuild builds pkg (a ./path in the repository) into the run directory's
