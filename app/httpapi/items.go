@@ -70,6 +70,18 @@ func parseID(s string) (int64, error) {
 	return id, nil
 }
 
+// pathID is parseID on r's {id}, answering the 404 itself when it fails.
+// Store errors are answered at each handler's own call site instead, since
+// the error tracker groups 5xx errors by the frames that reported them.
+func pathID(log *errorLog, w http.ResponseWriter, r *http.Request) (int64, bool) {
+	id, err := parseID(r.PathValue("id"))
+	if err != nil {
+		respondErr(log, w, r, err)
+		return 0, false
+	}
+	return id, true
+}
+
 func decodeItem(r *http.Request) (app.ItemInput, error) {
 	req, err := decode[itemRequest](r)
 	if err != nil {
@@ -190,9 +202,8 @@ func handleItemCreate(log *errorLog, store app.Store, m *metrics) http.Handler {
 
 func handleItemGet(log *errorLog, store app.Store) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, err := parseID(r.PathValue("id"))
-		if err != nil {
-			respondErr(log, w, r, err)
+		id, ok := pathID(log, w, r)
+		if !ok {
 			return
 		}
 		it, err := store.Item(r.Context(), userID(r.Context()), id)
@@ -206,9 +217,8 @@ func handleItemGet(log *errorLog, store app.Store) http.Handler {
 
 func handleItemUpdate(log *errorLog, store app.Store) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, err := parseID(r.PathValue("id"))
-		if err != nil {
-			respondErr(log, w, r, err)
+		id, ok := pathID(log, w, r)
+		if !ok {
 			return
 		}
 		in, err := decodeItem(r)
@@ -227,9 +237,8 @@ func handleItemUpdate(log *errorLog, store app.Store) http.Handler {
 
 func handleItemDelete(log *errorLog, store app.Store) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, err := parseID(r.PathValue("id"))
-		if err != nil {
-			respondErr(log, w, r, err)
+		id, ok := pathID(log, w, r)
+		if !ok {
 			return
 		}
 		if err := store.DeleteItem(r.Context(), userID(r.Context()), id); err != nil {
