@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -100,24 +101,31 @@ func traceConfigFromEnv(cfg Config) (traceConfig, error) {
 		errs = append(errs, err)
 	}
 
-	exporter := env("OTEL_TRACES_EXPORTER")
-	switch exporter {
-	case "", "otlp", "none":
-	default:
-		errs = append(errs, fmt.Errorf("OTEL_TRACES_EXPORTER=%q: want otlp or none", exporter))
+	// otlpVar reads OTEL_EXPORTER_OTLP_TRACES_<name>, or else the shared
+	// OTEL_EXPORTER_OTLP_<name>, and says which of them it read.
+	otlpVar := func(name string) (key, value string) {
+		key = "OTEL_EXPORTER_OTLP_TRACES_" + name
+		if v := env(key); v != "" {
+			return key, v
+		}
+		key = "OTEL_EXPORTER_OTLP_" + name
+		return key, env(key)
+	}
+	// oneOf sets *dst to v when v is one of allowed; "" keeps the default.
+	oneOf := func(key, v string, dst *string, allowed ...string) {
+		switch {
+		case v == "":
+		case slices.Contains(allowed, v):
+			*dst = v
+		default:
+			errs = append(errs, fmt.Errorf("%s=%q: want %s", key, v, strings.Join(allowed, " or ")))
+		}
 	}
 
-	proto := env("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-	if proto == "" {
-		proto = env("OTEL_EXPORTER_OTLP_PROTOCOL")
-	}
-	switch proto {
-	case "", "http/protobuf":
-	case "grpc":
-		tc.protocol = "grpc"
-	default:
-		errs = append(errs, fmt.Errorf("OTEL_EXPORTER_OTLP_PROTOCOL=%q: want http/protobuf or grpc", proto))
-	}
+	var exporter string
+	oneOf("OTEL_TRACES_EXPORTER", env("OTEL_TRACES_EXPORTER"), &exporter, "otlp", "none")
+	k, v := otlpVar("PROTOCOL")
+	oneOf(k, v, &tc.protocol, "http/protobuf", "grpc")
 
 	endpointVar := "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
 	if u := env(endpointVar); u != "" {
@@ -138,25 +146,13 @@ func traceConfigFromEnv(cfg Config) (traceConfig, error) {
 		tc.endpointURL = ""
 	}
 
-	hdr := env("OTEL_EXPORTER_OTLP_TRACES_HEADERS")
-	if hdr == "" {
-		hdr = env("OTEL_EXPORTER_OTLP_HEADERS")
-	}
-	if tc.headers, err = parseKeyValues(hdr); err != nil {
-		errs = append(errs, fmt.Errorf("OTEL_EXPORTER_OTLP_HEADERS: %w", err))
+	k, v = otlpVar("HEADERS")
+	if tc.headers, err = parseKeyValues(v); err != nil {
+		errs = append(errs, fmt.Errorf("%s: %w", k, err))
 	}
 
-	comp := env("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION")
-	if comp == "" {
-		comp = env("OTEL_EXPORTER_OTLP_COMPRESSION")
-	}
-	switch comp {
-	case "", "none":
-	case "gzip":
-		tc.compression = "gzip"
-	default:
-		errs = append(errs, fmt.Errorf("OTEL_EXPORTER_OTLP_COMPRESSION=%q: want gzip or none", comp))
-	}
+	k, v = otlpVar("COMPRESSION")
+	oneOf(k, v, &tc.compression, "gzip", "none")
 
 	millis := func(key string, dst *time.Duration) {
 		v := env(key)
@@ -182,11 +178,8 @@ func traceConfigFromEnv(cfg Config) (traceConfig, error) {
 		}
 		*dst = n
 	}
-	if v := env("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"); v != "" {
-		millis("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", &tc.timeout)
-	} else {
-		millis("OTEL_EXPORTER_OTLP_TIMEOUT", &tc.timeout)
-	}
+	k, _ = otlpVar("TIMEOUT")
+	millis(k, &tc.timeout)
 	millis("OTEL_BSP_SCHEDULE_DELAY", &tc.scheduleDelay)
 	millis("OTEL_BSP_EXPORT_TIMEOUT", &tc.exportTimeout)
 	positive("OTEL_BSP_MAX_QUEUE_SIZE", &tc.queueSize)
