@@ -208,7 +208,7 @@ func fieldConfig(unit, colorMode string, steps []Step) *FieldConfig {
 func timeseries(title, desc, unit string, targets ...Target) Panel {
 	fc := fieldConfig(unit, "palette-classic", baseSteps("green"))
 	fc.Defaults.Custom = &FieldCusto{
-		DrawStyle: "line", LineWidth: 1, FillOpacity: 10, GradientMode: "none",
+		DrawStyle: "line", LineWidth: 1, FillOpacity: ptr(10), GradientMode: "none", SpanNulls: ptr(false),
 		ShowPoints: "never", PointSize: 5,
 		Stacking:          &Stacking{Mode: "none", Group: "A"},
 		ThresholdsStyle:   &ThresholdStyle{Mode: "off"},
@@ -235,7 +235,7 @@ func withMin(p Panel, v float64) Panel {
 // withStack stacks the series (e.g. status codes adding up to the total).
 func withStack(p Panel) Panel {
 	p.FieldConfig.Defaults.Custom.Stacking = &Stacking{Mode: "normal", Group: "A"}
-	p.FieldConfig.Defaults.Custom.FillOpacity = 40
+	p.FieldConfig.Defaults.Custom.FillOpacity = ptr(40)
 	return p
 }
 
@@ -317,7 +317,7 @@ func heatmap(title, desc, yUnit string, t Target) Panel {
 func stateTimeline(title, desc string, mappings []any, t Target) Panel {
 	fc := fieldConfig("none", "thresholds", baseSteps("green"))
 	fc.Defaults.Mappings = mappings
-	fc.Defaults.Custom = &FieldCusto{FillOpacity: 80, LineWidth: 0, HideFrom: &HideFrom{}}
+	fc.Defaults.Custom = &FieldCusto{FillOpacity: ptr(80), LineWidth: 0, SpanNulls: ptr(false), HideFrom: &HideFrom{}}
 	return Panel{
 		Type: "state-timeline", Title: title, Description: desc, Datasource: ds,
 		FieldConfig: fc,

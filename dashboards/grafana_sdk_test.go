@@ -65,7 +65,7 @@ const missing = "required field is missing from input"
 // is a field that the SDK's schema marks required but that Grafana fills with
 // its default when it loads a dashboard, or a place where the SDK cannot
 // represent what Grafana itself writes. An unknown field or a value of the
-// wrong type is never on this list, except under "known defects" below.
+// wrong type is never on this list.
 // TestCommittedJSONIsValidGrafana fails on an entry that no dashboard uses, so
 // the list only shrinks.
 func grafanaAllowList() []allowance {
@@ -78,11 +78,6 @@ func grafanaAllowList() []allowance {
 		{"panels[*].options.legend", missing, "bar gauge option; Grafana fills it from the bar gauge plugin's defaults"},
 		{"panels[*].options.legend.calcs", missing, "legend option; Grafana defaults it to [] (no legend calculations)"},
 		{"panels[*].options.showValue", missing, "heatmap option; Grafana fills it from the heatmap plugin's defaults"},
-		// Known defects: the heatmap's custom field config carries two time
-		// series fields that the heatmap does not have (Grafana ignores them).
-		// The generator should stop emitting them; then these entries go.
-		{"panels[*].fieldConfig.defaults.custom.FieldConfig", "unexpected field 'fillOpacity'", "known defect: time series field on the heatmap"},
-		{"panels[*].fieldConfig.defaults.custom.FieldConfig", "unexpected field 'spanNulls'", "known defect: time series field on the heatmap"},
 	}
 	for _, f := range []string{"type", "icon", "tooltip", "tags", "asDropdown", "includeVars", "keepTime"} {
 		list = append(list, allowance{"panels[*].links[*]." + f, missing, panelLink})
@@ -315,6 +310,16 @@ func TestGrafanaStrictDecodeRejects(t *testing.T) {
 			}
 			t.Fatal("no time series panel")
 		}, "lineWidthPx"},
+		{"time series field config on a heatmap", func(d map[string]any) {
+			for _, p := range d["panels"].([]any) {
+				if m := p.(map[string]any); m["type"] == "heatmap" {
+					fc := m["fieldConfig"].(map[string]any)["defaults"].(map[string]any)
+					fc["custom"].(map[string]any)["spanNulls"] = false
+					return
+				}
+			}
+			t.Fatal("no heatmap panel")
+		}, "spanNulls"},
 		{"unknown field config default", func(d map[string]any) {
 			fc := firstPanel(d)["fieldConfig"].(map[string]any)
 			fc["defaults"].(map[string]any)["units"] = "s"
@@ -335,7 +340,7 @@ func TestGrafanaStrictDecodeRejects(t *testing.T) {
 			v := d["templating"].(map[string]any)["list"].([]any)[0].(map[string]any)
 			v["defaultValue"] = "prometheus"
 		}, "defaultValue"},
-		{"tolerated field in another place", func(d map[string]any) {
+		{"time series field config outside custom", func(d map[string]any) {
 			fc := firstPanel(d)["fieldConfig"].(map[string]any)
 			fc["defaults"].(map[string]any)["fillOpacity"] = 10
 		}, "fillOpacity"},

@@ -201,15 +201,17 @@ type Step struct {
 	Value *float64 `json:"value"`
 }
 
-// FieldCusto is the time-series/heatmap specific field configuration.
+// FieldCusto is the panel-kind specific field configuration (time series,
+// state timeline, heatmap). FillOpacity and SpanNulls are pointers because
+// only the line-drawing kinds have them: a heatmap must leave them out.
 type FieldCusto struct {
 	DrawStyle         string          `json:"drawStyle,omitempty"`
 	LineWidth         int             `json:"lineWidth,omitempty"`
-	FillOpacity       int             `json:"fillOpacity"`
+	FillOpacity       *int            `json:"fillOpacity,omitempty"`
 	GradientMode      string          `json:"gradientMode,omitempty"`
 	ShowPoints        string          `json:"showPoints,omitempty"`
 	PointSize         int             `json:"pointSize,omitempty"`
-	SpanNulls         bool            `json:"spanNulls"`
+	SpanNulls         *bool           `json:"spanNulls,omitempty"`
 	Stacking          *Stacking       `json:"stacking,omitempty"`
 	ThresholdsStyle   *ThresholdStyle `json:"thresholdsStyle,omitempty"`
 	AxisLabel         string          `json:"axisLabel,omitempty"`
