@@ -24,6 +24,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"gopkg.in/yaml.v3"
 
+	"github.com/glasshouse-dev/glasshouse/compose/internal/nginxtest"
 	"github.com/glasshouse-dev/glasshouse/internal/freeport"
 	"github.com/glasshouse-dev/glasshouse/internal/integration"
 	"github.com/glasshouse-dev/glasshouse/internal/testcert"
@@ -307,63 +308,23 @@ func nginxConfig(t *testing.T, prefix, cert, key string, replicas []*replica, ht
 		fmt.Fprintf(&servers, "    server %s max_fails=%s fail_timeout=%ss;\n", r.addr, m[1], m[2])
 	}
 	conf = conf[:lines[0][0]] + servers.String() + conf[lines[len(lines)-1][1]:]
-	repl := []struct{ old, new string }{
-		{"/etc/ssl/glasshouse/fullchain.pem", cert},
-		{"/etc/ssl/glasshouse/privkey.pem", key},
-		{"/var/log/nginx/", prefix + "/logs/"},
-		{"root /var/www/acme;", "root " + prefix + "/acme;"},
-		{"listen 80;", fmt.Sprintf("listen 127.0.0.1:%d;", httpPort)},
-		{"listen 443 ssl http2;", fmt.Sprintf("listen 127.0.0.1:%d ssl http2;", httpsPort)},
-		{"listen [::]:80;", ""},
-		{"listen [::]:443 ssl http2;", ""},
+	// Two workers, so the upstream's shared zone is what makes them agree.
+	run := nginxtest.Run{Prefix: prefix, Cert: cert, Key: key, HTTPPort: httpPort, HTTPSPort: httpsPort,
+		Workers: 2, WorkerConnections: 512}
+	repl := append(run.Loopback(),
 		// Every request of this check comes from 127.0.0.1: the edge's
 		// per-address limit would measure itself, not the replicas.
-		{"limit_req zone=glasshouse_per_ip burst=200 nodelay;", ""},
-	}
+		nginxtest.Replacement{Old: "limit_req zone=glasshouse_per_ip burst=200 nodelay;"})
 	if breakRetry {
-		repl = append(repl, struct{ old, new string }{"proxy_next_upstream error timeout;", "proxy_next_upstream off;"})
+		repl = append(repl, nginxtest.Replacement{Old: "proxy_next_upstream error timeout;", New: "proxy_next_upstream off;"})
 	}
-	for _, r := range repl {
-		if !strings.Contains(conf, r.old) {
-			t.Fatalf("compose/deploy/nginx/glasshouse.conf no longer contains %q; update the check's mapping", r.old)
-		}
-		conf = strings.ReplaceAll(conf, r.old, r.new)
+	conf, err = nginxtest.Replace("compose/deploy/nginx/glasshouse.conf", conf, repl)
+	if err != nil {
+		t.Fatalf("%v; update the check's mapping", err)
 	}
-	site := filepath.Join(prefix, "glasshouse.conf")
-	if err := os.WriteFile(site, []byte(conf), 0o644); err != nil {
+	mainPath, err := run.Write(conf)
+	if err != nil {
 		t.Fatal(err)
-	}
-	user := ""
-	if os.Geteuid() == 0 {
-		user = "user root root;" // workers must read the test's 0700 temp dirs
-	}
-	// Two workers, so the upstream's shared zone is what makes them agree.
-	main := fmt.Sprintf(`%s
-worker_processes 2;
-daemon off;
-pid %[2]s/nginx.pid;
-error_log %[2]s/logs/error.log warn;
-events { worker_connections 512; }
-http {
-    types { application/json json; text/html html; }
-    default_type application/octet-stream;
-    client_body_temp_path %[2]s/tmp/body;
-    proxy_temp_path %[2]s/tmp/proxy;
-    fastcgi_temp_path %[2]s/tmp/fastcgi;
-    uwsgi_temp_path %[2]s/tmp/uwsgi;
-    scgi_temp_path %[2]s/tmp/scgi;
-    access_log off;
-    include %[3]s;
-}
-`, user, prefix, site)
-	mainPath := filepath.Join(prefix, "nginx.conf")
-	if err := os.WriteFile(mainPath, []byte(main), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range []string{"logs", "tmp", "acme"} {
-		if err := os.MkdirAll(filepath.Join(prefix, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
 	}
 	return mainPath, pol
 }
