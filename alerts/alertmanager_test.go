@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/glasshouse-dev/glasshouse/alerts/internal/testenv"
+	"github.com/glasshouse-dev/glasshouse/internal/testenv"
 	"github.com/glasshouse-dev/glasshouse/alerts/slacksink"
 )
 

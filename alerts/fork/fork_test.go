@@ -20,7 +20,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/glasshouse-dev/glasshouse/alerts/internal/testenv"
+	"github.com/glasshouse-dev/glasshouse/internal/testenv"
 	"github.com/glasshouse-dev/glasshouse/alerts/kit"
 	"github.com/glasshouse-dev/glasshouse/alerts/rules"
 	"github.com/glasshouse-dev/glasshouse/alerts/slo"

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/glasshouse-dev/glasshouse/alerts/internal/testenv"
+	"github.com/glasshouse-dev/glasshouse/internal/testenv"
 	"github.com/glasshouse-dev/glasshouse/alerts/kit"
 	"github.com/glasshouse-dev/glasshouse/alerts/slo"
 )
