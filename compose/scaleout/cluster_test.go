@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,8 +15,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -25,93 +22,13 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/glasshouse-dev/glasshouse/compose/internal/nginxtest"
-	"github.com/glasshouse-dev/glasshouse/internal/freeport"
 	"github.com/glasshouse-dev/glasshouse/internal/integration"
 	"github.com/glasshouse-dev/glasshouse/internal/testcert"
+	"github.com/glasshouse-dev/glasshouse/internal/testenv"
 )
 
 // repoRoot is the module root, seen from this package's directory.
 const repoRoot = "../.."
-
-// proc is a child process whose output is appended to a log file, so a
-// replica restarted on the same log keeps its whole history.
-type proc struct {
-	name    string
-	logPath string
-	cmd     *exec.Cmd
-	done    chan struct{}
-	mu      sync.Mutex
-	err     error
-}
-
-// startProc starts bin and registers a cleanup that kills it (SIGKILL to its
-// process group) if it is still running when the test ends.
-func startProc(t *testing.T, name, logPath, bin string, args, env []string) *proc {
-	t.Helper()
-	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		t.Fatalf("start %s: %v", name, err)
-	}
-	p := &proc{name: name, logPath: logPath, cmd: cmd, done: make(chan struct{})}
-	go func() {
-		err := cmd.Wait()
-		f.Close()
-		p.mu.Lock()
-		p.err = err
-		p.mu.Unlock()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-p.done
-		}
-	})
-	return p
-}
-
-func (p *proc) signal(sig syscall.Signal) { _ = p.cmd.Process.Signal(sig) }
-
-// wait waits for the process to exit, at most guard (a hang guard, not a
-// timing assertion), and returns its exit error.
-func (p *proc) wait(guard time.Duration) error {
-	select {
-	case <-p.done:
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		return p.err
-	case <-time.After(guard):
-		return fmt.Errorf("%s still running after %s", p.name, guard)
-	}
-}
-
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// tail returns the last 6 KiB of the process's log.
-func (p *proc) tail() string {
-	b, _ := os.ReadFile(p.logPath)
-	if len(b) > 6<<10 {
-		b = append([]byte("...\n"), b[len(b)-6<<10:]...)
-	}
-	return string(b)
-}
 
 // binary returns the path of name in PATH or /usr/sbin, or skips the test
 // (a failure under GLASSHOUSE_REQUIRE_SERVICES=1).
@@ -132,44 +49,14 @@ func isExec(p string) bool {
 	return err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0
 }
 
-// goBuild compiles pkg (relative to the module root) into dir.
-func goBuild(t *testing.T, pkg, dir string) string {
+// waitOK waits until u answers 200 through c; it fails the test when p
+// exits first or after guard (a hang guard, not a timing assertion).
+func waitOK(t *testing.T, c *http.Client, u string, p *testenv.Process, guard time.Duration) {
 	t.Helper()
-	out := filepath.Join(dir, filepath.Base(pkg))
-	cmd := exec.Command("go", "build", "-o", out, pkg)
-	cmd.Dir = repoRoot
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
-	}
-	return out
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	return freeport.Addr(t)
-}
-
-// waitOK polls u until it answers 200; it fails the test when p exits first
-// or after guard.
-func waitOK(t *testing.T, c *http.Client, u string, p *proc, guard time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(guard)
-	for {
-		resp, err := c.Get(u)
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		if p.exited() {
-			t.Fatalf("%s exited before %s answered 200:\n%s", p.name, u, p.tail())
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %s not 200 after %s (last error %v):\n%s", p.name, u, guard, err, p.tail())
-		}
-		time.Sleep(100 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(t.Context(), guard)
+	defer cancel()
+	if err := testenv.WaitReadyClient(ctx, c, p, u); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -208,20 +95,21 @@ func randomHex(t *testing.T, n int) string {
 	return hex.EncodeToString(b)
 }
 
-// replica is one API process; restarts reuse its ports and log.
+// replica is one API process; restarts reuse its ports and its log,
+// dir/api-i.log.
 type replica struct {
 	i           int
 	addr, admin string
-	bin, log    string
+	bin, dir    string
 	env         []string
-	p           *proc
+	p           *testenv.Process
 	starts      int
 }
 
 func (r *replica) start(t *testing.T, c *http.Client) {
 	t.Helper()
 	r.starts++
-	r.p = startProc(t, fmt.Sprintf("api-%d", r.i), r.log, r.bin, nil, r.env)
+	r.p = testenv.Start(t, r.dir, fmt.Sprintf("api-%d", r.i), r.bin, nil, r.env)
 	waitOK(t, c, "http://"+r.addr+"/health/ready", r.p, 60*time.Second)
 }
 
