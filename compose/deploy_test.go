@@ -311,17 +311,8 @@ func TestNginxConfig(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, nginx, "-p", prefix, "-e", prefix+"/logs/error.log", "-c", mainConf)
-	var nginxOut strings.Builder
-	cmd.Stdout, cmd.Stderr = &nginxOut, &nginxOut
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		_ = cmd.Process.Signal(os.Interrupt) // fast shutdown
-		_ = cmd.Wait()
-	}()
-	waitPort(t, httpsPort)
+	nginxOut, stop := startNginx(ctx, t, httpsPort, nginx, "-p", prefix, "-e", prefix+"/logs/error.log", "-c", mainConf)
+	defer stop()
 
 	client := &http.Client{
 		Timeout: 10 * time.Second,

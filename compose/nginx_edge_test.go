@@ -104,17 +104,8 @@ func TestNginxEdgeInFrontOfAPI(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, nginx, "-p", prefix, "-e", prefix+"/logs/error.log", "-c", mainConf)
-	var nginxOut syncbuf.Buffer
-	cmd.Stdout, cmd.Stderr = &nginxOut, &nginxOut
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		_ = cmd.Wait()
-	}()
-	waitPort(t, httpsPort)
+	nginxOut, stop := startNginx(ctx, t, httpsPort, nginx, "-p", prefix, "-e", prefix+"/logs/error.log", "-c", mainConf)
+	defer stop()
 
 	// from returns a client whose connections leave from ip (any
 	// 127.0.0.0/8 address is loopback on Linux).
@@ -250,17 +241,8 @@ func TestComposeEdgeConfig(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, nginx, "-p", prefix, "-c", mainPath, "-g", "daemon off;")
-	var out syncbuf.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		_ = cmd.Wait()
-	}()
-	waitPort(t, tlsPort)
+	out, stop := startNginx(ctx, t, tlsPort, nginx, "-p", prefix, "-c", mainPath, "-g", "daemon off;")
+	defer stop()
 
 	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/nginx-health", healthPort))
 	if err != nil {
