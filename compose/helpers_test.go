@@ -16,7 +16,6 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/glasshouse-dev/glasshouse/internal/integration"
 	"github.com/glasshouse-dev/glasshouse/internal/syncbuf"
-	"gopkg.in/yaml.v3"
 )
 
 // testSecrets are placeholder values for the variables compose.yaml requires;
@@ -147,18 +146,6 @@ func hostPathOf(s types.ServiceConfig, containerPath string) string {
 		return ""
 	}
 	return src + strings.TrimPrefix(containerPath, best)
-}
-
-// readYAML decodes the YAML file at path into v.
-func readYAML(t testing.TB, path string, v any) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := yaml.Unmarshal(b, v); err != nil {
-		t.Fatalf("parse %s: %v", path, err)
-	}
 }
 
 // lookBin finds a binary on PATH or in /usr/sbin (Debian puts nginx there),

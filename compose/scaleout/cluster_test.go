@@ -135,7 +135,7 @@ func deployment(t *testing.T) (drain time.Duration, shutdownTimeout string) {
 			} `yaml:"template"`
 		} `yaml:"spec"`
 	}
-	readYAML(t, filepath.Join(repoRoot, "compose/k8s/deployment.yaml"), &dep)
+	testenv.ReadYAML(t, filepath.Join(repoRoot, "compose/k8s/deployment.yaml"), &dep)
 	cs := dep.Spec.Template.Spec.Containers
 	if len(cs) == 0 || cs[0].Lifecycle.PreStop.Sleep.Seconds <= 0 {
 		t.Fatal("compose/k8s/deployment.yaml: no preStop sleep on the first container")
@@ -143,22 +143,11 @@ func deployment(t *testing.T) (drain time.Duration, shutdownTimeout string) {
 	var cm struct {
 		Data map[string]string `yaml:"data"`
 	}
-	readYAML(t, filepath.Join(repoRoot, "compose/k8s/configmap.yaml"), &cm)
+	testenv.ReadYAML(t, filepath.Join(repoRoot, "compose/k8s/configmap.yaml"), &cm)
 	if cm.Data["SHUTDOWN_TIMEOUT"] == "" {
 		t.Fatal("compose/k8s/configmap.yaml: no SHUTDOWN_TIMEOUT")
 	}
 	return time.Duration(cs[0].Lifecycle.PreStop.Sleep.Seconds) * time.Second, cm.Data["SHUTDOWN_TIMEOUT"]
-}
-
-func readYAML(t *testing.T, path string, v any) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := yaml.Unmarshal(b, v); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
 }
 
 // upstreamPolicy is the passive health check of the nginx upstream.
@@ -248,7 +237,7 @@ func prometheusConfig(t *testing.T, dir string, replicas []*replica) string {
 	}
 	for _, p := range append(gen, sym...) {
 		var doc map[string]any
-		readYAML(t, p, &doc)
+		testenv.ReadYAML(t, p, &doc)
 		groups, _ := doc["groups"].([]any)
 		for _, g := range groups {
 			if gm, ok := g.(map[string]any); ok {

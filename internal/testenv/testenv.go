@@ -364,6 +364,19 @@ func BuildBinary(t testing.TB, moduleRoot, pkg, dir string) string {
 	return out
 }
 
+// ReadYAML decodes the YAML file at path into v, failing the test when the
+// file cannot be read or decoded.
+func ReadYAML(t testing.TB, path string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(b, v); err != nil {
+		t.Fatalf("parse %s: %v", path, err)
+	}
+}
+
 // ModuleRoot returns the directory holding go.mod above the working directory.
 func ModuleRoot(t testing.TB) string {
 	t.Helper()
