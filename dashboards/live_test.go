@@ -24,7 +24,6 @@ import (
 
 	"github.com/glasshouse-dev/glasshouse/internal/integration"
 	"github.com/glasshouse-dev/glasshouse/internal/testenv"
-	"gopkg.in/yaml.v3"
 )
 
 // The live test's bounds: everything runs on loopback and stops by itself.
@@ -268,38 +267,11 @@ func waitOK(t *testing.T, p *testenv.Process, u string) {
 // series past the test's patience.
 func writeLiveRules(t *testing.T, root, dir string) string {
 	t.Helper()
-	out := filepath.Join(dir, "rules")
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	paths, _ := filepath.Glob(filepath.Join(root, "alerts/generated/*.yaml"))
 	if len(paths) == 0 {
 		t.Fatal("no rule files under alerts/generated: run `make rules`")
 	}
-	for _, p := range paths {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var doc map[string]any
-		if err := yaml.Unmarshal(b, &doc); err != nil {
-			t.Fatalf("%s: %v", p, err)
-		}
-		groups, _ := doc["groups"].([]any)
-		for _, g := range groups {
-			if gm, ok := g.(map[string]any); ok {
-				gm["interval"] = "1s"
-			}
-		}
-		b, err = yaml.Marshal(doc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(out, filepath.Base(p)), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return out
+	return testenv.RulesEverySecond(t, filepath.Join(dir, "rules"), paths)
 }
 
 func writePromConfig(t *testing.T, path, rulesDir, admin, load string) {

@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"gopkg.in/yaml.v3"
 
 	"github.com/glasshouse-dev/glasshouse/compose/internal/nginxtest"
 	"github.com/glasshouse-dev/glasshouse/internal/integration"
@@ -226,32 +225,12 @@ func tlsClient(pool *x509.CertPool) *http.Client {
 // second; alert `for` durations are left as committed.
 func prometheusConfig(t *testing.T, dir string, replicas []*replica) string {
 	t.Helper()
-	rulesDir := filepath.Join(dir, "rules")
-	if err := os.MkdirAll(rulesDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	gen, _ := filepath.Glob(filepath.Join(repoRoot, "alerts/generated/*.yaml"))
 	sym, _ := filepath.Glob(filepath.Join(repoRoot, "alerts/symptoms*.yaml"))
 	if len(gen) == 0 || len(sym) == 0 {
 		t.Fatalf("rule files missing: generated %v, symptoms %v", gen, sym)
 	}
-	for _, p := range append(gen, sym...) {
-		var doc map[string]any
-		testenv.ReadYAML(t, p, &doc)
-		groups, _ := doc["groups"].([]any)
-		for _, g := range groups {
-			if gm, ok := g.(map[string]any); ok {
-				gm["interval"] = "1s"
-			}
-		}
-		b, err := yaml.Marshal(doc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(rulesDir, filepath.Base(p)), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	rulesDir := testenv.RulesEverySecond(t, filepath.Join(dir, "rules"), append(gen, sym...))
 	var targets []string
 	for _, r := range replicas {
 		targets = append(targets, strconv.Quote(r.admin))

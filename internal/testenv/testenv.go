@@ -377,6 +377,36 @@ func ReadYAML(t testing.TB, path string, v any) {
 	}
 }
 
+// RulesEverySecond copies the Prometheus rule files at paths into dir
+// (created if needed) with every group evaluated each second, its interval
+// set to 1s, so a test need not wait a group's committed interval. Rule
+// names, expressions and `for` durations are left as they are. It returns
+// dir.
+func RulesEverySecond(t testing.TB, dir string, paths []string) string {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range paths {
+		var doc map[string]any
+		ReadYAML(t, p, &doc)
+		groups, _ := doc["groups"].([]any)
+		for _, g := range groups {
+			if gm, ok := g.(map[string]any); ok {
+				gm["interval"] = "1s"
+			}
+		}
+		b, err := yaml.Marshal(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, filepath.Base(p)), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
 // ModuleRoot returns the directory holding go.mod above the working directory.
 func ModuleRoot(t testing.TB) string {
 	t.Helper()
