@@ -72,6 +72,7 @@ type Process struct {
 	done     chan struct{}
 	mu       sync.Mutex
 	err      error
+	logEnd   int64 // the log's size when it ended; -1 while it runs
 }
 
 // Start runs bin with args and env (added to the current environment),
@@ -99,12 +100,13 @@ func Start(t testing.TB, dir, name, bin string, args, env []string) *Process {
 		logf.Close()
 		t.Fatalf("start %s: %v", name, err)
 	}
-	p := &Process{Name: name, cmd: cmd, logPath: logPath, logStart: fi.Size(), done: make(chan struct{})}
+	p := &Process{Name: name, cmd: cmd, logPath: logPath, logStart: fi.Size(), logEnd: -1, done: make(chan struct{})}
 	go func() {
 		err := cmd.Wait()
+		end, _ := logf.Seek(0, io.SeekEnd)
 		logf.Close()
 		p.mu.Lock()
-		p.err = err
+		p.err, p.logEnd = err, end
 		p.mu.Unlock()
 		close(p.done)
 	}()
@@ -176,9 +178,15 @@ func (p *Process) Exited() (bool, error) {
 }
 
 // Log returns what the process has written so far (the last 8 KiB),
-// without what earlier processes wrote to the same log.
+// without what earlier or later processes wrote to the same log.
 func (p *Process) Log() string {
 	b, _ := os.ReadFile(p.logPath)
+	p.mu.Lock()
+	end := p.logEnd
+	p.mu.Unlock()
+	if end >= p.logStart && end <= int64(len(b)) {
+		b = b[:end]
+	}
 	if int64(len(b)) >= p.logStart {
 		b = b[p.logStart:]
 	}
