@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/glasshouse-dev/glasshouse/alerts/internal/testenv"
 	"github.com/glasshouse-dev/glasshouse/alerts/slacksink"
+	"github.com/glasshouse-dev/glasshouse/internal/testenv"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata golden files")

@@ -13,6 +13,8 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
+
+	"github.com/glasshouse-dev/glasshouse/internal/testenv"
 )
 
 // startIntervalFile is merged over compose.yaml only on engines with API 1.44+.
@@ -71,7 +73,7 @@ func TestComposeStartIntervalGated(t *testing.T) {
 	var overlay struct {
 		Services map[string]map[string]map[string]any `yaml:"services"`
 	}
-	readYAML(t, startIntervalFile, &overlay)
+	testenv.ReadYAML(t, startIntervalFile, &overlay)
 	merged := loadComposeFiles(t, testSecrets, startIntervalFile)
 	baseNames := mustLoadCompose(t).ServiceNames()
 	for name, svc := range overlay.Services {
@@ -271,7 +273,7 @@ func TestLokiCachesFitItsLimit(t *testing.T) {
 			Volume     embedded `yaml:"volume_results_cache"`
 		} `yaml:"query_range"`
 	}
-	readYAML(t, filepath.Join("loki", "loki.yaml"), &cfg)
+	testenv.ReadYAML(t, filepath.Join("loki", "loki.yaml"), &cfg)
 
 	const defaultChunkMB = 100 // Loki 3.5's embedded chunk cache when none is configured
 	chunk := defaultChunkMB

@@ -17,6 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/glasshouse-dev/glasshouse/compose/internal/stack"
+	"github.com/glasshouse-dev/glasshouse/internal/testenv"
 )
 
 // The stack's services; loadgen is the optional "load" profile, alloy the
@@ -391,7 +392,7 @@ func TestComposeAPIWiring(t *testing.T) {
 			} `yaml:"receivers"`
 		} `yaml:"distributor"`
 	}
-	readYAML(t, "tempo/tempo.yaml", &tempo)
+	testenv.ReadYAML(t, "tempo/tempo.yaml", &tempo)
 	otlp := envValue(api, "OTEL_EXPORTER_OTLP_ENDPOINT")
 	if want := "http://tempo:" + portOf(tempo.Distributor.Receivers.OTLP.Protocols.HTTP.Endpoint); otlp != want {
 		t.Errorf("api OTEL_EXPORTER_OTLP_ENDPOINT = %q, want %q (Tempo's OTLP/HTTP receiver)", otlp, want)
@@ -430,7 +431,7 @@ func TestPrometheusConfigMatchesCompose(t *testing.T) {
 	p := mustLoadCompose(t)
 	prom := service(t, p, "prometheus")
 	var cfg promConfig
-	readYAML(t, "prometheus/prometheus.yml", &cfg)
+	testenv.ReadYAML(t, "prometheus/prometheus.yml", &cfg)
 
 	if !slices.Contains(prom.Command, "--enable-feature=exemplar-storage") {
 		t.Error("prometheus: exemplar storage is not enabled (--enable-feature=exemplar-storage)")
@@ -516,7 +517,7 @@ func TestPrometheusRuleGlobs(t *testing.T) {
 	p := mustLoadCompose(t)
 	prom := service(t, p, "prometheus")
 	var cfg promConfig
-	readYAML(t, "prometheus/prometheus.yml", &cfg)
+	testenv.ReadYAML(t, "prometheus/prometheus.yml", &cfg)
 	if got := hostPathOf(prom, stack.ContainerAlertsDir); got != filepath.Join(repo(t), "alerts") {
 		t.Fatalf("prometheus mounts %s from %q, want the repository's alerts/", stack.ContainerAlertsDir, got)
 	}
@@ -597,7 +598,7 @@ func TestGrafanaProvisioning(t *testing.T) {
 	files, _ := filepath.Glob(filepath.Join(dsDir, "*.y*ml"))
 	for _, f := range files {
 		var df datasourceFile
-		readYAML(t, f, &df)
+		testenv.ReadYAML(t, f, &df)
 		for _, ds := range df.Datasources {
 			uids[ds.UID] = ds.Type
 			host := strings.TrimPrefix(strings.TrimPrefix(ds.URL, "http://"), "https://")
@@ -640,7 +641,7 @@ func TestGrafanaProvisioning(t *testing.T) {
 	pfiles, _ := filepath.Glob(filepath.Join(dbDir, "*.y*ml"))
 	var jsonDir string
 	for _, f := range pfiles {
-		readYAML(t, f, &prov)
+		testenv.ReadYAML(t, f, &prov)
 		for _, pr := range prov.Providers {
 			jsonDir = hostPathOf(g, pr.Options.Path)
 			if jsonDir == "" {
@@ -761,7 +762,7 @@ func TestLogPipeline(t *testing.T) {
 			AllowStructuredMetadata bool `yaml:"allow_structured_metadata"`
 		} `yaml:"limits_config"`
 	}
-	readYAML(t, "loki/loki.yaml", &loki)
+	testenv.ReadYAML(t, "loki/loki.yaml", &loki)
 	if itoa(loki.Server.HTTPListenPort) != m[2] {
 		t.Errorf("loki listens on %d, Alloy pushes to port %s", loki.Server.HTTPListenPort, m[2])
 	}

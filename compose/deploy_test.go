@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/glasshouse-dev/glasshouse/compose/internal/nginxtest"
 	"github.com/glasshouse-dev/glasshouse/internal/freeport"
 	"github.com/glasshouse-dev/glasshouse/internal/testcert"
 )
@@ -227,67 +228,27 @@ func freePorts(t *testing.T, n int) []int {
 }
 
 // nginxSite maps glasshouse.conf's deployment paths and ports into a
-// temporary prefix. Every replacement must apply, so a change to the config
-// that the test no longer understands fails loudly.
-func nginxSite(t *testing.T, prefix, cert, key, upstream string, httpPort, httpsPort int) string {
+// temporary prefix, points the upstream's first server at upstream, and
+// applies the test's extra replacements and writes the main config around
+// it (one worker, access log on). Every replacement must apply, so a change
+// to the config that the test no longer understands fails loudly.
+func nginxSite(t *testing.T, prefix, cert, key, upstream string, httpPort, httpsPort int, extra ...nginxtest.Replacement) string {
 	t.Helper()
 	raw, err := os.ReadFile("deploy/nginx/glasshouse.conf")
 	if err != nil {
 		t.Fatal(err)
 	}
-	conf := string(raw)
-	for _, r := range []struct{ old, new string }{
-		{"/etc/ssl/glasshouse/fullchain.pem", cert},
-		{"/etc/ssl/glasshouse/privkey.pem", key},
-		{"/var/log/nginx/", prefix + "/logs/"},
-		{"root /var/www/acme;", "root " + prefix + "/acme;"},
-		{"server 127.0.0.1:8080 ", "server " + upstream + " "},
-		{"listen 80;", fmt.Sprintf("listen 127.0.0.1:%d;", httpPort)},
-		{"listen 443 ssl http2;", fmt.Sprintf("listen 127.0.0.1:%d ssl http2;", httpsPort)},
-		// The test machine may have no IPv6 loopback.
-		{"listen [::]:80;", ""},
-		{"listen [::]:443 ssl http2;", ""},
-	} {
-		if !strings.Contains(conf, r.old) {
-			t.Fatalf("deploy/nginx/glasshouse.conf no longer contains %q; update the test's mapping", r.old)
-		}
-		conf = strings.ReplaceAll(conf, r.old, r.new)
+	run := nginxtest.Run{Prefix: prefix, Cert: cert, Key: key, HTTPPort: httpPort, HTTPSPort: httpsPort,
+		Workers: 1, WorkerConnections: 64, AccessLog: true}
+	rs := append(run.Loopback(), nginxtest.Replacement{Old: "server 127.0.0.1:8080 ", New: "server " + upstream + " "})
+	rs = append(rs, extra...)
+	conf, err := nginxtest.Replace("deploy/nginx/glasshouse.conf", string(raw), rs)
+	if err != nil {
+		t.Fatalf("%v; update the test's mapping", err)
 	}
-	site := filepath.Join(prefix, "glasshouse.conf")
-	if err := os.WriteFile(site, []byte(conf), 0o644); err != nil {
+	mainPath, err := run.Write(conf)
+	if err != nil {
 		t.Fatal(err)
-	}
-	// The main config a distribution's nginx.conf provides around conf.d/.
-	user := ""
-	if os.Geteuid() == 0 {
-		user = "user root root;" // workers must read the test's 0700 temp dirs
-	}
-	main := fmt.Sprintf(`%s
-worker_processes 1;
-daemon off;
-pid %[2]s/nginx.pid;
-error_log %[2]s/logs/error.log warn;
-events { worker_connections 64; }
-http {
-    types { application/json json; text/html html; }
-    default_type application/octet-stream;
-    client_body_temp_path %[2]s/tmp/body;
-    proxy_temp_path %[2]s/tmp/proxy;
-    fastcgi_temp_path %[2]s/tmp/fastcgi;
-    uwsgi_temp_path %[2]s/tmp/uwsgi;
-    scgi_temp_path %[2]s/tmp/scgi;
-    access_log %[2]s/logs/access.log;
-    include %[3]s;
-}
-`, user, prefix, site)
-	mainPath := filepath.Join(prefix, "nginx.conf")
-	if err := os.WriteFile(mainPath, []byte(main), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range []string{"logs", "tmp", "acme"} {
-		if err := os.MkdirAll(filepath.Join(prefix, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
 	}
 	return mainPath
 }
@@ -350,17 +311,8 @@ func TestNginxConfig(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, nginx, "-p", prefix, "-e", prefix+"/logs/error.log", "-c", mainConf)
-	var nginxOut strings.Builder
-	cmd.Stdout, cmd.Stderr = &nginxOut, &nginxOut
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		_ = cmd.Process.Signal(os.Interrupt) // fast shutdown
-		_ = cmd.Wait()
-	}()
-	waitPort(t, httpsPort)
+	nginxOut, stop := startNginx(ctx, t, httpsPort, nginx, "-p", prefix, "-e", prefix+"/logs/error.log", "-c", mainConf)
+	defer stop()
 
 	client := &http.Client{
 		Timeout: 10 * time.Second,

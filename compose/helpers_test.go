@@ -2,6 +2,7 @@ package compose_test
 
 import (
 	"bytes"
+	"context"
 	"net"
 	"os"
 	"os/exec"
@@ -14,7 +15,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/glasshouse-dev/glasshouse/internal/integration"
-	"gopkg.in/yaml.v3"
+	"github.com/glasshouse-dev/glasshouse/internal/syncbuf"
 )
 
 // testSecrets are placeholder values for the variables compose.yaml requires;
@@ -147,18 +148,6 @@ func hostPathOf(s types.ServiceConfig, containerPath string) string {
 	return src + strings.TrimPrefix(containerPath, best)
 }
 
-// readYAML decodes the YAML file at path into v.
-func readYAML(t testing.TB, path string, v any) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := yaml.Unmarshal(b, v); err != nil {
-		t.Fatalf("parse %s: %v", path, err)
-	}
-}
-
 // lookBin finds a binary on PATH or in /usr/sbin (Debian puts nginx there),
 // skipping the test with a message naming the package when it is missing.
 func lookBin(t testing.TB, name, pkg string) string {
@@ -188,4 +177,30 @@ func runTool(t testing.TB, dir string, name string, args ...string) string {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out.String())
 	}
 	return out.String()
+}
+
+// startNginx starts nginx with args, killed when ctx ends, and waits until
+// something listens on port. It returns nginx's output and stop, which
+// sends SIGINT (nginx's fast shutdown) and waits; the caller defers it.
+func startNginx(ctx context.Context, t *testing.T, port int, nginx string, args ...string) (out *syncbuf.Buffer, stop func()) {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, nginx, args...)
+	out = &syncbuf.Buffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stop = func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+	}
+	ready := false
+	defer func() {
+		if !ready { // waitPort failed the test
+			stop()
+		}
+	}()
+	waitPort(t, port)
+	ready = true
+	return out, stop
 }

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/glasshouse-dev/glasshouse/compose/internal/nginxtest"
 	"github.com/glasshouse-dev/glasshouse/internal/syncbuf"
 )
 
@@ -90,45 +91,21 @@ func TestNginxEdgeInFrontOfAPI(t *testing.T) {
 	}
 
 	httpPort, httpsPort := freePort(t), freePort(t)
-	mainConf := nginxSite(t, prefix, cert, key, "unix:"+sock, httpPort, httpsPort)
-	site := filepath.Join(prefix, "glasshouse.conf")
-	raw, err := os.ReadFile(site)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conf := string(raw)
-	for _, r := range []struct{ old, new string }{
+	mainConf := nginxSite(t, prefix, cert, key, "unix:"+sock, httpPort, httpsPort,
 		// One replica: the socket.
-		{"    server 127.0.0.1:8090 max_fails=3 fail_timeout=10s;\n", ""},
-		{"    server 127.0.0.1:8092 max_fails=3 fail_timeout=10s;\n", ""},
+		nginxtest.Replacement{Old: "    server 127.0.0.1:8090 max_fails=3 fail_timeout=10s;\n"},
+		nginxtest.Replacement{Old: "    server 127.0.0.1:8092 max_fails=3 fail_timeout=10s;\n"},
 		// An exact count instead of a race against the refill.
-		{"rate=100r/s;", "rate=1r/m;"},
-		{"limit_req zone=glasshouse_per_ip burst=200 nodelay;", "limit_req zone=glasshouse_per_ip burst=5 nodelay;"},
-	} {
-		if !strings.Contains(conf, r.old) {
-			t.Fatalf("deploy/nginx/glasshouse.conf no longer contains %q; update the test's mapping", r.old)
-		}
-		conf = strings.Replace(conf, r.old, r.new, 1)
-	}
-	if err := os.WriteFile(site, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
+		nginxtest.Replacement{Old: "rate=100r/s;", New: "rate=1r/m;"},
+		nginxtest.Replacement{Old: "limit_req zone=glasshouse_per_ip burst=200 nodelay;", New: "limit_req zone=glasshouse_per_ip burst=5 nodelay;"},
+	)
 	if out, err := exec.CommandContext(t.Context(), nginx, "-t", "-p", prefix, "-e", prefix+"/logs/error.log", "-c", mainConf).CombinedOutput(); err != nil {
 		t.Fatalf("nginx -t: %v\n%s", err, out)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, nginx, "-p", prefix, "-e", prefix+"/logs/error.log", "-c", mainConf)
-	var nginxOut syncbuf.Buffer
-	cmd.Stdout, cmd.Stderr = &nginxOut, &nginxOut
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		_ = cmd.Wait()
-	}()
-	waitPort(t, httpsPort)
+	nginxOut, stop := startNginx(ctx, t, httpsPort, nginx, "-p", prefix, "-e", prefix+"/logs/error.log", "-c", mainConf)
+	defer stop()
 
 	// from returns a client whose connections leave from ip (any
 	// 127.0.0.0/8 address is loopback on Linux).
@@ -264,17 +241,8 @@ func TestComposeEdgeConfig(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, nginx, "-p", prefix, "-c", mainPath, "-g", "daemon off;")
-	var out syncbuf.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		_ = cmd.Wait()
-	}()
-	waitPort(t, tlsPort)
+	out, stop := startNginx(ctx, t, tlsPort, nginx, "-p", prefix, "-c", mainPath, "-g", "daemon off;")
+	defer stop()
 
 	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/nginx-health", healthPort))
 	if err != nil {

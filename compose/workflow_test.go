@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/glasshouse-dev/glasshouse/internal/testenv"
 )
 
 // workflowStep is one step of a GitHub Actions job.
@@ -42,7 +44,7 @@ type workflow struct {
 func readWorkflow(t *testing.T) workflow {
 	t.Helper()
 	var wf workflow
-	readYAML(t, filepath.Join(repo(t), ".github", "workflows", "ci.yml"), &wf)
+	testenv.ReadYAML(t, filepath.Join(repo(t), ".github", "workflows", "ci.yml"), &wf)
 	return wf
 }
 

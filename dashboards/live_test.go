@@ -19,13 +19,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/glasshouse-dev/glasshouse/internal/freeport"
 	"github.com/glasshouse-dev/glasshouse/internal/integration"
-	"gopkg.in/yaml.v3"
+	"github.com/glasshouse-dev/glasshouse/internal/testenv"
 )
 
 // The live test's bounds: everything runs on loopback and stops by itself.
@@ -70,8 +68,7 @@ var liveAllow = map[string]string{
 // Set TEST_DATABASE_URL / TEST_REDIS_URL to cover the PostgreSQL and Redis
 // panels.
 func TestLive(t *testing.T) {
-	promBin, err := exec.LookPath("prometheus")
-	if err != nil {
+	if _, err := exec.LookPath("prometheus"); err != nil {
 		integration.Skip(t, "prometheus binary not in PATH (Debian: apt-get install prometheus): skipping the live dashboard check")
 	}
 	if testing.Short() {
@@ -84,8 +81,8 @@ func TestLive(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	apiBin := goBuild(t, root, "./app/cmd/glasshouse-api", dir)
-	apiAddr, adminAddr, promAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	apiBin := testenv.BuildBinary(t, root, "./app/cmd/glasshouse-api", dir)
+	apiAddr, adminAddr := testenv.FreeAddr(t), testenv.FreeAddr(t)
 	env := []string{
 		"ADDR=" + apiAddr, "ADMIN_ADDR=" + adminAddr,
 		"DATA_DIR=" + filepath.Join(dir, "data"),
@@ -107,16 +104,15 @@ func TestLive(t *testing.T) {
 			allow[k] = "TEST_REDIS_URL unset: the API runs without Redis, so there is no Redis pool and no cache"
 		}
 	}
-	apiLog := filepath.Join(dir, "api.log")
-	startProc(t, "api", apiBin, nil, env, apiLog)
-	waitOK(t, "http://"+apiAddr+"/health/ready", apiLog)
+	api := testenv.Start(t, dir, "api", apiBin, nil, env)
+	waitOK(t, api, "http://"+apiAddr+"/health/ready")
 
 	// The load generator, when its CLI exists.
 	loadAddr := ""
 	if _, err := os.Stat(filepath.Join(root, "loadtest/cmd/glasshouse-load")); err == nil {
-		loadBin := goBuild(t, root, "./loadtest/cmd/glasshouse-load", dir)
-		loadAddr = freeAddr(t)
-		startProc(t, "load", loadBin, loadArgs(root, "http://"+apiAddr, loadAddr), nil, filepath.Join(dir, "load.log"))
+		loadBin := testenv.BuildBinary(t, root, "./loadtest/cmd/glasshouse-load", dir)
+		loadAddr = testenv.FreeAddr(t)
+		testenv.Start(t, dir, "load", loadBin, loadArgs(root, "http://"+apiAddr, loadAddr), nil)
 	} else {
 		t.Log("loadtest/cmd/glasshouse-load does not exist yet: the load-test dashboard's k6_* queries are allowed to be empty")
 	}
@@ -124,16 +120,7 @@ func TestLive(t *testing.T) {
 	rulesDir := writeLiveRules(t, root, dir)
 	promCfg := filepath.Join(dir, "prometheus.yml")
 	writePromConfig(t, promCfg, rulesDir, adminAddr, loadAddr)
-	promLog := filepath.Join(dir, "prometheus.log")
-	startProc(t, "prometheus", promBin, []string{
-		"--config.file=" + promCfg,
-		"--storage.tsdb.path=" + filepath.Join(dir, "tsdb"),
-		"--web.listen-address=" + promAddr,
-		"--enable-feature=exemplar-storage",
-		"--log.level=warn",
-	}, nil, promLog)
-	prom := "http://" + promAddr
-	waitOK(t, prom+"/-/ready", promLog)
+	prom := testenv.StartPrometheus(t, promCfg) // with exemplar storage
 
 	// Drive traffic until the evaluation is over.
 	ctx, stop := context.WithCancel(t.Context())
@@ -241,10 +228,6 @@ func TestLive(t *testing.T) {
 	}
 	checkRules(t, prom)
 	checkExemplars(t, prom, drv.traceIDs())
-	if t.Failed() {
-		t.Logf("API log tail:\n%s", tail(apiLog, 8))
-		t.Logf("Prometheus log tail:\n%s", tail(promLog, 20))
-	}
 }
 
 // liveVars are the template variable values of the live run: job, the
@@ -267,82 +250,15 @@ func loadArgs(root, api, addr string) []string {
 		"-prometheus", "-prometheus-addr", addr, "-quiet"}
 }
 
-// goBuild builds pkg (relative to root) into dir and returns the binary.
-func goBuild(t *testing.T, root, pkg, dir string) string {
+// waitOK waits until u answers 200, for at most 30s (a hang guard); it
+// fails the test when p exits first.
+func waitOK(t *testing.T, p *testenv.Process, u string) {
 	t.Helper()
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatalf("no go tool in PATH to build %s: %v", pkg, err)
-	}
-	out := filepath.Join(dir, filepath.Base(pkg))
-	cmd := exec.CommandContext(t.Context(), goBin, "build", "-o", out, pkg)
-	cmd.Dir = root
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
-	}
-	return out
-}
-
-// freeAddr returns a free loopback address.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	return freeport.Addr(t)
-}
-
-// startProc starts bin with args and extra env, output to logPath, and stops
-// it (SIGTERM, then SIGKILL after 5s) when the test ends.
-func startProc(t *testing.T, name, bin string, args, env []string, logPath string) {
-	t.Helper()
-	f, err := os.Create(logPath)
-	if err != nil {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := testenv.WaitReady(ctx, p, u); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 5 * time.Second
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatalf("start %s: %v", name, err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		f.Close()
-	})
-}
-
-// waitOK polls url until it answers 200, for at most 30s.
-func waitOK(t *testing.T, u, logPath string) {
-	t.Helper()
-	c := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := c.Get(u)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not ready after 30s (last error %v)\nlog tail:\n%s", u, err, tail(logPath, 30))
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
-func tail(path string, n int) string {
-	b, _ := os.ReadFile(path)
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // writeLiveRules copies alerts/generated/*.yaml into dir/rules with every
@@ -351,38 +267,11 @@ func tail(path string, n int) string {
 // series past the test's patience.
 func writeLiveRules(t *testing.T, root, dir string) string {
 	t.Helper()
-	out := filepath.Join(dir, "rules")
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	paths, _ := filepath.Glob(filepath.Join(root, "alerts/generated/*.yaml"))
 	if len(paths) == 0 {
 		t.Fatal("no rule files under alerts/generated: run `make rules`")
 	}
-	for _, p := range paths {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var doc map[string]any
-		if err := yaml.Unmarshal(b, &doc); err != nil {
-			t.Fatalf("%s: %v", p, err)
-		}
-		groups, _ := doc["groups"].([]any)
-		for _, g := range groups {
-			if gm, ok := g.(map[string]any); ok {
-				gm["interval"] = "1s"
-			}
-		}
-		b, err = yaml.Marshal(doc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(out, filepath.Base(p)), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return out
+	return testenv.RulesEverySecond(t, filepath.Join(dir, "rules"), paths)
 }
 
 func writePromConfig(t *testing.T, path, rulesDir, admin, load string) {
@@ -410,29 +299,24 @@ scrape_configs:
 }
 
 // promQuery evaluates expr now and returns how many series (or a scalar)
-// carry a value that is not NaN: a panel of NaN shows nothing.
-func promQuery(ctx context.Context, prom, expr string) (int, error) {
-	var res struct {
-		Status    string `json:"status"`
-		Error     string `json:"error"`
-		ErrorType string `json:"errorType"`
-		Data      struct {
-			ResultType string          `json:"resultType"`
-			Result     json.RawMessage `json:"result"`
-		} `json:"data"`
+// carry a value that is not NaN: a panel of NaN shows nothing. (An
+// infinite value counts: unlike testenv's Query, which leaves it out.)
+func promQuery(ctx context.Context, prom *testenv.Prometheus, expr string) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, liveHTTPTimeout)
+	defer cancel()
+	var data struct {
+		ResultType string          `json:"resultType"`
+		Result     json.RawMessage `json:"result"`
 	}
-	if err := promGet(ctx, prom+"/api/v1/query?query="+url.QueryEscape(expr), &res); err != nil {
+	if err := prom.API(ctx, "/api/v1/query", url.Values{"query": {expr}}, &data); err != nil {
 		return 0, err
 	}
-	if res.Status != "success" {
-		return 0, fmt.Errorf("%s: %s", res.ErrorType, res.Error)
-	}
-	switch res.Data.ResultType {
+	switch data.ResultType {
 	case "vector":
 		var v []struct {
 			Value [2]any `json:"value"`
 		}
-		if err := json.Unmarshal(res.Data.Result, &v); err != nil {
+		if err := json.Unmarshal(data.Result, &v); err != nil {
 			return 0, err
 		}
 		n := 0
@@ -445,52 +329,30 @@ func promQuery(ctx context.Context, prom, expr string) (int, error) {
 	case "scalar":
 		return 1, nil
 	default:
-		return 0, fmt.Errorf("unexpected result type %q", res.Data.ResultType)
+		return 0, fmt.Errorf("unexpected result type %q", data.ResultType)
 	}
-}
-
-func promGet(ctx context.Context, u string, v any) error {
-	ctx, cancel := context.WithTimeout(ctx, liveHTTPTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("HTTP %d: %s", resp.StatusCode, b)
-	}
-	return nil
 }
 
 // checkRules fails when Prometheus reports a generated rule unhealthy.
-func checkRules(t *testing.T, prom string) {
+func checkRules(t *testing.T, prom *testenv.Prometheus) {
 	t.Helper()
-	var res struct {
-		Data struct {
-			Groups []struct {
-				Name  string `json:"name"`
-				Rules []struct {
-					Name      string `json:"name"`
-					Health    string `json:"health"`
-					LastError string `json:"lastError"`
-				} `json:"rules"`
-			} `json:"groups"`
-		} `json:"data"`
+	var data struct {
+		Groups []struct {
+			Name  string `json:"name"`
+			Rules []struct {
+				Name      string `json:"name"`
+				Health    string `json:"health"`
+				LastError string `json:"lastError"`
+			} `json:"rules"`
+		} `json:"groups"`
 	}
-	if err := promGet(t.Context(), prom+"/api/v1/rules", &res); err != nil {
+	ctx, cancel := context.WithTimeout(t.Context(), liveHTTPTimeout)
+	defer cancel()
+	if err := prom.API(ctx, "/api/v1/rules", nil, &data); err != nil {
 		t.Fatalf("rules: %v", err)
 	}
 	n := 0
-	for _, g := range res.Data.Groups {
+	for _, g := range data.Groups {
 		for _, r := range g.Rules {
 			n++
 			if r.Health != "ok" {
@@ -506,26 +368,24 @@ func checkRules(t *testing.T, prom string) {
 // checkExemplars proves the latency panels' exemplars open real traces: the
 // exemplars Prometheus stored carry a trace_id that the API returned to the
 // driver in a traceresponse header.
-func checkExemplars(t *testing.T, prom string, seen map[string]bool) {
+func checkExemplars(t *testing.T, prom *testenv.Prometheus, seen map[string]bool) {
 	t.Helper()
 	expr, _ := Expand(fmt.Sprintf(`http_server_request_duration_seconds_bucket{%s}`, sel), liveVars(""))
 	now := time.Now()
-	u := fmt.Sprintf("%s/api/v1/query_exemplars?query=%s&start=%d&end=%d", prom, url.QueryEscape(expr), now.Add(-10*time.Minute).Unix(), now.Unix())
-	var res struct {
-		Status string `json:"status"`
-		Error  string `json:"error"`
-		Data   []struct {
-			Exemplars []struct {
-				Labels map[string]string `json:"labels"`
-			} `json:"exemplars"`
-		} `json:"data"`
+	q := url.Values{"query": {expr}, "start": {strconv.FormatInt(now.Add(-10*time.Minute).Unix(), 10)}, "end": {strconv.FormatInt(now.Unix(), 10)}}
+	var data []struct {
+		Exemplars []struct {
+			Labels map[string]string `json:"labels"`
+		} `json:"exemplars"`
 	}
-	if err := promGet(t.Context(), u, &res); err != nil || res.Status != "success" {
-		t.Fatalf("query_exemplars: %v %s", err, res.Error)
+	ctx, cancel := context.WithTimeout(t.Context(), liveHTTPTimeout)
+	defer cancel()
+	if err := prom.API(ctx, "/api/v1/query_exemplars", q, &data); err != nil {
+		t.Fatalf("query_exemplars: %v", err)
 	}
 	hex32 := regexp.MustCompile(`^[0-9a-f]{32}$`)
 	total, known := 0, 0
-	for _, s := range res.Data {
+	for _, s := range data {
 		for _, e := range s.Exemplars {
 			id := e.Labels["trace_id"]
 			if !hex32.MatchString(id) {

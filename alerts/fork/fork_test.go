@@ -20,11 +20,11 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/glasshouse-dev/glasshouse/alerts/internal/testenv"
 	"github.com/glasshouse-dev/glasshouse/alerts/kit"
 	"github.com/glasshouse-dev/glasshouse/alerts/rules"
 	"github.com/glasshouse-dev/glasshouse/alerts/slo"
 	"github.com/glasshouse-dev/glasshouse/dashboards"
+	"github.com/glasshouse-dev/glasshouse/internal/testenv"
 	"github.com/glasshouse-dev/glasshouse/loadtest"
 	"github.com/glasshouse-dev/glasshouse/loadtest/promexport"
 	"github.com/glasshouse-dev/glasshouse/loadtest/scenarios"

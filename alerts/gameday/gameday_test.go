@@ -19,10 +19,10 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/glasshouse-dev/glasshouse/alerts/internal/testenv"
 	"github.com/glasshouse-dev/glasshouse/alerts/rules"
 	"github.com/glasshouse-dev/glasshouse/alerts/slacksink"
 	"github.com/glasshouse-dev/glasshouse/alerts/slo"
+	"github.com/glasshouse-dev/glasshouse/internal/testenv"
 )
 
 // compress divides every SLO window and for: duration: 60 turns the 1h/5m

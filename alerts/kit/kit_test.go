@@ -11,9 +11,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/glasshouse-dev/glasshouse/alerts/internal/testenv"
 	"github.com/glasshouse-dev/glasshouse/alerts/kit"
 	"github.com/glasshouse-dev/glasshouse/alerts/slo"
+	"github.com/glasshouse-dev/glasshouse/internal/testenv"
 )
 
 const ordersSpec = "../../examples/orders/slo.yaml"

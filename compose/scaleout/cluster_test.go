@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,101 +15,19 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"gopkg.in/yaml.v3"
 
-	"github.com/glasshouse-dev/glasshouse/internal/freeport"
+	"github.com/glasshouse-dev/glasshouse/compose/internal/nginxtest"
 	"github.com/glasshouse-dev/glasshouse/internal/integration"
 	"github.com/glasshouse-dev/glasshouse/internal/testcert"
+	"github.com/glasshouse-dev/glasshouse/internal/testenv"
 )
 
 // repoRoot is the module root, seen from this package's directory.
 const repoRoot = "../.."
-
-// proc is a child process whose output is appended to a log file, so a
-// replica restarted on the same log keeps its whole history.
-type proc struct {
-	name    string
-	logPath string
-	cmd     *exec.Cmd
-	done    chan struct{}
-	mu      sync.Mutex
-	err     error
-}
-
-// startProc starts bin and registers a cleanup that kills it (SIGKILL to its
-// process group) if it is still running when the test ends.
-func startProc(t *testing.T, name, logPath, bin string, args, env []string) *proc {
-	t.Helper()
-	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		t.Fatalf("start %s: %v", name, err)
-	}
-	p := &proc{name: name, logPath: logPath, cmd: cmd, done: make(chan struct{})}
-	go func() {
-		err := cmd.Wait()
-		f.Close()
-		p.mu.Lock()
-		p.err = err
-		p.mu.Unlock()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-p.done
-		}
-	})
-	return p
-}
-
-func (p *proc) signal(sig syscall.Signal) { _ = p.cmd.Process.Signal(sig) }
-
-// wait waits for the process to exit, at most guard (a hang guard, not a
-// timing assertion), and returns its exit error.
-func (p *proc) wait(guard time.Duration) error {
-	select {
-	case <-p.done:
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		return p.err
-	case <-time.After(guard):
-		return fmt.Errorf("%s still running after %s", p.name, guard)
-	}
-}
-
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// tail returns the last 6 KiB of the process's log.
-func (p *proc) tail() string {
-	b, _ := os.ReadFile(p.logPath)
-	if len(b) > 6<<10 {
-		b = append([]byte("...\n"), b[len(b)-6<<10:]...)
-	}
-	return string(b)
-}
 
 // binary returns the path of name in PATH or /usr/sbin, or skips the test
 // (a failure under GLASSHOUSE_REQUIRE_SERVICES=1).
@@ -131,44 +48,14 @@ func isExec(p string) bool {
 	return err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0
 }
 
-// goBuild compiles pkg (relative to the module root) into dir.
-func goBuild(t *testing.T, pkg, dir string) string {
+// waitOK waits until u answers 200 through c; it fails the test when p
+// exits first or after guard (a hang guard, not a timing assertion).
+func waitOK(t *testing.T, c *http.Client, u string, p *testenv.Process, guard time.Duration) {
 	t.Helper()
-	out := filepath.Join(dir, filepath.Base(pkg))
-	cmd := exec.Command("go", "build", "-o", out, pkg)
-	cmd.Dir = repoRoot
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
-	}
-	return out
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	return freeport.Addr(t)
-}
-
-// waitOK polls u until it answers 200; it fails the test when p exits first
-// or after guard.
-func waitOK(t *testing.T, c *http.Client, u string, p *proc, guard time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(guard)
-	for {
-		resp, err := c.Get(u)
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		if p.exited() {
-			t.Fatalf("%s exited before %s answered 200:\n%s", p.name, u, p.tail())
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %s not 200 after %s (last error %v):\n%s", p.name, u, guard, err, p.tail())
-		}
-		time.Sleep(100 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(t.Context(), guard)
+	defer cancel()
+	if err := testenv.WaitReadyClient(ctx, c, p, u); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -207,20 +94,21 @@ func randomHex(t *testing.T, n int) string {
 	return hex.EncodeToString(b)
 }
 
-// replica is one API process; restarts reuse its ports and log.
+// replica is one API process; restarts reuse its ports and its log,
+// dir/api-i.log.
 type replica struct {
 	i           int
 	addr, admin string
-	bin, log    string
+	bin, dir    string
 	env         []string
-	p           *proc
+	p           *testenv.Process
 	starts      int
 }
 
 func (r *replica) start(t *testing.T, c *http.Client) {
 	t.Helper()
 	r.starts++
-	r.p = startProc(t, fmt.Sprintf("api-%d", r.i), r.log, r.bin, nil, r.env)
+	r.p = testenv.Start(t, r.dir, fmt.Sprintf("api-%d", r.i), r.bin, nil, r.env)
 	waitOK(t, c, "http://"+r.addr+"/health/ready", r.p, 60*time.Second)
 }
 
@@ -246,7 +134,7 @@ func deployment(t *testing.T) (drain time.Duration, shutdownTimeout string) {
 			} `yaml:"template"`
 		} `yaml:"spec"`
 	}
-	readYAML(t, filepath.Join(repoRoot, "compose/k8s/deployment.yaml"), &dep)
+	testenv.ReadYAML(t, filepath.Join(repoRoot, "compose/k8s/deployment.yaml"), &dep)
 	cs := dep.Spec.Template.Spec.Containers
 	if len(cs) == 0 || cs[0].Lifecycle.PreStop.Sleep.Seconds <= 0 {
 		t.Fatal("compose/k8s/deployment.yaml: no preStop sleep on the first container")
@@ -254,22 +142,11 @@ func deployment(t *testing.T) (drain time.Duration, shutdownTimeout string) {
 	var cm struct {
 		Data map[string]string `yaml:"data"`
 	}
-	readYAML(t, filepath.Join(repoRoot, "compose/k8s/configmap.yaml"), &cm)
+	testenv.ReadYAML(t, filepath.Join(repoRoot, "compose/k8s/configmap.yaml"), &cm)
 	if cm.Data["SHUTDOWN_TIMEOUT"] == "" {
 		t.Fatal("compose/k8s/configmap.yaml: no SHUTDOWN_TIMEOUT")
 	}
 	return time.Duration(cs[0].Lifecycle.PreStop.Sleep.Seconds) * time.Second, cm.Data["SHUTDOWN_TIMEOUT"]
-}
-
-func readYAML(t *testing.T, path string, v any) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := yaml.Unmarshal(b, v); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
 }
 
 // upstreamPolicy is the passive health check of the nginx upstream.
@@ -307,63 +184,23 @@ func nginxConfig(t *testing.T, prefix, cert, key string, replicas []*replica, ht
 		fmt.Fprintf(&servers, "    server %s max_fails=%s fail_timeout=%ss;\n", r.addr, m[1], m[2])
 	}
 	conf = conf[:lines[0][0]] + servers.String() + conf[lines[len(lines)-1][1]:]
-	repl := []struct{ old, new string }{
-		{"/etc/ssl/glasshouse/fullchain.pem", cert},
-		{"/etc/ssl/glasshouse/privkey.pem", key},
-		{"/var/log/nginx/", prefix + "/logs/"},
-		{"root /var/www/acme;", "root " + prefix + "/acme;"},
-		{"listen 80;", fmt.Sprintf("listen 127.0.0.1:%d;", httpPort)},
-		{"listen 443 ssl http2;", fmt.Sprintf("listen 127.0.0.1:%d ssl http2;", httpsPort)},
-		{"listen [::]:80;", ""},
-		{"listen [::]:443 ssl http2;", ""},
+	// Two workers, so the upstream's shared zone is what makes them agree.
+	run := nginxtest.Run{Prefix: prefix, Cert: cert, Key: key, HTTPPort: httpPort, HTTPSPort: httpsPort,
+		Workers: 2, WorkerConnections: 512}
+	repl := append(run.Loopback(),
 		// Every request of this check comes from 127.0.0.1: the edge's
 		// per-address limit would measure itself, not the replicas.
-		{"limit_req zone=glasshouse_per_ip burst=200 nodelay;", ""},
-	}
+		nginxtest.Replacement{Old: "limit_req zone=glasshouse_per_ip burst=200 nodelay;"})
 	if breakRetry {
-		repl = append(repl, struct{ old, new string }{"proxy_next_upstream error timeout;", "proxy_next_upstream off;"})
+		repl = append(repl, nginxtest.Replacement{Old: "proxy_next_upstream error timeout;", New: "proxy_next_upstream off;"})
 	}
-	for _, r := range repl {
-		if !strings.Contains(conf, r.old) {
-			t.Fatalf("compose/deploy/nginx/glasshouse.conf no longer contains %q; update the check's mapping", r.old)
-		}
-		conf = strings.ReplaceAll(conf, r.old, r.new)
+	conf, err = nginxtest.Replace("compose/deploy/nginx/glasshouse.conf", conf, repl)
+	if err != nil {
+		t.Fatalf("%v; update the check's mapping", err)
 	}
-	site := filepath.Join(prefix, "glasshouse.conf")
-	if err := os.WriteFile(site, []byte(conf), 0o644); err != nil {
+	mainPath, err := run.Write(conf)
+	if err != nil {
 		t.Fatal(err)
-	}
-	user := ""
-	if os.Geteuid() == 0 {
-		user = "user root root;" // workers must read the test's 0700 temp dirs
-	}
-	// Two workers, so the upstream's shared zone is what makes them agree.
-	main := fmt.Sprintf(`%s
-worker_processes 2;
-daemon off;
-pid %[2]s/nginx.pid;
-error_log %[2]s/logs/error.log warn;
-events { worker_connections 512; }
-http {
-    types { application/json json; text/html html; }
-    default_type application/octet-stream;
-    client_body_temp_path %[2]s/tmp/body;
-    proxy_temp_path %[2]s/tmp/proxy;
-    fastcgi_temp_path %[2]s/tmp/fastcgi;
-    uwsgi_temp_path %[2]s/tmp/uwsgi;
-    scgi_temp_path %[2]s/tmp/scgi;
-    access_log off;
-    include %[3]s;
-}
-`, user, prefix, site)
-	mainPath := filepath.Join(prefix, "nginx.conf")
-	if err := os.WriteFile(mainPath, []byte(main), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range []string{"logs", "tmp", "acme"} {
-		if err := os.MkdirAll(filepath.Join(prefix, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
 	}
 	return mainPath, pol
 }
@@ -388,32 +225,12 @@ func tlsClient(pool *x509.CertPool) *http.Client {
 // second; alert `for` durations are left as committed.
 func prometheusConfig(t *testing.T, dir string, replicas []*replica) string {
 	t.Helper()
-	rulesDir := filepath.Join(dir, "rules")
-	if err := os.MkdirAll(rulesDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	gen, _ := filepath.Glob(filepath.Join(repoRoot, "alerts/generated/*.yaml"))
 	sym, _ := filepath.Glob(filepath.Join(repoRoot, "alerts/symptoms*.yaml"))
 	if len(gen) == 0 || len(sym) == 0 {
 		t.Fatalf("rule files missing: generated %v, symptoms %v", gen, sym)
 	}
-	for _, p := range append(gen, sym...) {
-		var doc map[string]any
-		readYAML(t, p, &doc)
-		groups, _ := doc["groups"].([]any)
-		for _, g := range groups {
-			if gm, ok := g.(map[string]any); ok {
-				gm["interval"] = "1s"
-			}
-		}
-		b, err := yaml.Marshal(doc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(rulesDir, filepath.Base(p)), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	rulesDir := testenv.RulesEverySecond(t, filepath.Join(dir, "rules"), append(gen, sym...))
 	var targets []string
 	for _, r := range replicas {
 		targets = append(targets, strconv.Quote(r.admin))

@@ -22,6 +22,7 @@ import (
 
 	"github.com/glasshouse-dev/glasshouse/app/postgres/pgtest"
 	"github.com/glasshouse-dev/glasshouse/internal/integration"
+	"github.com/glasshouse-dev/glasshouse/internal/testenv"
 )
 
 // The check's bounds: loopback only, a steady load, every wait a hang guard.
@@ -59,15 +60,15 @@ func TestScaleOut(t *testing.T) {
 		t.Logf("SCALEOUT_BREAK=%s: %s; the check must fail", brk, breaks[brk])
 	}
 	nginxBin := binary(t, "nginx", "nginx")
-	promBin := binary(t, "prometheus", "prometheus")
+	binary(t, "prometheus", "prometheus") // before the builds: testenv.StartPrometheus runs it
 	dbURL, redisURL := os.Getenv("TEST_DATABASE_URL"), os.Getenv("TEST_REDIS_URL")
 	if dbURL == "" || redisURL == "" {
 		integration.Skip(t, "TEST_DATABASE_URL and TEST_REDIS_URL must name a PostgreSQL server and a Redis (.ci/run starts both)")
 	}
 
 	dir := t.TempDir()
-	apiBin := goBuild(t, "./app/cmd/glasshouse-api", dir)
-	loadBin := goBuild(t, "./loadtest/cmd/glasshouse-load", dir)
+	apiBin := testenv.BuildBinary(t, repoRoot, "./app/cmd/glasshouse-api", dir)
+	loadBin := testenv.BuildBinary(t, repoRoot, "./loadtest/cmd/glasshouse-load", dir)
 	db := pgtest.NewDatabase(t)
 	prefix := redisPrefix(t, redisURL)
 	drain, shutdownTimeout := deployment(t)
@@ -104,18 +105,11 @@ func TestScaleOut(t *testing.T) {
 	}
 	var replicas []*replica
 	for i := range 3 {
-		r := &replica{i: i, addr: freeAddr(t), admin: freeAddr(t), bin: apiBin, log: filepath.Join(dir, fmt.Sprintf("api-%d.log", i))}
+		r := &replica{i: i, addr: testenv.FreeAddr(t), admin: testenv.FreeAddr(t), bin: apiBin, dir: dir}
 		r.env = append(slicesClone(env), "ADDR="+r.addr, "ADMIN_ADDR="+r.admin, "DATA_DIR="+filepath.Join(dir, fmt.Sprintf("data-%d", i)))
 		replicas = append(replicas, r)
 		r.start(t, plain)
 	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, r := range replicas {
-				t.Logf("--- api-%d log:\n%s", r.i, r.p.tail())
-			}
-		}
-	})
 
 	// nginx with the repository's config in front of them.
 	ngDir := filepath.Join(dir, "nginx")
@@ -123,12 +117,12 @@ func TestScaleOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	cert, key, pool := selfSignedCert(t, ngDir)
-	httpAddr, httpsAddr := freeAddr(t), freeAddr(t)
+	httpAddr, httpsAddr := testenv.FreeAddr(t), testenv.FreeAddr(t)
 	mainConf, policy := nginxConfig(t, ngDir, cert, key, replicas, port(httpAddr), port(httpsAddr), brk == "no-next-upstream")
 	if out, err := execOut(nginxBin, "-t", "-p", ngDir, "-e", ngDir+"/logs/error.log", "-c", mainConf); err != nil {
 		t.Fatalf("nginx -t: %v\n%s", err, out)
 	}
-	ng := startProc(t, "nginx", filepath.Join(ngDir, "logs/stdout.log"), nginxBin, []string{"-p", ngDir, "-e", ngDir + "/logs/error.log", "-c", mainConf}, nil)
+	ng := testenv.Start(t, ngDir, "nginx", nginxBin, []string{"-p", ngDir, "-e", ngDir + "/logs/error.log", "-c", mainConf}, nil)
 	t.Cleanup(func() {
 		if t.Failed() {
 			b, _ := os.ReadFile(filepath.Join(ngDir, "logs/glasshouse.error.log"))
@@ -144,14 +138,7 @@ func TestScaleOut(t *testing.T) {
 	if err := os.MkdirAll(promDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	promAddr := freeAddr(t)
-	promProc := startProc(t, "prometheus", filepath.Join(promDir, "prometheus.log"), promBin, []string{
-		"--config.file=" + prometheusConfig(t, promDir, replicas),
-		"--storage.tsdb.path=" + filepath.Join(promDir, "data"),
-		"--web.listen-address=" + promAddr, "--log.level=warn",
-	}, nil)
-	prom := &promAPI{url: "http://" + promAddr, c: plain}
-	waitOK(t, plain, prom.url+"/-/ready", promProc, 60*time.Second)
+	prom := &promAPI{testenv.StartPrometheus(t, prometheusConfig(t, promDir, replicas))}
 	waitFor(t, "Prometheus to see three replicas up", 30*time.Second, func() bool {
 		v, err := prom.scalar(t.Context(), `count(up{job="glasshouse-api"} == 1)`)
 		return err == nil && v == 3
@@ -170,7 +157,7 @@ func TestScaleOut(t *testing.T) {
 	wg.Go(func() { led.run(ctx) })
 	t.Cleanup(func() { stopLedger(); wg.Wait() })
 	samples := filepath.Join(dir, "samples.json")
-	load := startProc(t, "glasshouse-load", filepath.Join(dir, "load.log"), loadBin, []string{
+	load := testenv.Start(t, dir, "glasshouse-load", loadBin, []string{
 		"-target", base, "-scenario", "soak", "-rate", strconv.Itoa(rate), "-duration", "5m",
 		"-slo", filepath.Join(repoRoot, "alerts/slo.yaml"), "-out", "json=" + samples, "-no-progress",
 	}, []string{"SSL_CERT_FILE=" + cert})
@@ -185,8 +172,8 @@ func TestScaleOut(t *testing.T) {
 	// until it is ready, then the next (a Deployment's rolling update).
 	rep.mark("rolling restart")
 	for _, r := range replicas {
-		r.p.signal(syscall.SIGTERM)
-		if err := r.p.wait(processGuard); err != nil {
+		r.p.Signal(syscall.SIGTERM)
+		if err := r.p.Wait(processGuard); err != nil {
 			t.Errorf("api-%d after SIGTERM: %v (want a clean exit)", r.i, err)
 		}
 		time.Sleep(restartGap)
@@ -199,8 +186,8 @@ func TestScaleOut(t *testing.T) {
 	victim := replicas[1]
 	rep.mark("replica killed")
 	killedAt := time.Now()
-	victim.p.signal(syscall.SIGKILL)
-	_ = victim.p.wait(processGuard)
+	victim.p.Signal(syscall.SIGKILL)
+	_ = victim.p.Wait(processGuard)
 	var firedAt time.Time
 	waitFor(t, "TargetDown to fire", alertGuard, func() bool {
 		v, err := prom.scalar(t.Context(), fmt.Sprintf(`count(ALERTS{alertname="TargetDown",alertstate="firing",instance=%q})`, victim.admin))
@@ -215,8 +202,8 @@ func TestScaleOut(t *testing.T) {
 	time.Sleep(2 * settlePhase)
 	rep.mark("")
 
-	load.signal(syscall.SIGINT)
-	if err := load.wait(processGuard); err != nil {
+	load.Signal(syscall.SIGINT)
+	if err := load.Wait(processGuard); err != nil {
 		t.Logf("glasshouse-load exited with %v (its thresholds are the SLO's, not this check's)", err)
 	}
 	stopLedger()
@@ -236,9 +223,6 @@ func TestScaleOut(t *testing.T) {
 
 	rep.print(t)
 	rep.assert(t, policy)
-	if t.Failed() {
-		t.Logf("--- glasshouse-load log:\n%s", load.tail())
-	}
 }
 
 func slicesClone(s []string) []string { return append([]string(nil), s...) }
@@ -391,8 +375,7 @@ func slicesCloneInt(s []int64) []int64 { return append([]int64(nil), s...) }
 
 // promAPI queries Prometheus's HTTP API.
 type promAPI struct {
-	url string
-	c   *http.Client
+	*testenv.Prometheus
 }
 
 type sample struct {
@@ -403,46 +386,32 @@ type sample struct {
 // query evaluates expr at ts (zero: now) and returns the vector (a scalar
 // becomes one sample without labels).
 func (p *promAPI) query(ctx context.Context, expr string, ts time.Time) ([]sample, error) {
-	q := "query=" + url.QueryEscape(expr)
+	q := url.Values{"query": {expr}}
 	if !ts.IsZero() {
-		q += "&time=" + strconv.FormatFloat(float64(ts.UnixMilli())/1000, 'f', 3, 64)
+		q.Set("time", strconv.FormatFloat(float64(ts.UnixMilli())/1000, 'f', 3, 64))
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.url+"/api/v1/query?"+q, nil)
-	if err != nil {
-		return nil, err
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	var data struct {
+		ResultType string          `json:"resultType"`
+		Result     json.RawMessage `json:"result"`
 	}
-	resp, err := p.c.Do(req)
-	if err != nil {
-		return nil, err
+	if err := p.API(ctx, "/api/v1/query", q, &data); err != nil {
+		return nil, fmt.Errorf("query %s: %w", expr, err)
 	}
-	defer resp.Body.Close()
-	var res struct {
-		Status string `json:"status"`
-		Error  string `json:"error"`
-		Data   struct {
-			ResultType string          `json:"resultType"`
-			Result     json.RawMessage `json:"result"`
-		} `json:"data"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
-		return nil, err
-	}
-	if res.Status != "success" {
-		return nil, fmt.Errorf("query %s: %s", expr, res.Error)
-	}
-	switch res.Data.ResultType {
+	switch data.ResultType {
 	case "vector":
 		var v []sample
-		err := json.Unmarshal(res.Data.Result, &v)
+		err := json.Unmarshal(data.Result, &v)
 		return v, err
 	case "scalar":
 		var v [2]any
-		if err := json.Unmarshal(res.Data.Result, &v); err != nil {
+		if err := json.Unmarshal(data.Result, &v); err != nil {
 			return nil, err
 		}
 		return []sample{{Value: v}}, nil
 	}
-	return nil, fmt.Errorf("query %s: result type %s", expr, res.Data.ResultType)
+	return nil, fmt.Errorf("query %s: result type %s", expr, data.ResultType)
 }
 
 func (p *promAPI) scalar(ctx context.Context, expr string) (float64, error) {

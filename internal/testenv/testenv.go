@@ -1,7 +1,10 @@
 // Package testenv starts the real Prometheus and Alertmanager binaries on
-// loopback for the alerts tests and the gameday, and rewrites
-// alerts/alertmanager.yml for them. Tests that need a binary that is not
-// installed are skipped with a message saying how to install it.
+// loopback for the tests that need them (alerts, the gameday, the live
+// dashboard check, the scale-out check), and rewrites
+// alerts/alertmanager.yml for them. It also starts other child processes
+// with their output in a log, builds the repository's binaries, waits for
+// readiness and queries Prometheus's HTTP API. Tests that need a binary
+// that is not installed are skipped with a message saying how to install it.
 //
 // It is test support: it imports testing and must not be imported by
 // non-test code.
@@ -62,22 +65,31 @@ func FreeAddr(t testing.TB) string {
 
 // Process is a started child process whose output is kept in a log file.
 type Process struct {
-	Name    string
-	cmd     *exec.Cmd
-	logPath string
-	done    chan struct{}
-	mu      sync.Mutex
-	err     error
+	Name     string
+	cmd      *exec.Cmd
+	logPath  string
+	logStart int64 // the log's size when this process started
+	done     chan struct{}
+	mu       sync.Mutex
+	err      error
+	logEnd   int64 // the log's size when it ended; -1 while it runs
 }
 
 // Start runs bin with args and env (added to the current environment),
-// writing its output to a log file in dir. The process is killed when the
-// test ends; its log is printed if the test failed.
+// appending its output to the log file dir/name.log, so a process started
+// again under the same name keeps the earlier runs' output before its own.
+// The process (its whole process group) is killed when the test ends; what
+// it wrote is printed if the test failed.
 func Start(t testing.TB, dir, name, bin string, args, env []string) *Process {
 	t.Helper()
 	logPath := filepath.Join(dir, name+".log")
-	logf, err := os.Create(logPath)
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := logf.Stat()
+	if err != nil {
+		logf.Close()
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, args...)
@@ -88,12 +100,13 @@ func Start(t testing.TB, dir, name, bin string, args, env []string) *Process {
 		logf.Close()
 		t.Fatalf("start %s: %v", name, err)
 	}
-	p := &Process{Name: name, cmd: cmd, logPath: logPath, done: make(chan struct{})}
+	p := &Process{Name: name, cmd: cmd, logPath: logPath, logStart: fi.Size(), logEnd: -1, done: make(chan struct{})}
 	go func() {
 		err := cmd.Wait()
+		end, _ := logf.Seek(0, io.SeekEnd)
 		logf.Close()
 		p.mu.Lock()
-		p.err = err
+		p.err, p.logEnd = err, end
 		p.mu.Unlock()
 		close(p.done)
 	}()
@@ -132,6 +145,26 @@ func (p *Process) Stop(grace time.Duration) {
 	}
 }
 
+// Signal sends sig to the process (not to its process group); it does
+// nothing once the process has ended.
+func (p *Process) Signal(sig os.Signal) {
+	_ = p.cmd.Process.Signal(sig)
+}
+
+// Wait waits for the process to end, at most guard (a hang guard, not a
+// timing assertion), and returns its exit error, or an error saying it is
+// still running.
+func (p *Process) Wait(guard time.Duration) error {
+	select {
+	case <-p.done:
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.err
+	case <-time.After(guard):
+		return fmt.Errorf("%s still running after %s", p.Name, guard)
+	}
+}
+
 // Exited reports whether the process has ended, and its error.
 func (p *Process) Exited() (bool, error) {
 	select {
@@ -144,17 +177,34 @@ func (p *Process) Exited() (bool, error) {
 	}
 }
 
-// Log returns what the process has written so far (the last 8 KiB).
+// Log returns what the process has written so far (the last 8 KiB),
+// without what earlier or later processes wrote to the same log.
 func (p *Process) Log() string {
 	b, _ := os.ReadFile(p.logPath)
+	p.mu.Lock()
+	end := p.logEnd
+	p.mu.Unlock()
+	if end >= p.logStart && end <= int64(len(b)) {
+		b = b[:end]
+	}
+	if int64(len(b)) >= p.logStart {
+		b = b[p.logStart:]
+	}
 	if len(b) > 8<<10 {
 		b = append([]byte("...\n"), b[len(b)-8<<10:]...)
 	}
 	return string(b)
 }
 
-// WaitReady polls url until it answers 200, the process exits, or ctx ends.
+// WaitReady polls url with http.DefaultClient until it answers 200, the
+// process exits, or ctx ends.
 func WaitReady(ctx context.Context, p *Process, url string) error {
+	return WaitReadyClient(ctx, http.DefaultClient, p, url)
+}
+
+// WaitReadyClient is WaitReady with the client c (one that trusts a test
+// certificate, for example).
+func WaitReadyClient(ctx context.Context, c *http.Client, p *Process, url string) error {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -162,7 +212,7 @@ func WaitReady(ctx context.Context, p *Process, url string) error {
 		if err != nil {
 			return err
 		}
-		if resp, err := http.DefaultClient.Do(req); err == nil {
+		if resp, err := c.Do(req); err == nil {
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -320,6 +370,49 @@ func BuildBinary(t testing.TB, moduleRoot, pkg, dir string) string {
 		t.Fatalf("go build %s: %v\n%s", pkg, err, stderr.String())
 	}
 	return out
+}
+
+// ReadYAML decodes the YAML file at path into v, failing the test when the
+// file cannot be read or decoded.
+func ReadYAML(t testing.TB, path string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(b, v); err != nil {
+		t.Fatalf("parse %s: %v", path, err)
+	}
+}
+
+// RulesEverySecond copies the Prometheus rule files at paths into dir
+// (created if needed) with every group evaluated each second, its interval
+// set to 1s, so a test need not wait a group's committed interval. Rule
+// names, expressions and `for` durations are left as they are. It returns
+// dir.
+func RulesEverySecond(t testing.TB, dir string, paths []string) string {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range paths {
+		var doc map[string]any
+		ReadYAML(t, p, &doc)
+		groups, _ := doc["groups"].([]any)
+		for _, g := range groups {
+			if gm, ok := g.(map[string]any); ok {
+				gm["interval"] = "1s"
+			}
+		}
+		b, err := yaml.Marshal(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, filepath.Base(p)), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
 }
 
 // ModuleRoot returns the directory holding go.mod above the working directory.
