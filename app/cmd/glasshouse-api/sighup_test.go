@@ -3,15 +3,12 @@ package main
 import (
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/glasshouse-dev/glasshouse/internal/syncbuf"
 )
 
 // TestSIGHUPReopensLogFile builds the real binary with LOG_FILE set, does
@@ -25,28 +22,11 @@ func TestSIGHUPReopensLogFile(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		t.Skip("no SIGHUP on Windows")
 	}
-	bin := filepath.Join(t.TempDir(), "glasshouse-api")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
 	dir := t.TempDir()
 	logFile := filepath.Join(dir, "api.log")
 	addr := freeAddr(t)
 	base := "http://" + addr
-	out := &syncbuf.Buffer{}
-	cmd := exec.Command(bin, "-env-file=")
-	cmd.Env = append(os.Environ(), "ADDR="+addr, "ADMIN_ADDR="+freeAddr(t), "DATA_DIR="+t.TempDir(), "LOG_FILE="+logFile)
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var exitErr error
-	exited := make(chan struct{})
-	go func() { exitErr = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-	})
+	p := startBinary(t, "", "ADDR="+addr, "ADMIN_ADDR="+freeAddr(t), "DATA_DIR="+t.TempDir(), "LOG_FILE="+logFile)
 	get := func(path string) int {
 		resp, err := http.Get(base + path)
 		if err != nil {
@@ -60,12 +40,12 @@ func TestSIGHUPReopensLogFile(t *testing.T) {
 		t.Helper()
 		for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
 			select {
-			case <-exited:
-				t.Fatalf("process exited while waiting for %s: %v\n%s", what, exitErr, out)
+			case <-p.exited:
+				t.Fatalf("process exited while waiting for %s: %v\n%s", what, p.err, p.out)
 			default:
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s\n%s", what, out)
+				t.Fatalf("timed out waiting for %s\n%s", what, p.out)
 			}
 		}
 	}
@@ -81,7 +61,7 @@ func TestSIGHUPReopensLogFile(t *testing.T) {
 	if err := os.Rename(logFile, rotated); err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	waitFor("the reopen record", func() bool { return fileHas(logFile, "log file reopened") })

@@ -6,16 +6,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/glasshouse-dev/glasshouse/internal/syncbuf"
 )
 
 // TestSIGTERMCompletesInFlightRequest builds the real binary, starts it,
@@ -28,28 +23,12 @@ func TestSIGTERMCompletesInFlightRequest(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		t.Skip("no SIGTERM on Windows")
 	}
-	bin := filepath.Join(t.TempDir(), "glasshouse-api")
 	const linkVersion = "v0.0.0-sigterm-test" // what make build and the Dockerfile do with -X
-	build := exec.Command("go", "build", "-ldflags", "-X main.version="+linkVersion, "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
 	addr, adminAddr := freeAddr(t), freeAddr(t)
 	base := "http://" + addr
-	logs := &syncbuf.Buffer{}
-	cmd := exec.Command(bin, "-env-file=")
-	cmd.Env = append(os.Environ(), "ADDR="+addr, "ADMIN_ADDR="+adminAddr, "DATA_DIR="+t.TempDir(),
+	p := startBinary(t, linkVersion, "ADDR="+addr, "ADMIN_ADDR="+adminAddr, "DATA_DIR="+t.TempDir(),
 		"LOG_FORMAT=json", "SHUTDOWN_TIMEOUT=10s", "RATE_LIMIT_ENABLED=false")
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-	})
+	logs := p.out
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if resp, err := http.Get(base + "/health/ready"); err == nil {
 			resp.Body.Close()
@@ -95,7 +74,7 @@ func TestSIGTERMCompletesInFlightRequest(t *testing.T) {
 	<-wrote
 	waitInFlight(t, "http://"+adminAddr, 1)
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
@@ -114,10 +93,9 @@ func TestSIGTERMCompletesInFlightRequest(t *testing.T) {
 		t.Errorf("in-flight request finished with %d, want 201", got)
 	}
 	select {
-	case err := <-exited:
-		exited <- err
-		if err != nil {
-			t.Errorf("process exited with %v, want 0\n%s", err, logs)
+	case <-p.exited:
+		if p.err != nil {
+			t.Errorf("process exited with %v, want 0\n%s", p.err, logs)
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("process did not exit after SIGTERM")
