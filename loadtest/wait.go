@@ -6,12 +6,15 @@ import "time"
 // newKernelTimer) armed for the same instant so that an idle process wakes
 // on time. Go's timers alone wake an idle process up to a millisecond late:
 // the runtime's netpoller sleeps in whole milliseconds, and at 200 to 1,000
-// it/s that lateness dominated schedule_lag and so http_req_latency. Only
-// one goroutine uses a waiter; close releases the kernel timer.
+// it/s that lateness dominated schedule_lag and so http_req_latency. A
+// precise waiter also holds the runtime's monitor awake (holdMonitor), so
+// that waking on time does not also wake it. Only one goroutine uses a
+// waiter; close releases the kernel timer and the hold.
 type waiter struct {
-	r     *runner
-	timer *time.Timer
-	wake  kernelTimer
+	r       *runner
+	timer   *time.Timer
+	wake    kernelTimer
+	release func()
 }
 
 // kernelTimer makes the Go runtime's poller return at a given runner time.
@@ -23,11 +26,12 @@ type kernelTimer interface {
 func newWaiter(r *runner) *waiter {
 	t := time.NewTimer(time.Hour)
 	t.Stop()
-	var wake kernelTimer = noKernelTimer{}
+	w := &waiter{r: r, timer: t, wake: noKernelTimer{}, release: func() {}}
 	if !r.test.Options.CoarseSchedule {
-		wake = newKernelTimer(r)
+		w.wake = newKernelTimer(r)
+		w.release = holdMonitor()
 	}
-	return &waiter{r: r, timer: t, wake: wake}
+	return w
 }
 
 // until waits until runner time at and reports true, or false as soon as
@@ -52,6 +56,7 @@ func (w *waiter) until(at int64, stop, done <-chan struct{}) bool {
 func (w *waiter) close() {
 	w.timer.Stop()
 	w.wake.close()
+	w.release()
 }
 
 // noKernelTimer is the fallback where the engine has none: the schedule

@@ -34,11 +34,17 @@ func TestWaiterWaitsUntilItsTime(t *testing.T) {
 	t.Run("synctest", func(t *testing.T) { synctest.Test(t, func(t *testing.T) { check(t, true) }) })
 }
 
+// TestCoarseScheduleArmsNoKernelTimer: a coarse schedule neither arms a
+// kernel timer nor holds the runtime's monitor (which adds a P).
 func TestCoarseScheduleArmsNoKernelTimer(t *testing.T) {
+	holds := monitorHolds()
 	r := &runner{t0: time.Now(), test: Test{Options: Options{CoarseSchedule: true}}}
 	w := newWaiter(r)
 	defer w.close()
 	if _, ok := w.wake.(noKernelTimer); !ok {
 		t.Errorf("CoarseSchedule: waiter wakes with %T, want Go's timers alone", w.wake)
+	}
+	if got := monitorHolds(); got != holds {
+		t.Errorf("CoarseSchedule: monitor holds %d -> %d, want none taken", holds, got)
 	}
 }
