@@ -3,7 +3,10 @@
 # and wrk against the same loopback target, with the target pinned to one
 # core and the generator to another, and prints a ratio table: generator CPU
 # per request (from /usr/bin/time), achieved vs scheduled requests, p50/p99,
-# max RSS. Then it prints the engine's schedule precision at 200, 1,000 and
+# max RSS. The floor row (loadtest/bench/floor) is the baseline for CPU per
+# request at a fixed rate: a raw-syscall client that does nothing but wake
+# for each arrival and each response, the least any generator that starts
+# every request on time can spend on this machine. Then it prints the engine's schedule precision at 200, 1,000 and
 # 5,000 it/s (schedule_lag p50/p99, the latency-minus-duration gap, CPU per
 # request), and checks that the engine's memory stays flat over a longer
 # fixed-rate run.
@@ -46,6 +49,7 @@ trap cleanup EXIT
 echo "== building glasshouse-load and the target into $work"
 CGO_ENABLED=0 go build -o "$work/glasshouse-load" ./loadtest/cmd/glasshouse-load
 CGO_ENABLED=0 go build -o "$work/target" ./loadtest/bench/target
+CGO_ENABLED=0 go build -o "$work/floor" ./loadtest/bench/floor
 go build -o "$work/report" ./loadtest/bench/report
 
 taskset -c "$TARGET_CPU" "$work/target" -addr 127.0.0.1:0 >"$work/target.addr" &
@@ -73,9 +77,10 @@ hey -z 2s -c "$CONNS" "$url" >/dev/null
 
 stats='avg,min,med,max,p(90),p(99)'
 for run in $(seq "$REPEATS"); do
-  echo "== run $run/$REPEATS: glasshouse-load at $RATE/s, hey at $RATE/s, wrk and glasshouse-load closed loops, ${DURATION}s each"
+  echo "== run $run/$REPEATS: glasshouse-load, floor and hey at $RATE/s, wrk and glasshouse-load closed loops, ${DURATION}s each"
   gen glasshouse-load "$run" "$work/glasshouse-load" -url "$url" -rate "$RATE" -vus "$CONNS" -max-vus $((CONNS * 10)) \
     -duration "${DURATION}s" -quiet -summary-trend-stats "$stats" -summary-export "$res/glasshouse-load-$run.out"
+  gen floor "$run" "$work/floor" -url "$url" -rate "$RATE" -duration "${DURATION}s" >"$res/floor-$run.out"
   gen hey "$run" hey -z "${DURATION}s" -c "$CONNS" -q $((RATE / CONNS)) -disable-compression "$url" >"$res/hey-$run.out"
   gen wrk "$run" wrk -t1 -c "$CONNS" -d "${DURATION}s" --latency "$url" >"$res/wrk-$run.out"
   gen glasshouse-load-closed "$run" "$work/glasshouse-load" -url "$url" -vus "$CONNS" -duration "${DURATION}s" -quiet \

@@ -4,11 +4,12 @@
 //	<tool>-<run>.out   the tool's output (glasshouse-load: its JSON summary)
 //	<tool>-<run>.time  "user sys maxrss_kb" from /usr/bin/time
 //
-// Tools are glasshouse-load (fixed rate), hey (fixed rate), wrk (closed
-// loop, as fast as it can) and glasshouse-load-closed (closed loop). For
-// each it prints the median (and range) over the repeats of: requests,
-// achieved/scheduled, generator CPU per request and its ratio to wrk's,
-// p50 and p99. With -precision it prints the schedule precision table
+// Tools are glasshouse-load (fixed rate), floor (fixed rate: the least a
+// generator that wakes for every arrival and every response costs here,
+// see ../floor), hey (fixed rate), wrk (closed loop, as fast as it can) and
+// glasshouse-load-closed (closed loop). For each it prints the median (and
+// range) over the repeats of: requests, achieved/scheduled, generator CPU
+// per request and its ratios to floor's and wrk's, p50 and p99. With -precision it prints the schedule precision table
 // instead (see precisionReport).
 package main
 
@@ -46,7 +47,7 @@ func main() {
 	}
 }
 
-var tools = []string{"glasshouse-load", "hey", "wrk", "glasshouse-load-closed"}
+var tools = []string{"glasshouse-load", "floor", "hey", "wrk", "glasshouse-load-closed"}
 
 func report(dir string, rate, dur float64) error {
 	res := map[string][]sample{}
@@ -63,9 +64,15 @@ func report(dir string, rate, dur float64) error {
 	if len(res["wrk"]) == 0 {
 		return errors.New("no wrk results to compare with")
 	}
-	wrkCPU := median(res["wrk"], func(s sample) float64 { return s.cpuUS })
+	cpuOf := func(s sample) float64 { return s.cpuUS }
+	wrkCPU := median(res["wrk"], cpuOf)
+	vsFloor := func([]sample) string { return "-" }
+	if fl := res["floor"]; len(fl) > 0 {
+		floorCPU := median(fl, cpuOf)
+		vsFloor = func(ss []sample) string { return fmt.Sprintf("%.2fx", median(ss, cpuOf)/floorCPU) }
+	}
 	fmt.Printf("\nGenerator comparison on loopback (target on core 0, generator on core 1); median [min..max] of %d runs\n\n", len(res["wrk"]))
-	fmt.Printf("%-24s %-10s %-22s %-20s %-9s %-18s %-18s %s\n", "tool", "requests", "achieved/scheduled", "CPU/request (us)", "vs wrk", "p50 (ms)", "p99 (ms)", "max RSS")
+	fmt.Printf("%-24s %-10s %-22s %-20s %-9s %-9s %-18s %-18s %s\n", "tool", "requests", "achieved/scheduled", "CPU/request (us)", "vs floor", "vs wrk", "p50 (ms)", "p99 (ms)", "max RSS")
 	for _, tool := range tools {
 		ss := res[tool]
 		if len(ss) == 0 {
@@ -75,10 +82,10 @@ func report(dir string, rate, dur float64) error {
 		if ss[0].scheduled > 0 {
 			ach = rng(ss, func(s sample) float64 { return s.reqs / s.scheduled }, "%.4f")
 		}
-		cpu := median(ss, func(s sample) float64 { return s.cpuUS })
-		fmt.Printf("%-24s %-10.0f %-22s %-20s %-9s %-18s %-18s %.0f MB\n", tool,
+		cpu := median(ss, cpuOf)
+		fmt.Printf("%-24s %-10.0f %-22s %-20s %-9s %-9s %-18s %-18s %.0f MB\n", tool,
 			median(ss, func(s sample) float64 { return s.reqs }), ach,
-			rng(ss, func(s sample) float64 { return s.cpuUS }, "%.1f"), fmt.Sprintf("%.2fx", cpu/wrkCPU),
+			rng(ss, cpuOf, "%.1f"), vsFloor(ss), fmt.Sprintf("%.2fx", cpu/wrkCPU),
 			rng(ss, func(s sample) float64 { return s.p50 }, "%.3f"), rng(ss, func(s sample) float64 { return s.p99 }, "%.3f"),
 			median(ss, func(s sample) float64 { return s.rssMB }))
 	}
@@ -147,6 +154,11 @@ func parse(tool, out string, rate, dur float64) (sample, error) {
 		if tool == "glasshouse-load" {
 			s.scheduled = sum.Scenarios["default"].Scheduled
 		}
+	case "floor":
+		s.reqs = first(b, `requests (\d+)`)
+		s.scheduled = first(b, `scheduled (\d+)`)
+		s.p50 = first(b, `duration_p50_ms ([0-9.]+)`)
+		s.p99 = first(b, `duration_p99_ms ([0-9.]+)`)
 	case "hey":
 		s.reqs = sumMatches(b, `\[\d+\]\s+(\d+) responses`)
 		s.p50 = first(b, `50%+ in ([0-9.]+) secs`) * 1000

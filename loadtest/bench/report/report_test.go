@@ -18,6 +18,7 @@ func TestParseRealOutputs(t *testing.T) {
 	}{
 		{"wrk", 333154, 1.05, 171.34, 0},
 		{"hey", 49150, 0.6, 7.9, 50000},
+		{"floor", 50000, 0.054, 0.078, 50000},
 	}
 	for _, tt := range tests {
 		s, err := parse(tt.tool, filepath.Join("testdata", tt.tool+"-1.out"), 5000, 10)
@@ -50,7 +51,7 @@ func TestReportTable(t *testing.T) {
 	b := make([]byte, 8192)
 	n, _ := r.Read(b)
 	out := string(b[:n])
-	for _, want := range []string{"glasshouse-load ", "hey ", "wrk ", "glasshouse-load-closed", "1.00x", "closed loop"} {
+	for _, want := range []string{"glasshouse-load ", "floor ", "hey ", "wrk ", "glasshouse-load-closed", "1.00x", "closed loop"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
