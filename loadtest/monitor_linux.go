@@ -16,9 +16,9 @@ import (
 // polls every 20 us until the process is idle again. An open-loop generator
 // goes idle between every arrival and its response and again until the next
 // arrival, so that is two extra thread wake-ups per request, each costing
-// several microseconds of CPU on a virtual machine (`make bench-loadgen`
-// measured 62 us per request at 5,000 req/s without the hold, 47 us with
-// it). While held, one extra P runs the keeper, a goroutine blocked in a
+// about 15 us of CPU on this project's virtual machine (`make
+// bench-loadgen` measured 62 us per request at 5,000 req/s without the
+// hold, 46-51 us with it). While held, one extra P runs the keeper, a goroutine blocked in a
 // raw ppoll (no runtime system call hook, so its P stays running): never
 // are all Ps idle, and sysmon keeps its normal cadence, which backs off to
 // one wake-up per 10 ms. The call returns on every signal, which is how

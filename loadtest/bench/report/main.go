@@ -9,8 +9,9 @@
 // see ../floor), hey (fixed rate), wrk (closed loop, as fast as it can) and
 // glasshouse-load-closed (closed loop). For each it prints the median (and
 // range) over the repeats of: requests, achieved/scheduled, generator CPU
-// per request and its ratios to floor's and wrk's, p50 and p99. With -precision it prints the schedule precision table
-// instead (see precisionReport).
+// per request and its ratios to floor's and wrk's, p50 and p99. With
+// -precision it prints the schedule precision table instead (see
+// precisionReport).
 package main
 
 import (
