@@ -94,6 +94,14 @@ func BenchmarkMiddleware(b *testing.B) {
 	b.Run("telemetry_unsampled", func(b *testing.B) {
 		runBench(b, newTel(b, Config{Getenv: envMap("OTEL_TRACES_SAMPLER", "always_off")}).Middleware(benchMux()))
 	})
+	// The variants make bench-http compares over HTTP: (b) tracing off,
+	// (c) tracing and access log off.
+	b.Run("telemetry_tracing_off", func(b *testing.B) {
+		runBench(b, newTel(b, Config{Getenv: envMap("OTEL_SDK_DISABLED", "true")}).Middleware(benchMux()))
+	})
+	b.Run("telemetry_tracing_and_access_log_off", func(b *testing.B) {
+		runBench(b, newTel(b, Config{DisableAccessLog: true, Getenv: envMap("OTEL_SDK_DISABLED", "true")}).Middleware(benchMux()))
+	})
 }
 
 // BenchmarkMiddlewareParallel is BenchmarkMiddleware from GOMAXPROCS

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"math/rand/v2"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/embedded"
@@ -31,14 +33,17 @@ type idProvider struct {
 }
 
 func newIDProvider(s sdktrace.Sampler) *idProvider {
-	return &idProvider{tracer: idTracer{sampler: s}}
+	p := &idProvider{}
+	p.tracer = idTracer{sampler: s, provider: p}
+	return p
 }
 
 func (p *idProvider) Tracer(string, ...trace.TracerOption) trace.Tracer { return &p.tracer }
 
 type idTracer struct {
 	embedded.Tracer
-	sampler sdktrace.Sampler
+	sampler  sdktrace.Sampler
+	provider *idProvider
 }
 
 // Start returns ctx with a non-recording span whose context follows the
@@ -48,6 +53,18 @@ func (t *idTracer) Start(ctx context.Context, name string, opts ...trace.SpanSta
 		ctx = context.Background()
 	}
 	cfg := trace.NewSpanStartConfig(opts...)
+	s := new(idSpan)
+	ctx = t.start(ctx, name, &cfg, s)
+	return trace.ContextWithSpan(ctx, s), s
+}
+
+// start decides the span context of a span named name started under ctx
+// with cfg, stores the span in *s and returns the context the span's
+// context must wrap (ctx, or for a new root ctx without its span). It is
+// Start without its two allocations, for Middleware, which keeps the span
+// in the request's one allocation and has the request context answer
+// spanKey with it.
+func (t *idTracer) start(ctx context.Context, name string, cfg *trace.SpanConfig, s *idSpan) context.Context {
 	var parent trace.SpanContext
 	if cfg.NewRoot() {
 		ctx = trace.ContextWithSpanContext(ctx, parent)
@@ -70,14 +87,58 @@ func (t *idTracer) Start(ctx context.Context, name string, opts ...trace.SpanSta
 	if res.Decision == sdktrace.RecordAndSample {
 		flags |= trace.FlagsSampled
 	}
-	sc := trace.NewSpanContext(trace.SpanContextConfig{
-		TraceID:    tid,
-		SpanID:     newSpanID(),
-		TraceFlags: flags,
-		TraceState: res.Tracestate,
-	})
-	ctx = trace.ContextWithSpanContext(ctx, sc)
-	return ctx, trace.SpanFromContext(ctx)
+	*s = idSpan{
+		sc: trace.NewSpanContext(trace.SpanContextConfig{
+			TraceID:    tid,
+			SpanID:     newSpanID(),
+			TraceFlags: flags,
+			TraceState: res.Tracestate,
+		}),
+		provider: t.provider,
+	}
+	return ctx
+}
+
+// idSpan is idTracer's span: a span context, recording nothing. Unlike the
+// API's wrapper for a bare span context, its TracerProvider is the one
+// that made it, as an SDK span's is, so that spans started from it get
+// IDs too.
+type idSpan struct {
+	embedded.Span
+	sc       trace.SpanContext
+	provider *idProvider
+}
+
+func (s *idSpan) SpanContext() trace.SpanContext        { return s.sc }
+func (s *idSpan) TracerProvider() trace.TracerProvider  { return s.provider }
+func (*idSpan) IsRecording() bool                       { return false }
+func (*idSpan) End(...trace.SpanEndOption)              {}
+func (*idSpan) AddEvent(string, ...trace.EventOption)   {}
+func (*idSpan) AddLink(trace.Link)                      {}
+func (*idSpan) RecordError(error, ...trace.EventOption) {}
+func (*idSpan) SetStatus(codes.Code, string)            {}
+func (*idSpan) SetName(string)                          {}
+func (*idSpan) SetAttributes(...attribute.KeyValue)     {}
+
+// spanKey is the context key under which trace.ContextWithSpan stores a
+// span. The API does not export it; it is learnt once by letting
+// trace.SpanFromContext look a span up in a context that records the key
+// it is asked for. It is nil if that ever stops working, and Middleware
+// then starts spans through Tracer.Start like any other tracer.
+var spanKey = func() any {
+	p := keyProbe{Context: context.Background()}
+	trace.SpanFromContext(&p)
+	return p.key
+}()
+
+type keyProbe struct {
+	context.Context
+	key any
+}
+
+func (p *keyProbe) Value(key any) any {
+	p.key = key
+	return nil
 }
 
 // newTraceID and newSpanID draw non-zero IDs from math/rand/v2's

@@ -1,7 +1,12 @@
 package telemetry
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -182,6 +187,89 @@ func BenchmarkServerSpan(b *testing.B) {
 			for b.Loop() {
 				_, span := tr.Start(ctx, "GET /api/v1/items/{id}", serverSpan...)
 				span.End()
+			}
+		})
+	}
+}
+
+// TestMiddlewareSpanInRequestContext: with idProvider, Middleware keeps
+// the server span in the request's own context rather than through
+// Tracer.Start. A handler must still find it there, with the IDs the
+// Traceresponse header and the access log carry, find it under contexts it
+// derives, see a child span it starts take its place, and start children
+// in the same trace from the span's own TracerProvider. With the SDK the
+// same holds through Tracer.Start.
+func TestMiddlewareSpanInRequestContext(t *testing.T) {
+	if spanKey == nil {
+		t.Fatal("spanKey: trace.SpanFromContext no longer looks the span up by a context key; Middleware would fall back to Tracer.Start")
+	}
+	for _, tc := range []struct {
+		name  string
+		extra bool
+	}{{"idProvider", false}, {"SDK", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			cfg := Config{ServiceName: "svc", Getenv: envMap(), LogWriter: &logs, LogFormat: "json"}
+			if tc.extra {
+				cfg.SpanProcessors = []sdktrace.SpanProcessor{tracetest.NewSpanRecorder()}
+			}
+			tel, err := New(t.Context(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
+			var inHandler, derived, child, fromProvider trace.SpanContext
+			mux := http.NewServeMux()
+			mux.HandleFunc("GET /items/{id}", func(w http.ResponseWriter, r *http.Request) {
+				span := trace.SpanFromContext(r.Context())
+				inHandler = span.SpanContext()
+				type key struct{}
+				ctx, cancel := context.WithCancel(context.WithValue(r.Context(), key{}, 1))
+				defer cancel()
+				derived = trace.SpanContextFromContext(ctx)
+				cctx, c := tel.Tracer.Start(ctx, "child")
+				child = trace.SpanContextFromContext(cctx)
+				c.End()
+				_, p := span.TracerProvider().Tracer("t").Start(ctx, "from provider")
+				fromProvider = p.SpanContext()
+				p.End()
+			})
+			srv := httptest.NewServer(tel.Middleware(mux))
+			t.Cleanup(srv.Close)
+			resp, err := srv.Client().Get(srv.URL + "/items/1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if !inHandler.IsValid() || !inHandler.IsSampled() {
+				t.Fatalf("span in the handler's context: %v, want a valid sampled span", inHandler)
+			}
+			want := "00-" + inHandler.TraceID().String() + "-" + inHandler.SpanID().String() + "-01"
+			if got := resp.Header.Get(TraceResponseHeader); got != want {
+				t.Errorf("Traceresponse %q, want the handler's span %q", got, want)
+			}
+			if !derived.Equal(inHandler) {
+				t.Errorf("under a derived context: %v, want %v", derived, inHandler)
+			}
+			if child.TraceID() != inHandler.TraceID() || child.SpanID() == inHandler.SpanID() || !child.SpanID().IsValid() {
+				t.Errorf("child span %v: want a new span in trace %v", child, inHandler.TraceID())
+			}
+			if fromProvider.TraceID() != inHandler.TraceID() || !fromProvider.SpanID().IsValid() {
+				t.Errorf("span from the span's TracerProvider: %v, want a span in trace %v", fromProvider, inHandler.TraceID())
+			}
+			var rec struct{ TraceID, SpanID string }
+			for line := range strings.Lines(logs.String()) {
+				if strings.Contains(line, `"msg":"http request"`) {
+					var m map[string]any
+					if err := json.Unmarshal([]byte(line), &m); err != nil {
+						t.Fatal(err)
+					}
+					rec.TraceID, _ = m["trace_id"].(string)
+					rec.SpanID, _ = m["span_id"].(string)
+				}
+			}
+			if rec.TraceID != inHandler.TraceID().String() || rec.SpanID != inHandler.SpanID().String() {
+				t.Errorf("access log IDs %+v, want the handler's span %v", rec, inHandler)
 			}
 		})
 	}

@@ -85,8 +85,12 @@ func WithProcessTimeHeader(name string) MiddlewareOption {
 	return func(o *middlewareOptions) { o.processTimeHeader = http.CanonicalHeaderKey(name) }
 }
 
-// serverSpan is the start option of every server span, built once.
-var serverSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}
+// serverSpan is the start option of every server span, built once, and
+// serverSpanConfig the configuration it makes.
+var (
+	serverSpan       = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}
+	serverSpanConfig = trace.NewSpanStartConfig(serverSpan...)
+)
 
 // requestState is everything Middleware keeps per request, in one
 // allocation: the request context, the ResponseWriter wrapper and the
@@ -98,16 +102,28 @@ type requestState struct {
 	hdr  [3]string // X-Request-Id, Traceresponse, the process-time header
 }
 
+// tracedRequestState is requestState with the server span, when the
+// tracer is an idTracer.
+type tracedRequestState struct {
+	requestState
+	span idSpan
+}
+
 // requestCtx is the request's context: the span's context plus the
-// requestInfo, without a context.WithValue allocation.
+// requestInfo (and the idTracer's span), without a context.WithValue
+// allocation.
 type requestCtx struct {
 	context.Context
 	info *requestInfo
+	span *idSpan
 }
 
 func (c *requestCtx) Value(key any) any {
 	if key == any(requestInfoKey) {
 		return c.info
+	}
+	if c.span != nil && key == spanKey {
+		return trace.Span(c.span)
 	}
 	return c.Context.Value(key)
 }
@@ -123,7 +139,7 @@ func (t *Telemetry) serve(w http.ResponseWriter, r *http.Request, mux Router, o 
 	mi := methodIndex(r.Method)
 
 	ctx := r.Context()
-	opts := serverSpan
+	opts, cfg := serverSpan, &serverSpanConfig
 	if hasTraceHeaders(r.Header) {
 		incoming := t.propagator.Extract(ctx, propagation.HeaderCarrier(r.Header))
 		if !t.distrust {
@@ -134,12 +150,26 @@ func (t *Telemetry) serve(w http.ResponseWriter, r *http.Request, mux Router, o 
 			// a new trace that links the caller's.
 			opts = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer), trace.WithNewRoot(),
 				trace.WithLinks(trace.Link{SpanContext: sc})}
+			c := trace.NewSpanStartConfig(opts...)
+			cfg = &c
 		}
 	}
-	ctx, span := t.Tracer.Start(ctx, re.spanNames[mi], opts...)
+	var st *requestState
+	var span trace.Span
+	if it, ok := t.Tracer.(*idTracer); ok && spanKey != nil {
+		// The span shares the request's allocation and the request
+		// context answers spanKey with it: no allocation for either.
+		ts := &tracedRequestState{}
+		st = &ts.requestState
+		ctx = it.start(ctx, re.spanNames[mi], cfg, &ts.span)
+		span, st.ctx.span = &ts.span, &ts.span
+	} else {
+		st = &requestState{}
+		ctx, span = t.Tracer.Start(ctx, re.spanNames[mi], opts...)
+	}
 	sc := span.SpanContext()
 
-	st := &requestState{info: requestInfo{route: re.route, id: RequestID(ctx)}}
+	st.info = requestInfo{route: re.route, id: RequestID(ctx)}
 	st.rw.ResponseWriter = w
 	if o.processTimeHeader != "" {
 		st.rw.timeHeader, st.rw.now, st.rw.start, st.rw.timeValue = o.processTimeHeader, t.now, start, st.hdr[2:3:3]
@@ -179,7 +209,7 @@ func (t *Telemetry) serve(w http.ResponseWriter, r *http.Request, mux Router, o 
 	}
 	st.hdr[0] = info.id
 	h[RequestIDHeader] = st.hdr[0:1:1]
-	st.ctx = requestCtx{Context: ctx, info: info}
+	st.ctx.Context, st.ctx.info = ctx, info
 	ctx = &st.ctx
 
 	t.metrics.active.Inc()
