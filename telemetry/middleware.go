@@ -261,7 +261,7 @@ func (t *Telemetry) serve(w http.ResponseWriter, r *http.Request, mux Router, o 
 				route:      re.route,
 				path:       r.URL.Path,
 				status:     code,
-				durationMS: float64(elapsed.Microseconds()) / 1000,
+				durationUS: elapsed.Microseconds(),
 				bytes:      st.rw.bytes,
 				clientIP:   ClientIP(r),
 				userAgent:  firstValue(r.Header, "User-Agent"),
