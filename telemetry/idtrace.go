@@ -53,9 +53,29 @@ func (t *idTracer) Start(ctx context.Context, name string, opts ...trace.SpanSta
 		ctx = context.Background()
 	}
 	cfg := trace.NewSpanStartConfig(opts...)
-	s := new(idSpan)
-	ctx = t.start(ctx, name, &cfg, s)
-	return trace.ContextWithSpan(ctx, s), s
+	if spanKey == nil {
+		s := new(idSpan)
+		ctx = t.start(ctx, name, &cfg, s)
+		return trace.ContextWithSpan(ctx, s), s
+	}
+	// One allocation holds the span and the context that carries it.
+	sc := &spanCtx{}
+	sc.Context = t.start(ctx, name, &cfg, &sc.span)
+	return sc, &sc.span
+}
+
+// spanCtx is a context carrying an idSpan: what trace.ContextWithSpan
+// makes, in the span's own allocation rather than a second one.
+type spanCtx struct {
+	context.Context
+	span idSpan
+}
+
+func (c *spanCtx) Value(key any) any {
+	if key == spanKey {
+		return trace.Span(&c.span)
+	}
+	return c.Context.Value(key)
 }
 
 // start decides the span context of a span named name started under ctx
