@@ -4,21 +4,25 @@
 # variant is started once, seeded with a user and an item, then the variants
 # are measured in interleaved rounds so drift on a shared machine hits them
 # alike. It prints per-variant req/s (median, min-max), p50 and p99 (median),
-# peak RSS under load, the server's CPU time per request, and the ratios by
-# req/s and by CPU per request.
+# peak RSS under load and the server's CPU time per request; then each ratio
+# as the median of the rounds' own ratios (each round's variants ran
+# back to back), with the middle half and the full range of the rounds.
 #
 #   bench/run.sh http     # (a) defaults, (b) tracing off, (c) tracing and access log off,
-#                         # (d) defaults with a 64 KiB log buffer, (e) defaults exporting every
-#                         # span over OTLP/HTTP to a local sink; a/c, b/c, d/c, e/c
+#                         # (g) access log off, (d) defaults with a 64 KiB log buffer,
+#                         # (f) defaults with the log lines going to /dev/null, (e) defaults
+#                         # exporting every span over OTLP/HTTP to a local sink; each over c
 #   bench/run.sh fastapi  # glasshouse defaults vs the FastAPI baseline in bench/fastapi
 #
-# ROUNDS (default 3) and DURATION seconds per run (default 10) tune it.
+# ROUNDS (default 10) and DURATION seconds per run (default 4) tune it: on
+# a shared virtual machine one round's ratio can be 5% off the next, so
+# many short rounds judge a ratio better than a few long ones.
 # This is a benchmark, not a test: nothing here is part of `make test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode="${1:-http}"
-rounds="${ROUNDS:-3}"
-dur="${DURATION:-10}"
+rounds="${ROUNDS:-10}"
+dur="${DURATION:-4}"
 export PATH="/usr/local/go/bin:$PATH"
 
 if ! command -v wrk >/dev/null; then
@@ -56,13 +60,14 @@ seed() {
 }
 
 declare -A base token pidof
-# start_glasshouse NAME ENV...: the real binary with its defaults plus ENV.
+# start_glasshouse NAME ENV...: the real binary with its defaults plus ENV;
+# its log lines go to $work/NAME.log, or to LOG_TO when that is set.
 start_glasshouse() {
   local name="$1"; shift
   local port admin; port=$(freeport); admin=$(freeport)
   mkdir -p "$work/$name"
   env ADDR="127.0.0.1:$port" ADMIN_ADDR="127.0.0.1:$admin" DATA_DIR="$work/$name" RATE_LIMIT_ENABLED=false \
-    LOG_FORMAT=json "$@" taskset -c 0 "$work/glasshouse-api" >"$work/$name.log" 2>&1 &
+    LOG_FORMAT=json "$@" taskset -c 0 "$work/glasshouse-api" >"${LOG_TO:-$work/$name.log}" 2>&1 &
   pids+=($!); pidof[$name]=$!
   base[$name]="http://127.0.0.1:$port"
   waitfor "${base[$name]}/health/ready"
@@ -142,14 +147,17 @@ PY
 
 case "$mode" in
 http)
-  variants=(a c b d e)
+  variants=(a c b g d f e)
   start_otlp_sink
   start_glasshouse a
   start_glasshouse b OTEL_SDK_DISABLED=true
   start_glasshouse c OTEL_SDK_DISABLED=true ACCESS_LOG=false
+  start_glasshouse g ACCESS_LOG=false
   start_glasshouse d LOG_BUFFER=65536
+  LOG_TO=/dev/null start_glasshouse f
   start_glasshouse e OTEL_EXPORTER_OTLP_ENDPOINT="$otlp"
-  label() { case "$1" in a) echo "(a) defaults: sampled tracing + access log";; b) echo "(b) tracing off";; c) echo "(c) tracing and access log off";; d) echo "(d) defaults + LOG_BUFFER=65536";; e) echo "(e) defaults + OTLP export to a local sink";; esac; }
+  label() { case "$1" in a) echo "(a) defaults: sampled tracing + access log";; b) echo "(b) tracing off";; c) echo "(c) tracing and access log off";;
+    g) echo "(g) access log off";; d) echo "(d) defaults + LOG_BUFFER=65536";; f) echo "(f) defaults, log lines to /dev/null";; e) echo "(e) defaults + OTLP export to a local sink";; esac; }
   ;;
 fastapi)
   variants=(glasshouse fastapi)
@@ -188,29 +196,28 @@ for v in "${variants[@]}"; do
   printf '%-44s %22s %10s %10s %12.1f %22s\n' "$(label "$v")" "${med[$v]} (${lo}-${hi})" "$p50" "$p99" "$(echo "$rss" | awk '{print $1/1024}')" "${cpu[$v]} (${clo}-${chi})"
 done
 echo
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a/b}'; }
-per_round() { # A B: the ratio in each round, to show the range
-  paste <(awk -v v="$1" '$1==v {print $2}' "$work/results") <(awk -v v="$2" '$1==v {print $2}' "$work/results") |
-    awk '{printf "%s%.3f", (NR>1?", ":""), $1/$2}'
+# paired A B COLUMN: A over B in each round (req/s, column 2), or B's CPU per
+# request over A's (column 6), one per line, sorted.
+paired() {
+  paste <(awk -v v="$1" '$1==v {print $2, $6}' "$work/results") <(awk -v v="$2" '$1==v {print $2, $6}' "$work/results") |
+    awk -v col="$3" '{print (col == 2) ? $1/$3 : $4/$2}' | sort -n
 }
-per_round_cpu() { # A B: B's CPU per request over A's, in each round
-  paste <(awk -v v="$1" '$1==v {print $6}' "$work/results") <(awk -v v="$2" '$1==v {print $6}' "$work/results") |
-    awk '{printf "%s%.3f", (NR>1?", ":""), $2/$1}'
+# summary A B COLUMN: "median (middle half lo-hi, all min-max)" of the rounds' ratios.
+summary() {
+  paired "$@" | awk '{a[NR]=$1} END {
+    med = (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2
+    lo = a[int((NR-1)/4)+1]; hi = a[NR-int((NR-1)/4)]
+    printf "%.3f (middle half %.3f-%.3f, all %.3f-%.3f)", med, lo, hi, a[1], a[NR] }'
 }
 case "$mode" in
 http)
-  echo "a/c = $(ratio "${med[a]}" "${med[c]}") (per round: $(per_round a c))"
-  echo "b/c = $(ratio "${med[b]}" "${med[c]}") (per round: $(per_round b c))"
-  echo "d/c = $(ratio "${med[d]}" "${med[c]}") (per round: $(per_round d c))"
-  echo "e/c = $(ratio "${med[e]}" "${med[c]}") (per round: $(per_round e c))"
-  echo "by CPU per request (the same ratios for a server bound by its core; steadier on a shared machine):"
-  echo "a/c = $(ratio "${cpu[c]}" "${cpu[a]}") (per round: $(per_round_cpu a c))"
-  echo "b/c = $(ratio "${cpu[c]}" "${cpu[b]}") (per round: $(per_round_cpu b c))"
-  echo "d/c = $(ratio "${cpu[c]}" "${cpu[d]}") (per round: $(per_round_cpu d c))"
-  echo "e/c = $(ratio "${cpu[c]}" "${cpu[e]}") (per round: $(per_round_cpu e c))"
+  echo "Each ratio is the median of the $rounds rounds' own ratios (the variants of a round ran back to back):"
+  for v in a b g d f e; do echo "$v/c = $(summary "$v" c 2)"; done
+  echo "by CPU per request (the same ratios for a server bound by its core):"
+  for v in a b g d f e; do echo "$v/c = $(summary "$v" c 6)"; done
   ;;
 fastapi)
-  echo "glasshouse/FastAPI req/s = $(ratio "${med[glasshouse]}" "${med[fastapi]}") (per round: $(per_round glasshouse fastapi))"
-  echo "glasshouse/FastAPI by CPU per request = $(ratio "${cpu[fastapi]}" "${cpu[glasshouse]}") (per round: $(per_round_cpu glasshouse fastapi))"
+  echo "glasshouse/FastAPI req/s = $(summary glasshouse fastapi 2)"
+  echo "glasshouse/FastAPI by CPU per request = $(summary glasshouse fastapi 6)"
   ;;
 esac
