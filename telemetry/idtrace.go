@@ -122,15 +122,22 @@ func (t *idTracer) start(ctx context.Context, name string, cfg *trace.SpanConfig
 // idSpan is idTracer's span: a span context, recording nothing. Unlike the
 // API's wrapper for a bare span context, its TracerProvider is the one
 // that made it, as an SDK span's is, so that spans started from it get
-// IDs too.
+// IDs too. passTracer's stand-ins are idSpans without a provider.
 type idSpan struct {
 	embedded.Span
 	sc       trace.SpanContext
 	provider *idProvider
 }
 
-func (s *idSpan) SpanContext() trace.SpanContext        { return s.sc }
-func (s *idSpan) TracerProvider() trace.TracerProvider  { return s.provider }
+func (s *idSpan) SpanContext() trace.SpanContext { return s.sc }
+
+func (s *idSpan) TracerProvider() trace.TracerProvider {
+	if s.provider == nil {
+		return passProvider{}
+	}
+	return s.provider
+}
+
 func (*idSpan) IsRecording() bool                       { return false }
 func (*idSpan) End(...trace.SpanEndOption)              {}
 func (*idSpan) AddEvent(string, ...trace.EventOption)   {}

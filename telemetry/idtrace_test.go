@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -270,6 +272,115 @@ func TestMiddlewareSpanInRequestContext(t *testing.T) {
 			}
 			if rec.TraceID != inHandler.TraceID().String() || rec.SpanID != inHandler.SpanID().String() {
 				t.Errorf("access log IDs %+v, want the handler's span %v", rec, inHandler)
+			}
+		})
+	}
+}
+
+// TestClientTracerProvider: clients get the service's provider when spans
+// are recorded, and otherwise stand-ins that keep the caller's span
+// context (for log correlation), record nothing, and never end the
+// caller's span, even one recorded by another provider, whether ended
+// through the returned span or looked up in the context as pgx's tracer
+// does.
+func TestClientTracerProvider(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		env      []string
+		extra    bool
+		recorded bool
+	}{
+		{name: "defaults"},
+		{name: "tracing disabled", env: []string{"OTEL_SDK_DISABLED", "true"}},
+		{name: "endpoint", env: []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1"}, recorded: true},
+		{name: "span processor", extra: true, recorded: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := tracetest.NewSpanRecorder()
+			cfg := Config{ServiceName: "svc", Getenv: envMap(tc.env...)}
+			if tc.extra {
+				cfg.SpanProcessors = []sdktrace.SpanProcessor{rec}
+			}
+			tel, err := New(t.Context(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
+			if got := tel.SpansRecorded(); got != tc.recorded {
+				t.Fatalf("SpansRecorded() = %t, want %t", got, tc.recorded)
+			}
+			cp := tel.ClientTracerProvider()
+			if tc.recorded {
+				if cp != tel.TracerProvider() {
+					t.Errorf("ClientTracerProvider() = %T, want TracerProvider()", cp)
+				}
+				return
+			}
+			// The caller's span: the service's own, and one recorded by
+			// another provider.
+			other := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+			for _, parent := range []struct {
+				name string
+				tr   trace.Tracer
+			}{{"own", tel.Tracer}, {"recorded elsewhere", other.Tracer("t")}} {
+				pctx, pspan := parent.tr.Start(t.Context(), "GET /items/{id}")
+				want := pspan.SpanContext()
+				ctx, span := cp.Tracer("db").Start(pctx, "SELECT items", trace.WithSpanKind(trace.SpanKindClient))
+				if got := trace.SpanContextFromContext(ctx); !got.Equal(want) {
+					t.Errorf("%s parent: span context in the client's context %v, want the caller's %v", parent.name, got, want)
+				}
+				if !span.SpanContext().Equal(want) || span.IsRecording() {
+					t.Errorf("%s parent: client span %v recording=%t, want a non-recording stand-in for %v", parent.name, span.SpanContext(), span.IsRecording(), want)
+				}
+				span.End()
+				trace.SpanFromContext(ctx).End()
+				_, grand := span.TracerProvider().Tracer("x").Start(ctx, "nested")
+				grand.End()
+				if !pspan.IsRecording() && parent.name != "own" {
+					t.Errorf("%s parent: ending the client span ended the caller's", parent.name)
+				}
+				pspan.End()
+			}
+			if n := len(rec.Ended()); n != 1 {
+				t.Errorf("%d spans ended in the other provider, want only its own parent", n)
+			}
+		})
+	}
+}
+
+// BenchmarkClientSpan starts a database client span the way the stores do
+// (kind and three attributes) under a request-like context, through the
+// service's tracer and through ClientTracerProvider's when spans are not
+// recorded.
+func BenchmarkClientSpan(b *testing.B) {
+	tel, err := New(b.Context(), Config{ServiceName: "svc", Getenv: envMap(), LogWriter: io.Discard})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
+	type key int
+	ctx := context.Background()
+	for i := range 6 {
+		ctx = context.WithValue(ctx, key(i), i)
+	}
+	ctx, _ = tel.Tracer.Start(ctx, "GET /api/v1/items/{id}", serverSpan...)
+	opts := []trace.SpanStartOption{
+		trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("db.system.name", "sqlite"),
+			attribute.String("db.operation.name", "SELECT"), attribute.String("db.collection.name", "items")),
+	}
+	for _, tc := range []struct {
+		name string
+		tr   trace.Tracer
+	}{
+		{"ids", tel.Tracer},
+		{"client", tel.ClientTracerProvider().Tracer("db")},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				_, span := tc.tr.Start(ctx, "SELECT items", opts...)
+				span.End()
 			}
 		})
 	}

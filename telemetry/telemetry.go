@@ -27,6 +27,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/embedded"
 )
 
 // Config configures New. The zero value is usable: logs at info level to
@@ -251,6 +252,56 @@ func redactURL(s string) string {
 // one (redisotel.WithTracerProvider, a pgx QueryTracer, an otelhttp client
 // transport). It is never nil.
 func (t *Telemetry) TracerProvider() trace.TracerProvider { return t.tp }
+
+// SpansRecorded reports whether spans are recorded: an OTLP endpoint or
+// Config.SpanProcessors is configured and tracing is not disabled.
+func (t *Telemetry) SpansRecorded() bool {
+	_, sdk := t.tp.(*sdktrace.TracerProvider)
+	return sdk
+}
+
+// ClientTracerProvider is the provider to give clients whose spans carry
+// nothing beyond the process: database and cache clients, one span per
+// query or command. When spans are recorded it is TracerProvider. When they
+// are not, such a span would only cost its IDs, a sampling decision and
+// allocations, for no one to read: about 200 ns and 300 B for a store's
+// span with three attributes, against 55 ns and 112 B for the stand-in
+// (BenchmarkClientSpan). Its spans are then
+// non-recording stand-ins for the caller's span, as the API's no-op
+// tracer makes under a non-recording parent: anything logged inside a
+// client call still carries the request's trace and span IDs, and a
+// client that ends "its" span through the context ends only the stand-in.
+// Clients that propagate context to another service (an HTTP client)
+// should take TracerProvider, whose span IDs reach the callee.
+func (t *Telemetry) ClientTracerProvider() trace.TracerProvider {
+	if t.SpansRecorded() {
+		return t.tp
+	}
+	return passProvider{}
+}
+
+// passProvider's tracer starts no span: Start returns the context with a
+// non-recording span carrying the caller's span context, in one
+// allocation, without reading the options, drawing IDs or asking a
+// sampler.
+type passProvider struct{ embedded.TracerProvider }
+
+func (passProvider) Tracer(string, ...trace.TracerOption) trace.Tracer { return passTracer{} }
+
+type passTracer struct{ embedded.Tracer }
+
+func (passTracer) Start(ctx context.Context, _ string, _ ...trace.SpanStartOption) (context.Context, trace.Span) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	sc := trace.SpanContextFromContext(ctx)
+	if spanKey == nil {
+		ctx = trace.ContextWithSpanContext(ctx, sc)
+		return ctx, trace.SpanFromContext(ctx)
+	}
+	c := &spanCtx{Context: ctx, span: idSpan{sc: sc}}
+	return c, &c.span
+}
 
 // Propagator returns the W3C trace-context and baggage propagator that
 // Middleware uses to read incoming headers; use it for outgoing requests.
