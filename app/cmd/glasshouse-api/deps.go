@@ -185,7 +185,7 @@ func openSQLite(ctx context.Context, cfg config, tel *telemetry.Telemetry) (*sql
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("DATA_DIR: %w", err)
 	}
-	store, err := sqlite.Open(ctx, sqlitePath(cfg), sqlite.WithTracer(tel.Tracer))
+	store, err := sqlite.Open(ctx, sqlitePath(cfg), sqlite.WithTracer(tel.ClientTracerProvider().Tracer("github.com/glasshouse-dev/glasshouse/app/sqlite")))
 	if err != nil {
 		return nil, err
 	}
@@ -224,7 +224,7 @@ func postgresConfig(cfg config) postgres.Config {
 // postgres package's start timeout for a database that is still starting.
 func openPostgres(ctx context.Context, cfg config, tel *telemetry.Telemetry) (*postgres.Store, error) {
 	pc := postgresConfig(cfg)
-	pc.TracerProvider = tel.TracerProvider()
+	pc.TracerProvider = tel.ClientTracerProvider()
 	store, err := postgres.Open(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("DATABASE_URL: %w", err)
@@ -279,7 +279,7 @@ func openRedis(ctx context.Context, cfg config, tel *telemetry.Telemetry) (*redi
 	}
 	rdb := redis.NewClient(o)
 	// Commands' arguments (cached items) stay out of spans.
-	if err := redisotel.InstrumentTracing(rdb, redisotel.WithTracerProvider(tel.TracerProvider()),
+	if err := redisotel.InstrumentTracing(rdb, redisotel.WithTracerProvider(tel.ClientTracerProvider()),
 		redisotel.WithDBStatement(false)); err != nil {
 		rdb.Close()
 		return nil, fmt.Errorf("redis tracing: %w", err)
