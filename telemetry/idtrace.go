@@ -150,8 +150,9 @@ func (*idSpan) SetAttributes(...attribute.KeyValue)     {}
 // spanKey is the context key under which trace.ContextWithSpan stores a
 // span. The API does not export it; it is learnt once by letting
 // trace.SpanFromContext look a span up in a context that records the key
-// it is asked for. It is nil if that ever stops working, and Middleware
-// then starts spans through Tracer.Start like any other tracer.
+// it is asked for. It is nil if that ever stops working; Middleware then
+// starts spans through Tracer.Start like any other tracer, and Start and
+// passTracer put spans in contexts with trace.ContextWithSpan.
 var spanKey = func() any {
 	p := keyProbe{Context: context.Background()}
 	trace.SpanFromContext(&p)

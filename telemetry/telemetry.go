@@ -249,8 +249,8 @@ func redactURL(s string) string {
 }
 
 // TracerProvider returns the provider behind Tracer, for libraries that take
-// one (redisotel.WithTracerProvider, a pgx QueryTracer, an otelhttp client
-// transport). It is never nil.
+// one and pass the trace on (an otelhttp client transport); database and
+// cache clients take ClientTracerProvider. It is never nil.
 func (t *Telemetry) TracerProvider() trace.TracerProvider { return t.tp }
 
 // SpansRecorded reports whether spans are recorded: an OTLP endpoint or
@@ -261,18 +261,18 @@ func (t *Telemetry) SpansRecorded() bool {
 }
 
 // ClientTracerProvider is the provider to give clients whose spans carry
-// nothing beyond the process: database and cache clients, one span per
-// query or command. When spans are recorded it is TracerProvider. When they
-// are not, such a span would only cost its IDs, a sampling decision and
-// allocations, for no one to read: about 200 ns and 300 B for a store's
-// span with three attributes, against 55 ns and 112 B for the stand-in
-// (BenchmarkClientSpan). Its spans are then
-// non-recording stand-ins for the caller's span, as the API's no-op
-// tracer makes under a non-recording parent: anything logged inside a
-// client call still carries the request's trace and span IDs, and a
-// client that ends "its" span through the context ends only the stand-in.
-// Clients that propagate context to another service (an HTTP client)
-// should take TracerProvider, whose span IDs reach the callee.
+// nothing beyond the process: database and cache clients (redisotel, a pgx
+// QueryTracer, a store's span per query). When spans are recorded it is
+// TracerProvider. When they are not, such a span would only cost its IDs,
+// a sampling decision and allocations, for no one to read: about 200 ns
+// and 300 B for a store's span with three attributes, against 55 ns and
+// 112 B for the stand-in (BenchmarkClientSpan). Its spans are then
+// non-recording stand-ins for the caller's span, as the API's no-op tracer
+// makes under a non-recording parent: anything logged inside a client call
+// still carries the request's trace and span IDs, and a client that ends
+// "its" span through the context ends only the stand-in. Clients that
+// propagate context to another service (an HTTP client) should take
+// TracerProvider, whose span IDs reach the callee.
 func (t *Telemetry) ClientTracerProvider() trace.TracerProvider {
 	if t.SpansRecorded() {
 		return t.tp
