@@ -124,40 +124,58 @@ func TestIDProviderRatioFollowsTheTraceID(t *testing.T) {
 	}
 }
 
+// tracingSetup is one way a service configures tracing, and what it gets.
+type tracingSetup struct {
+	name     string
+	env      []string
+	extra    bool // a span processor in Config.SpanProcessors
+	idOnly   bool // the provider is idProvider
+	recorded bool // spans are recorded
+}
+
+var tracingSetups = []tracingSetup{
+	{name: "defaults", idOnly: true},
+	{name: "exporter none", env: []string{"OTEL_TRACES_EXPORTER", "none", "OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1"}, idOnly: true},
+	{name: "tracing disabled", env: []string{"OTEL_SDK_DISABLED", "true"}},
+	{name: "endpoint", env: []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1"}, recorded: true},
+	{name: "span processor", extra: true, recorded: true},
+}
+
+// newTelemetry builds a Telemetry for the setup; rec is its span
+// processor when the setup has one.
+func (ts tracingSetup) newTelemetry(t *testing.T, rec sdktrace.SpanProcessor) *Telemetry {
+	t.Helper()
+	cfg := Config{ServiceName: "svc", Getenv: envMap(ts.env...)}
+	if ts.extra {
+		cfg.SpanProcessors = []sdktrace.SpanProcessor{rec}
+	}
+	tel, err := New(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
+	return tel
+}
+
 // TestDefaultsUseIDProvider pins which provider each configuration gets:
 // idProvider only when no span could be exported or processed.
 func TestDefaultsUseIDProvider(t *testing.T) {
-	for _, tc := range []struct {
-		name   string
-		env    []string
-		extra  bool
-		wantID bool
-	}{
-		{name: "defaults", wantID: true},
-		{name: "exporter none", env: []string{"OTEL_TRACES_EXPORTER", "none", "OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1"}, wantID: true},
-		{name: "endpoint", env: []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1"}},
-		{name: "span processor", extra: true},
-	} {
+	for _, tc := range tracingSetups {
+		if tc.name == "tracing disabled" {
+			continue // no spans at all: TestClientTracerProvider covers it
+		}
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := Config{ServiceName: "svc", Getenv: envMap(tc.env...)}
-			if tc.extra {
-				cfg.SpanProcessors = []sdktrace.SpanProcessor{tracetest.NewSpanRecorder()}
-			}
-			tel, err := New(t.Context(), cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
+			tel := tc.newTelemetry(t, tracetest.NewSpanRecorder())
 			_, isID := tel.TracerProvider().(*idProvider)
-			if isID != tc.wantID {
-				t.Errorf("TracerProvider() is %T; want idProvider: %t", tel.TracerProvider(), tc.wantID)
+			if isID != tc.idOnly {
+				t.Errorf("TracerProvider() is %T; want idProvider: %t", tel.TracerProvider(), tc.idOnly)
 			}
 			_, span := tel.Tracer.Start(t.Context(), "x")
 			if !span.SpanContext().IsSampled() {
 				t.Errorf("default sampler: span %v not sampled", span.SpanContext())
 			}
-			if span.IsRecording() == tc.wantID {
-				t.Errorf("span recording = %t, want %t", span.IsRecording(), !tc.wantID)
+			if span.IsRecording() != tc.recorded {
+				t.Errorf("span recording = %t, want %t", span.IsRecording(), tc.recorded)
 			}
 		})
 	}
@@ -284,28 +302,10 @@ func TestMiddlewareSpanInRequestContext(t *testing.T) {
 // through the returned span or looked up in the context as pgx's tracer
 // does.
 func TestClientTracerProvider(t *testing.T) {
-	for _, tc := range []struct {
-		name     string
-		env      []string
-		extra    bool
-		recorded bool
-	}{
-		{name: "defaults"},
-		{name: "tracing disabled", env: []string{"OTEL_SDK_DISABLED", "true"}},
-		{name: "endpoint", env: []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1"}, recorded: true},
-		{name: "span processor", extra: true, recorded: true},
-	} {
+	for _, tc := range tracingSetups {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := tracetest.NewSpanRecorder()
-			cfg := Config{ServiceName: "svc", Getenv: envMap(tc.env...)}
-			if tc.extra {
-				cfg.SpanProcessors = []sdktrace.SpanProcessor{rec}
-			}
-			tel, err := New(t.Context(), cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
+			tel := tc.newTelemetry(t, rec)
 			if got := tel.SpansRecorded(); got != tc.recorded {
 				t.Fatalf("SpansRecorded() = %t, want %t", got, tc.recorded)
 			}
