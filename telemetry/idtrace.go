@@ -53,15 +53,9 @@ func (t *idTracer) Start(ctx context.Context, name string, opts ...trace.SpanSta
 		ctx = context.Background()
 	}
 	cfg := trace.NewSpanStartConfig(opts...)
-	if spanKey == nil {
-		s := new(idSpan)
-		ctx = t.start(ctx, name, &cfg, s)
-		return trace.ContextWithSpan(ctx, s), s
-	}
-	// One allocation holds the span and the context that carries it.
-	sc := &spanCtx{}
-	sc.Context = t.start(ctx, name, &cfg, &sc.span)
-	return sc, &sc.span
+	c := &spanCtx{}
+	c.Context = t.start(ctx, name, &cfg, &c.span)
+	return c.carrier(), &c.span
 }
 
 // spanCtx is a context carrying an idSpan: what trace.ContextWithSpan
@@ -69,6 +63,15 @@ func (t *idTracer) Start(ctx context.Context, name string, opts ...trace.SpanSta
 type spanCtx struct {
 	context.Context
 	span idSpan
+}
+
+// carrier returns the context to hand out for c's span: c itself, or,
+// when spanKey is unknown, the parent with the span added the API's way.
+func (c *spanCtx) carrier() context.Context {
+	if spanKey == nil {
+		return trace.ContextWithSpan(c.Context, &c.span)
+	}
+	return c
 }
 
 func (c *spanCtx) Value(key any) any {

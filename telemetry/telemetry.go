@@ -294,13 +294,8 @@ func (passTracer) Start(ctx context.Context, _ string, _ ...trace.SpanStartOptio
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	sc := trace.SpanContextFromContext(ctx)
-	if spanKey == nil {
-		ctx = trace.ContextWithSpanContext(ctx, sc)
-		return ctx, trace.SpanFromContext(ctx)
-	}
-	c := &spanCtx{Context: ctx, span: idSpan{sc: sc}}
-	return c, &c.span
+	c := &spanCtx{Context: ctx, span: idSpan{sc: trace.SpanContextFromContext(ctx)}}
+	return c.carrier(), &c.span
 }
 
 // Propagator returns the W3C trace-context and baggage propagator that
