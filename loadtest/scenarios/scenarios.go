@@ -135,7 +135,7 @@ func Build(name string, c Config) (loadtest.Test, error) {
 		// Smoke is the functional gate too: every check must pass.
 		th["checks"] = []loadtest.Threshold{loadtest.T("rate==1")}
 	}
-	api := &api{target: c.Target, runID: c.RunID, users: users, think: think}
+	api := &api{target: c.Target, runID: c.RunID, users: users, think: think, sweep: name == "smoke"}
 	sc.Exec = api.iteration
 	return loadtest.Test{
 		Scenarios:  []loadtest.Scenario{sc},
@@ -221,6 +221,10 @@ type api struct {
 	runID  string
 	users  int
 	think  time.Duration // closed-loop pause after each action: think..2.5*think
+	// sweep makes each VU walk every action in turn (sweepOrder) instead of
+	// drawing from the weighted mix: a smoke run is a functional gate, and a
+	// few dozen weighted draws may miss a route altogether.
+	sweep bool
 }
 
 // user is a pooled account; its token is shared by the VUs that use it.
@@ -243,6 +247,7 @@ type pool struct{ users []*user }
 type vuState struct {
 	items []int64
 	seq   int
+	turn  int // the next position in sweepOrder
 }
 
 const userAgent = "glasshouse-load/1 (k6-compatible)"
@@ -309,22 +314,70 @@ func (a *api) iteration(ctx context.Context, vu *loadtest.VU) error {
 			loadtest.Sleep(ctx, a.think+time.Duration(vu.Rand().Int64N(int64(a.think)*3/2)))
 		}()
 	}
-	roll := vu.Rand().IntN(100)
-	switch {
-	case len(st.items) == 0 || roll < 15:
+	act := a.next(vu, st)
+	if len(st.items) == 0 && (act == actGet || act == actUpdate || act == actDelete) {
+		act = actCreate // the item actions need an item of this VU
+	}
+	switch act {
+	case actCreate:
 		return a.createItem(ctx, vu, u, st)
-	case roll < 53:
+	case actList:
 		return a.listItems(ctx, vu, u)
-	case roll < 55:
+	case actBulk:
 		return a.bulkCreate(ctx, vu, u, st)
-	case roll < 80:
+	case actGet:
 		return a.getItem(ctx, vu, u, st)
-	case roll < 90:
+	case actUpdate:
 		return a.updateItem(ctx, vu, u, st)
-	case roll < 95:
+	case actDelete:
 		return a.deleteItem(ctx, vu, u, st)
 	default:
 		return a.me(ctx, vu, u)
+	}
+}
+
+// action is one kind of user action of an iteration.
+type action int
+
+const (
+	actCreate action = iota
+	actGet
+	actList
+	actUpdate
+	actBulk
+	actMe
+	actDelete
+)
+
+// sweepOrder is the order in which a sweeping VU takes the actions: the
+// first create gives the item actions an item, and an item read comes
+// second, so any VU that runs two iterations has read one.
+var sweepOrder = [...]action{actCreate, actGet, actList, actUpdate, actBulk, actMe, actDelete}
+
+// next picks the VU's next action: in turn when sweeping, otherwise from
+// the mix (38% list, 25% get, 15% create, 2% bulk create, 10% update, 5%
+// delete, 5% me).
+func (a *api) next(vu *loadtest.VU, st *vuState) action {
+	if a.sweep {
+		act := sweepOrder[st.turn%len(sweepOrder)]
+		st.turn++
+		return act
+	}
+	switch roll := vu.Rand().IntN(100); {
+	case roll < 15:
+		return actCreate
+	case roll < 53:
+		return actList
+	case roll < 55:
+		return actBulk
+	case roll < 80:
+		return actGet
+	case roll < 90:
+		return actUpdate
+	case roll < 95:
+		return actDelete
+	default:
+		return actMe
 	}
 }
 
