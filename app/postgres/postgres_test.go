@@ -195,14 +195,20 @@ func TestStore(t *testing.T) {
 // A statement stuck behind a lock ends at the query timeout as
 // ErrUnavailable, instead of holding the request.
 func TestQueryTimeout(t *testing.T) {
-	s := open(t, postgres.Config{QueryTimeout: 300 * time.Millisecond})
+	// The set-up runs on a store with the default timeout, so a slow
+	// moment of a busy machine cannot fail it; only the store under test
+	// has the short one, and only the blocked statement is meant to reach
+	// it. One second still leaves a ping plenty of time.
+	url := pgtest.NewDatabase(t)
+	setup := open(t, postgres.Config{URL: url})
 	ctx := t.Context()
-	u := newUser(t, s, "locker")
+	u := newUser(t, setup, "locker")
 	it := app.Item{OwnerID: u.ID, Name: "x"}
-	if err := s.CreateItem(ctx, &it); err != nil {
+	if err := setup.CreateItem(ctx, &it); err != nil {
 		t.Fatal(err)
 	}
-	tx, err := s.Pool().Begin(ctx)
+	s := open(t, postgres.Config{URL: url, QueryTimeout: time.Second})
+	tx, err := setup.Pool().Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -69,12 +70,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 }
 
 // serve runs both servers until ctx ends or one fails, then shuts both down.
+// Both addresses are bound before anything is served or logged, so a
+// taken port fails at once, and "listening" is true when it is logged.
 func serve(ctx context.Context, tel *telemetry.Telemetry, public, admin *http.Server) error {
+	pl, err := net.Listen("tcp", public.Addr)
+	if err != nil {
+		return err
+	}
+	al, err := net.Listen("tcp", admin.Addr)
+	if err != nil {
+		pl.Close()
+		return err
+	}
 	errc := make(chan error, 2)
-	go func() { errc <- public.ListenAndServe() }()
-	go func() { errc <- admin.ListenAndServe() }()
-	tel.Logger.InfoContext(ctx, "orders listening", "addr", public.Addr, "admin_addr", admin.Addr)
-	var err error
+	go func() { errc <- public.Serve(pl) }()
+	go func() { errc <- admin.Serve(al) }()
+	tel.Logger.InfoContext(ctx, "orders listening", "addr", pl.Addr().String(), "admin_addr", al.Addr().String())
 	select {
 	case <-ctx.Done():
 	case err = <-errc:

@@ -165,13 +165,20 @@ func TestPrometheusEndpointDuringARun(t *testing.T) {
 	ln.Close()
 	done := make(chan error, 1)
 	go func() {
-		done <- run(t.Context(), []string{"glasshouse-load", "-url", srv.URL, "-rate", "100", "-vus", "2", "-duration", "3s",
+		done <- run(t.Context(), []string{"glasshouse-load", "-url", srv.URL, "-rate", "100", "-vus", "2", "-duration", "5s",
 			"-quiet", "-prometheus", "-prometheus-addr", addr, "-tag", "testid=prom"}, env(nil), nil, io.Discard, io.Discard)
 	}()
+	// Scrape until the counter shows up or the run ends, whichever is first.
 	var body string
-	deadline := time.Now().Add(2500 * time.Millisecond)
-	for time.Now().Before(deadline) {
-		time.Sleep(200 * time.Millisecond)
+	var runErr error
+	ended := false
+	for !ended {
+		select {
+		case runErr = <-done:
+			ended = true
+			continue
+		case <-time.After(100 * time.Millisecond):
+		}
 		res, err := http.Get("http://" + addr + "/metrics")
 		if err != nil {
 			continue
@@ -180,11 +187,11 @@ func TestPrometheusEndpointDuringARun(t *testing.T) {
 		res.Body.Close()
 		body = string(b)
 		if strings.Contains(body, `k6_http_reqs_total{`) && strings.Contains(body, `testid="prom"`) {
-			break
+			runErr, ended = <-done, true
 		}
 	}
-	if err := <-done; err != nil {
-		t.Fatalf("run: %v", err)
+	if runErr != nil {
+		t.Fatalf("run: %v", runErr)
 	}
 	if !strings.Contains(body, `k6_http_reqs_total{`) || !strings.Contains(body, `scenario="default"`) || !strings.Contains(body, `testid="prom"`) {
 		t.Errorf("scrape during the run:\n%s", body)
