@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"runtime/debug"
 	"strings"
@@ -56,6 +57,10 @@ type runner struct {
 	bytes         byteTotals
 	seriesMu      sync.Mutex
 	series        map[*TagSet]*httpSeries
+	// dial, when set, replaces the transport's net.Dialer: tests give the
+	// engine an in-memory network, which a testing/synctest bubble can wait
+	// on (it cannot wait on a socket).
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 
 	httpReqs, httpFailed, httpDuration, httpLatency                         *metricState
 	httpBlocked, httpConnecting, httpTLS, httpSending, httpWaiting          *metricState

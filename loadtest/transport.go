@@ -50,8 +50,12 @@ func newTransport(r *runner, maxConns int) *http.Transport {
 	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
 	return &http.Transport{
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			dial := d.DialContext
+			if r.dial != nil {
+				dial = r.dial
+			}
 			start := r.nanos()
-			c, err := d.DialContext(ctx, network, addr)
+			c, err := dial(ctx, network, addr)
 			if err != nil {
 				return nil, err
 			}
