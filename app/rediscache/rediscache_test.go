@@ -56,12 +56,19 @@ type fixture struct {
 	item  app.Item
 }
 
+// newFixture returns a fixture whose cache uses rdb and o. Unless o sets a
+// Timeout, Redis calls get redistest.HangGuard: the tests count hits and
+// misses, and the default (100 ms) can expire on a loaded machine and turn
+// a hit into an error and a cooldown.
 func newFixture(t *testing.T, rdb rediscache.Client, o rediscache.Options) *fixture {
 	t.Helper()
 	f := &fixture{store: openSQLite(t), rec: &counter{}}
 	t.Cleanup(func() { f.store.Close() })
 	if o.Recorder == nil {
 		o.Recorder = f.rec
+	}
+	if o.Timeout == 0 {
+		o.Timeout = redistest.HangGuard
 	}
 	f.cache = rediscache.New(f.store, rdb, o)
 	ctx := t.Context()
@@ -198,7 +205,7 @@ func TestReadThroughAndInvalidation(t *testing.T) {
 func TestInvalidationAcrossInstances(t *testing.T) {
 	prefix := redistest.Prefix(t)
 	f := newFixture(t, redistest.Client(t, ""), rediscache.Options{Prefix: prefix})
-	other := rediscache.New(f.store, redistest.Client(t, ""), rediscache.Options{Prefix: prefix})
+	other := rediscache.New(f.store, redistest.Client(t, ""), rediscache.Options{Prefix: prefix, Timeout: redistest.HangGuard})
 	ctx := t.Context()
 	if _, err := other.Item(ctx, f.user.ID, f.item.ID); err != nil {
 		t.Fatal(err)
@@ -235,7 +242,7 @@ func TestSlowReaderCannotCacheStaleValue(t *testing.T) {
 	prefix := redistest.Prefix(t)
 	base := newFixture(t, rdb, rediscache.Options{Prefix: prefix})
 	g := &gated{Store: base.store, read: make(chan struct{}), release: make(chan struct{})}
-	c := rediscache.New(g, rdb, rediscache.Options{Prefix: prefix})
+	c := rediscache.New(g, rdb, rediscache.Options{Prefix: prefix, Timeout: redistest.HangGuard})
 	ctx := t.Context()
 
 	got := make(chan app.Item)
@@ -268,8 +275,9 @@ func TestRedisDownAndBack(t *testing.T) {
 		mu     sync.Mutex
 		events []error
 	)
+	// The default timeout: cut off, reads must give up on Redis quickly.
 	f := newFixture(t, redistest.Client(t, p.Addr()), rediscache.Options{
-		Prefix: redistest.Prefix(t), Cooldown: 200 * time.Millisecond,
+		Prefix: redistest.Prefix(t), Timeout: rediscache.DefaultTimeout, Cooldown: 200 * time.Millisecond,
 		OnError: func(err error) { mu.Lock(); events = append(events, err); mu.Unlock() },
 	})
 	ctx := t.Context()
@@ -317,16 +325,48 @@ func TestRedisDownAndBack(t *testing.T) {
 	}
 }
 
-// stalledFixture is a fixture whose cache uses a Redis of the test's own,
-// which the test can stall (SIGSTOP) without disturbing the shared one.
-func stalledFixture(t *testing.T, o rediscache.Options) (*fixture, *redistest.Server) {
+// stallable is a Redis server of the test's own, which the test can stall
+// (SIGSTOP) without disturbing the shared one, and the client a cache uses
+// for it. That client is one of two clients of the server: while Redis
+// answers, one whose timeouts are only a hang guard (a call slowed by a
+// loaded machine must not turn a hit the test counts into an error), and
+// while it is stalled, one that gives up after 200 ms, so that the calls
+// made meanwhile fail quickly. Stall and Resume switch between them, from
+// the test's goroutine, between the cache's calls.
+type stallable struct {
+	*redis.Client // the one in use
+	srv           *redistest.Server
+	up, stalled   *redis.Client
+}
+
+func (s *stallable) Stall(t *testing.T) {
 	t.Helper()
-	rs := redistest.StartServer(t)
-	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr, DialTimeout: 200 * time.Millisecond,
-		ReadTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond, PoolTimeout: 200 * time.Millisecond,
-		ContextTimeoutEnabled: true, MaxRetries: -1, DialerRetries: 1})
-	t.Cleanup(func() { rdb.Close() })
-	return newFixture(t, rdb, o), rs
+	s.Client = s.stalled
+	s.srv.Stall(t)
+}
+
+func (s *stallable) Resume(t *testing.T) {
+	t.Helper()
+	s.srv.Resume(t)
+	s.Client = s.up
+}
+
+// stalledFixture is a fixture whose cache uses a stallable Redis. The
+// cache's own timeout is the fixture's hang guard: the clients' timeouts
+// bound its calls.
+func stalledFixture(t *testing.T, o rediscache.Options) (*fixture, *stallable) {
+	t.Helper()
+	srv := redistest.StartServer(t)
+	client := func(timeout time.Duration) *redis.Client {
+		c := redis.NewClient(&redis.Options{Addr: srv.Addr, DialTimeout: timeout,
+			ReadTimeout: timeout, WriteTimeout: timeout, PoolTimeout: timeout,
+			ContextTimeoutEnabled: true, MaxRetries: -1, DialerRetries: 1})
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	s := &stallable{srv: srv, up: client(redistest.HangGuard), stalled: client(200 * time.Millisecond)}
+	s.Client = s.up
+	return newFixture(t, s, o), s
 }
 
 // An update and a delete whose invalidations fail while Redis is stalled
@@ -419,7 +459,7 @@ func TestPendingOverflowBypassesCacheUntilEntriesExpire(t *testing.T) {
 	}
 	// The stale entry expires in Redis (real time); the bypass ends on the
 	// cache's clock.
-	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr})
+	rdb := redis.NewClient(&redis.Options{Addr: rs.srv.Addr})
 	defer rdb.Close()
 	entry := rediscache.DefaultPrefix + "{item:" + strconv.FormatInt(f.item.ID, 10) + "}"
 	for deadline := time.Now().Add(30 * time.Second); rdb.Exists(ctx, entry).Val() != 0; time.Sleep(50 * time.Millisecond) {

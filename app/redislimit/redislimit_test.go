@@ -24,12 +24,21 @@ func TestZeroLimitAllowsNothingWithoutRedis(t *testing.T) {
 	}
 }
 
+// healthy returns Options for tests that assert what Redis decides: the
+// timeout is only a hang guard, since the default (100 ms) can expire on a
+// loaded machine and turn a decision into an error.
+func healthy(prefix string) redislimit.Options {
+	return redislimit.Options{Prefix: prefix, Timeout: redistest.HangGuard}
+}
+
 // The Redis limiter makes the same decisions as ratelimit.Memory for the
 // same sequence of requests and clock.
 func TestSameDecisionsAsMemory(t *testing.T) {
 	rdb := redistest.Client(t, "")
 	clk := newClock()
-	rl := redislimit.New(rdb, redislimit.Options{Prefix: redistest.Prefix(t), Now: clk.now})
+	o := healthy(redistest.Prefix(t))
+	o.Now = clk.now
+	rl := redislimit.New(rdb, o)
 	mem := ratelimit.NewMemory(clk.now)
 	limits := []ratelimit.Limit{
 		login,
@@ -59,8 +68,8 @@ func TestSameDecisionsAsMemory(t *testing.T) {
 // Two API instances (two clients, two Limiters) share one quota.
 func TestQuotaHoldsAcrossInstances(t *testing.T) {
 	prefix := redistest.Prefix(t)
-	a := redislimit.New(redistest.Client(t, ""), redislimit.Options{Prefix: prefix})
-	b := redislimit.New(redistest.Client(t, ""), redislimit.Options{Prefix: prefix})
+	a := redislimit.New(redistest.Client(t, ""), healthy(prefix))
+	b := redislimit.New(redistest.Client(t, ""), healthy(prefix))
 	lim := ratelimit.Limit{Rate: 1, Period: time.Hour, Burst: 50}
 	var (
 		allowed atomic.Int64
@@ -96,7 +105,7 @@ func TestQuotaHoldsAcrossInstances(t *testing.T) {
 }
 
 func TestRealClockBurstThenRefused(t *testing.T) {
-	l := redislimit.New(redistest.Client(t, ""), redislimit.Options{Prefix: redistest.Prefix(t)})
+	l := redislimit.New(redistest.Client(t, ""), healthy(redistest.Prefix(t)))
 	for i := range 5 {
 		if d, err := l.Allow(t.Context(), "u", login); err != nil || !d.Allowed || d.Remaining != 4-i {
 			t.Fatalf("request %d: %+v, %v", i+1, d, err)
@@ -119,10 +128,13 @@ func TestRedisDown(t *testing.T) {
 	}
 	defer p.Close()
 	prefix := redistest.Prefix(t)
-	rl := redislimit.New(redistest.Client(t, p.Addr()), redislimit.Options{Prefix: prefix})
-	if _, err := rl.Allow(t.Context(), "k", login); err != nil {
+	rdb := redistest.Client(t, p.Addr())
+	if _, err := redislimit.New(rdb, healthy(prefix)).Allow(t.Context(), "k", login); err != nil {
 		t.Fatalf("through the proxy: %v", err)
 	}
+	// The limiter under test keeps the default timeout: cut off, its calls
+	// must fail fast.
+	rl := redislimit.New(rdb, redislimit.Options{Prefix: prefix})
 
 	for _, mode := range []tcpproxy.Mode{tcpproxy.Refuse, tcpproxy.Blackhole} {
 		p.Set(mode)
@@ -196,7 +208,7 @@ func TestRedisDown(t *testing.T) {
 func TestLongKeysAreHashed(t *testing.T) {
 	rdb := redistest.Client(t, "")
 	prefix := redistest.Prefix(t)
-	l := redislimit.New(rdb, redislimit.Options{Prefix: prefix})
+	l := redislimit.New(rdb, healthy(prefix))
 	long := "login:" + strings.Repeat("x", 100_000)
 	lim := ratelimit.Limit{Rate: 1, Period: time.Hour, Burst: 2}
 	for i, want := range []bool{true, true, false} {

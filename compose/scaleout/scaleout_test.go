@@ -101,7 +101,12 @@ func TestScaleOut(t *testing.T) {
 		"RATE_LIMIT_LOGIN_IP=off",
 	}
 	if brk != "no-redis" {
-		env = append(env, "REDIS_URL="+redisURL)
+		// Redis stays up throughout, so its calls get a hang guard instead
+		// of the 100 ms default, which a loaded machine can reach: the
+		// replica would then decide its limits alone, or skip Redis, for a
+		// second (an invalidation lost that way leaves the others a stale
+		// entry), and the checks below would fail by chance.
+		env = append(env, "REDIS_URL="+testenv.RedisHangGuardURL(t, redisURL), "REDIS_TIMEOUT="+testenv.RedisHangGuard.String())
 	}
 	var replicas []*replica
 	for i := range 3 {

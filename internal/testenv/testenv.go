@@ -508,3 +508,30 @@ func (p *Prometheus) Query(ctx context.Context, expr string) ([]map[string]strin
 	}
 	return out, nil
 }
+
+// RedisHangGuard is the per-call Redis timeout of tests that need Redis to
+// answer: long enough that a call slowed by a loaded machine (GC, the race
+// detector, parallel test binaries) still succeeds, so only a hang fails
+// it. The cache's and the limiter's production timeout (100 ms) would
+// count such a call as an outage and fall back for a cooldown, changing the
+// outcome a test asserts; tests that cut or stall Redis keep that one.
+const RedisHangGuard = 5 * time.Second
+
+// RedisHangGuardURL returns the Redis URL u with RedisHangGuard as the
+// client's dial, read, write and pool timeouts, except those u sets (the
+// API takes client timeouts from REDIS_URL).
+func RedisHangGuardURL(t testing.TB, u string) string {
+	t.Helper()
+	pu, err := url.Parse(u)
+	if err != nil {
+		t.Fatalf("Redis URL: %v", err)
+	}
+	q := pu.Query()
+	for _, k := range []string{"dial_timeout", "read_timeout", "write_timeout", "pool_timeout"} {
+		if !q.Has(k) {
+			q.Set(k, RedisHangGuard.String())
+		}
+	}
+	pu.RawQuery = q.Encode()
+	return pu.String()
+}

@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"net/url"
 	"testing"
 	"time"
 )
@@ -20,6 +21,23 @@ func TestStartLogPerProcess(t *testing.T) {
 	for i, want := range []string{"first\n", "", "third\n"} {
 		if got := procs[i].Log(); got != want {
 			t.Errorf("process %d: Log() = %q, want %q", i, got, want)
+		}
+	}
+}
+
+func TestRedisHangGuardURL(t *testing.T) {
+	got := RedisHangGuardURL(t, "redis://127.0.0.1:6379/2?read_timeout=1s")
+	u, err := url.Parse(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	if u.Host != "127.0.0.1:6379" || u.Path != "/2" || q.Get("read_timeout") != "1s" {
+		t.Errorf("%s: the address, database or a timeout the URL set was changed", got)
+	}
+	for _, k := range []string{"dial_timeout", "write_timeout", "pool_timeout"} {
+		if q.Get(k) != RedisHangGuard.String() {
+			t.Errorf("%s: %s = %q, want %s", got, k, q.Get(k), RedisHangGuard)
 		}
 	}
 }

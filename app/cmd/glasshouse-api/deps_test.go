@@ -33,6 +33,7 @@ import (
 	"github.com/glasshouse-dev/glasshouse/app/redislimit"
 	"github.com/glasshouse-dev/glasshouse/internal/freeport"
 	"github.com/glasshouse-dev/glasshouse/internal/syncbuf"
+	"github.com/glasshouse-dev/glasshouse/internal/testenv"
 	"github.com/glasshouse-dev/glasshouse/telemetry"
 )
 
@@ -40,6 +41,12 @@ import (
 type depAPI struct {
 	base, admin string
 	logs        *syncbuf.Buffer
+	// retry429, while set, makes do repeat a request answered 429 for up
+	// to 10 s. A test that runs a fail-closed limiter with a short
+	// REDIS_TIMEOUT (to cut Redis later) sets it while Redis is up and no
+	// limit it sets is near: a Redis call slowed past that timeout on a
+	// loaded machine makes the limiter refuse everything for its cooldown.
+	retry429 bool
 }
 
 func depFreeAddr(t *testing.T) string {
@@ -49,6 +56,14 @@ func depFreeAddr(t *testing.T) string {
 
 // startDepAPI runs the API with env on free loopback ports and waits until
 // /health/ready answers 200.
+//
+// With REDIS_URL but no REDIS_TIMEOUT in env, Redis calls get
+// testenv.RedisHangGuard, in REDIS_TIMEOUT and in the client's timeouts (see
+// testenv.RedisHangGuardURL): those tests assert outcomes that need Redis to answer
+// (cache hits, shared quotas), and the defaults (100 ms, and the client's
+// 1 s) can expire on a loaded machine and make the API bypass the cache and
+// fall back from the shared limits for a second. Tests that cut or stall
+// Redis set REDIS_TIMEOUT themselves.
 func startDepAPI(t *testing.T, env map[string]string) *depAPI {
 	t.Helper()
 	e := map[string]string{
@@ -61,6 +76,10 @@ func startDepAPI(t *testing.T, env map[string]string) *depAPI {
 	}
 	for k, v := range env {
 		e[k] = v
+	}
+	if _, ok := env["REDIS_TIMEOUT"]; !ok && e["REDIS_URL"] != "" {
+		e["REDIS_TIMEOUT"] = testenv.RedisHangGuard.String()
+		e["REDIS_URL"] = testenv.RedisHangGuardURL(t, e["REDIS_URL"])
 	}
 	a := &depAPI{base: "http://" + e["ADDR"], admin: "http://" + e["ADMIN_ADDR"], logs: &syncbuf.Buffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -103,9 +122,20 @@ func startDepAPI(t *testing.T, env map[string]string) *depAPI {
 // client bounds every request: a request that would hang fails the test.
 var depClient = &http.Client{Timeout: 15 * time.Second}
 
-// do sends a request and returns the status, headers and body. A transport
-// error (including the 15 s bound) is status 0.
+// do sends a request (again while it is answered 429 and a.retry429 is
+// set) and returns the status, headers and body. A transport error
+// (including the 15 s bound) is status 0.
 func (a *depAPI) do(t *testing.T, method, path, token, body string) (int, http.Header, []byte) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		st, h, b := a.doOnce(t, method, path, token, body)
+		if st != http.StatusTooManyRequests || !a.retry429 || time.Now().After(deadline) {
+			return st, h, b
+		}
+	}
+}
+
+func (a *depAPI) doOnce(t *testing.T, method, path, token, body string) (int, http.Header, []byte) {
 	t.Helper()
 	var rd io.Reader
 	if body != "" {
@@ -465,18 +495,26 @@ func TestRedisOutageThroughTheAPI(t *testing.T) {
 				"RATE_LIMIT_REDIS_FAILURE": string(mode),
 				"RATE_LIMIT_USER":          "100/1s:100",
 				"READY_CACHE_TTL":          "1ms", // /health/detailed must run the checks, not reuse start-up's
+				// The default: cut off, requests must give up on Redis
+				// quickly. Until the cut, it can also expire on a loaded
+				// machine, so that phase retries what the fallback refuses
+				// and polls for the cache hits.
+				"REDIS_TIMEOUT": "100ms",
 			})
+			api.retry429 = true
 			token := api.signup(t, "cacheuser")
 			_, id := api.createItem(t, token, "cached")
 			itemPath := fmt.Sprintf("/api/v1/items/%d", id)
-			for range 3 {
+			within(t, 10*time.Second, "two cache hits before the cut", func() error {
 				if st, _, b := api.get(t, itemPath, token); st != http.StatusOK {
 					t.Fatalf("read: %d %s", st, b)
 				}
-			}
-			if v, _ := api.metric(t, "app_cache_requests_total", map[string]string{"cache": "items", "result": "hit"}); v < 2 {
-				t.Errorf("cache hits = %v after three reads, want >= 2", v)
-			}
+				if v, _ := api.metric(t, "app_cache_requests_total", map[string]string{"cache": "items", "result": "hit"}); v < 2 {
+					return fmt.Errorf("cache hits = %v", v)
+				}
+				return nil
+			})
+			api.retry429 = false
 
 			for _, cut := range []tcpproxy.Mode{tcpproxy.Refuse, tcpproxy.Blackhole} {
 				p.Set(cut)
@@ -545,7 +583,9 @@ func TestRedisOutageThroughTheAPI(t *testing.T) {
 			}
 
 			p.Set(tcpproxy.Forward)
-			took := within(t, 5*time.Second, "Redis back in use", func() error {
+			// A guard well past the one-second cooldowns: a call that
+			// overruns the short timeout now starts another.
+			took := within(t, 10*time.Second, "Redis back in use", func() error {
 				// Traffic brings Redis back into use (after the cache's and
 				// limiter's cooldowns) and reports it; no probe needed.
 				st, h, b := api.get(t, itemPath, token)
@@ -742,8 +782,11 @@ func TestDepsSpansAndPoolMetrics(t *testing.T) {
 	}
 	defer tel.Shutdown(context.WithoutCancel(t.Context()))
 	cfg := config{
-		DatabaseURL: telemetry.Secret(pgURL), RedisURL: telemetry.Secret(redisURL),
-		RedisKeyPrefix: redistest.Prefix(t), CacheTTL: time.Minute, RedisTimeout: time.Second,
+		DatabaseURL: telemetry.Secret(pgURL),
+		// Exact cache counts below: Redis calls get a hang guard, not a
+		// timeout a loaded machine can reach (see startDepAPI).
+		RedisURL:       telemetry.Secret(testenv.RedisHangGuardURL(t, redisURL)),
+		RedisKeyPrefix: redistest.Prefix(t), CacheTTL: time.Minute, RedisTimeout: testenv.RedisHangGuard,
 		RedisFailure: redislimit.FailOpen, DB: dbConfig{MinConns: 1, MaxConns: 4},
 	}
 	d, err := openDeps(t.Context(), cfg, tel, fault.New(fault.Options{}))

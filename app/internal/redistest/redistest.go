@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/glasshouse-dev/glasshouse/internal/integration"
+	"github.com/glasshouse-dev/glasshouse/internal/testenv"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -31,10 +32,16 @@ func URL(t testing.TB) string {
 	return integration.URL(t, EnvVar, "Redis", "redis://127.0.0.1:56379/0")
 }
 
+// HangGuard is the per-call timeout of tests that need Redis to answer:
+// only a hang reaches it (testenv.RedisHangGuard says why).
+const HangGuard = testenv.RedisHangGuard
+
 // Options returns client options for the test server with addr (host:port)
 // replacing its address when addr is not empty (to go through a proxy), set
-// up the way production sets them for degradable use: short timeouts that
-// honour the context, no retries, one dial attempt.
+// up the way production sets them for degradable use: calls honour the
+// context, no retries, one dial attempt. The client's own timeouts are
+// HangGuard, so the timeout of the code under test (its context deadline)
+// is what bounds each call.
 func Options(t testing.TB, addr string) *redis.Options {
 	t.Helper()
 	o, err := redis.ParseURL(URL(t))
@@ -44,10 +51,10 @@ func Options(t testing.TB, addr string) *redis.Options {
 	if addr != "" {
 		o.Addr = addr
 	}
-	o.DialTimeout = 500 * time.Millisecond
-	o.ReadTimeout = 500 * time.Millisecond
-	o.WriteTimeout = 500 * time.Millisecond
-	o.PoolTimeout = 500 * time.Millisecond
+	o.DialTimeout = HangGuard
+	o.ReadTimeout = HangGuard
+	o.WriteTimeout = HangGuard
+	o.PoolTimeout = HangGuard
 	o.ContextTimeoutEnabled = true
 	o.MaxRetries = -1
 	o.DialerRetries = 1
