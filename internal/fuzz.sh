@@ -17,10 +17,10 @@ trap 'rm -f "$out"' EXIT
 
 corpus() { { find "$1/testdata/fuzz/$2" -type f 2>/dev/null || true; } | sort; }
 
-for pkg in $($GO list ./...); do
-  dir=$($GO list -f '{{.Dir}}' "$pkg")
+# One go list for every package's directory, not one per package.
+while read -r pkg dir; do
   for f in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //'); do
-    echo "fuzz $pkg $f"
+    echo "fuzz [${SECONDS}s] $pkg $f"
     for try in 1 2; do
       before=$(corpus "$dir" "$f")
       if $GO test -run '^$' -fuzz "^$f\$" -fuzztime "$FUZZTIME" "$pkg" >"$out" 2>&1; then
@@ -39,4 +39,4 @@ for pkg in $($GO list ./...); do
       echo "fuzz: $pkg $f failed without leaving a failing input (the fuzzing engine, not the code); running it once more" >&2
     done
   done
-done
+done < <($GO list -f '{{.ImportPath}} {{.Dir}}' ./...)
