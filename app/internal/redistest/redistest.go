@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/glasshouse-dev/glasshouse/internal/freeport"
 	"github.com/glasshouse-dev/glasshouse/internal/integration"
 	"github.com/glasshouse-dev/glasshouse/internal/testenv"
 	"github.com/redis/go-redis/v9"
@@ -120,12 +121,7 @@ func StartServer(t testing.TB) *Server {
 	if err != nil {
 		integration.Skip(t, "redis-server not on PATH (apt-get install redis-server, as .ci/run does): %v", err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeport.Addr(t)
 	_, port, _ := net.SplitHostPort(addr)
 	dir := t.TempDir()
 	cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no",

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/glasshouse-dev/glasshouse/alerts"
+	"github.com/glasshouse-dev/glasshouse/internal/freeport"
 	"github.com/glasshouse-dev/glasshouse/loadtest"
 )
 
@@ -157,12 +157,7 @@ func TestSLOFileOverridesTheBuiltInSpec(t *testing.T) {
 func TestPrometheusEndpointDuringARun(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
 	t.Cleanup(srv.Close)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeport.Addr(t)
 	done := make(chan error, 1)
 	go func() {
 		done <- run(t.Context(), []string{"glasshouse-load", "-url", srv.URL, "-rate", "100", "-vus", "2", "-duration", "5s",
