@@ -44,7 +44,7 @@ func Port(t testing.TB) int {
 	t.Helper()
 	mu.Lock()
 	defer mu.Unlock()
-	if hi := ephemeralStart(); hi-lowest >= 1000 {
+	if hi := ephemeralFirst(); hi-lowest >= 1000 {
 		for range 100 {
 			p := lowest + rand.IntN(hi-lowest)
 			if !given[p] && free(p) {
@@ -84,6 +84,9 @@ func free(p int) bool {
 	l.Close()
 	return true
 }
+
+// ephemeralFirst is ephemeralStart, read once per process.
+var ephemeralFirst = sync.OnceValue(ephemeralStart)
 
 // ephemeralStart is the first port of the kernel's ephemeral range: Linux's
 // setting, or 32768 (Linux's default, below the 49152 of other systems)

@@ -17,7 +17,7 @@ func TestPortsAreDistinct(t *testing.T) {
 // its ephemeral range to another process's connection or port-0 listener,
 // so a port from Port stays free until its server binds it.
 func TestPortsAreBelowTheEphemeralRange(t *testing.T) {
-	start := ephemeralStart()
+	start := ephemeralFirst()
 	if start-lowest < 1000 {
 		t.Skipf("the ephemeral range starts at %d: no room below it, Port asks the kernel", start)
 	}
