@@ -358,9 +358,9 @@ func stalledFixture(t *testing.T, o rediscache.Options) (*fixture, *stallable) {
 	t.Helper()
 	srv := redistest.StartServer(t)
 	client := func(timeout time.Duration) *redis.Client {
-		c := redis.NewClient(&redis.Options{Addr: srv.Addr, DialTimeout: timeout,
-			ReadTimeout: timeout, WriteTimeout: timeout, PoolTimeout: timeout,
-			ContextTimeoutEnabled: true, MaxRetries: -1, DialerRetries: 1})
+		o := &redis.Options{Addr: srv.Addr}
+		redistest.Degradable(o, timeout)
+		c := redis.NewClient(o)
 		t.Cleanup(func() { c.Close() })
 		return c
 	}

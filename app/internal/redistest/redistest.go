@@ -52,15 +52,19 @@ func Options(t testing.TB, addr string) *redis.Options {
 	if addr != "" {
 		o.Addr = addr
 	}
-	o.DialTimeout = HangGuard
-	o.ReadTimeout = HangGuard
-	o.WriteTimeout = HangGuard
-	o.PoolTimeout = HangGuard
+	Degradable(o, HangGuard)
+	o.PoolSize = 8
+	return o
+}
+
+// Degradable sets o up the way production sets a client for degradable
+// use: calls honour the context, no retries, one dial attempt, and timeout
+// as the client's dial, read, write and pool timeouts.
+func Degradable(o *redis.Options, timeout time.Duration) {
+	o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.PoolTimeout = timeout, timeout, timeout, timeout
 	o.ContextTimeoutEnabled = true
 	o.MaxRetries = -1
 	o.DialerRetries = 1
-	o.PoolSize = 8
-	return o
 }
 
 // Client returns a client for the test server (or addr, see Options),
